@@ -1,0 +1,51 @@
+# magenta-release — the one task list for people, hooks and CI. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := true
+export DAGSTER_DISABLE_TELEMETRY := true
+PYTEST_ARGS ?=
+
+.PHONY: help setup demo test test-fast lint bench dagster ui template clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml requirements.lock
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+setup: $(STAMP) ## create .venv and install the pinned dependencies
+
+demo: $(STAMP) ## run the whole release loop on the embedded store (./mlruns)
+	$(BIN)/magenta-release demo
+
+test: $(STAMP) ## run the whole test suite (server-mode tests included)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the suite without server-mode tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not server" $(PYTEST_ARGS)
+
+lint: $(STAMP) ## ruff + mypy --strict
+	$(BIN)/ruff format --check magenta_release dagster_assets tests benchmarks
+	$(BIN)/ruff check magenta_release dagster_assets tests benchmarks
+	$(BIN)/mypy
+
+bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md
+	$(BIN)/python -m benchmarks.run
+
+ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns
+	$(BIN)/magenta-release ui
+
+template: $(STAMP) ## rebuild mlruns_template/mlflow.db after an MLflow upgrade
+	$(BIN)/python -c 'from pathlib import Path; from magenta_release.store import build_template_db, template_db; build_template_db(template_db())'
+
+clean: ## remove the local store and caches (not .venv)
+	rm -rf mlruns .pytest_cache .mypy_cache .ruff_cache

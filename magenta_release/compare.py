@@ -1,0 +1,139 @@
+"""`runs` and `compare`: side-by-side training results, fast with many runs."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from magenta_release.errors import BadInput
+from magenta_release.evaluate import LOWER_IS_BETTER, PRIMARY_METRICS
+from magenta_release.store import RunInfo, Store
+
+MAX_RUNS = 1000
+
+
+@dataclass(frozen=True)
+class Comparison:
+    runs: list[RunInfo]
+    metric: str
+    champion: dict[str, Any] | None  # {"version": int, "run_id": str, "metrics": {...}}
+    differing_params: list[str]
+    best: dict[str, str]  # metric -> run_id of the best run
+
+    @property
+    def comparable(self) -> bool:
+        """True when every run was evaluated on the same data set."""
+        return len({r.dataset_sha256 for r in self.runs}) <= 1
+
+    def delta(self, run: RunInfo, metric: str) -> float | None:
+        if not self.champion or metric not in run.metrics:
+            return None
+        base = self.champion["metrics"].get(metric)
+        return None if base is None else run.metrics[metric] - base
+
+    def to_json(self) -> dict[str, Any]:
+        datasets = {r.dataset_sha256 for r in self.runs}
+        return {
+            "metric": self.metric,
+            "runs": [{
+                "run_id": r.run_id,
+                "run_name": r.name,
+                "status": r.status,
+                "metrics": r.metrics,
+                "params": r.params,
+                "dataset_digest": r.dataset_sha256,
+                "delta_vs_champion": {m: self.delta(r, m) for m in PRIMARY_METRICS
+                                      if self.delta(r, m) is not None},
+            } for r in self.runs],
+            "champion": self.champion,
+            "differing_params": self.differing_params,
+            "best": self.best,
+            "comparable": len(datasets) <= 1,
+        }
+
+
+def runs(store: Store, last: int = 10) -> list[RunInfo]:
+    """The most recent runs, newest first."""
+    if not 1 <= last <= MAX_RUNS:
+        raise BadInput(f"--last {last} is out of range; use 1 to {MAX_RUNS}")
+    return store.search_runs(max_results=last)
+
+
+def compare(store: Store, run_ids: list[str] | None = None, *, last: int | None = None,
+            top: int | None = None, metric: str | None = None) -> Comparison:
+    """Compare named runs, the `last` most recent, or the `top` best by `metric`."""
+    metric = metric or store.policy.gates.primary_metric
+    if not metric.replace("_", "").isalnum():
+        raise BadInput(f"--metric {metric!r} is not a metric name; e.g. --metric roc_auc")
+    for name, value in (("--last", last), ("--top", top)):
+        if value is not None and not 1 <= value <= MAX_RUNS:
+            raise BadInput(f"{name} {value} is out of range; use 1 to {MAX_RUNS}")
+    lower = metric in LOWER_IS_BETTER
+    if run_ids:
+        if last or top:
+            raise BadInput("give run ids or --last/--top, not both")
+        selected = [store.get_run(r) for r in dict.fromkeys(run_ids)]
+    elif top:
+        selected = store.top_runs(metric, top, lower)
+    else:
+        selected = store.search_runs("attributes.status = 'FINISHED'", max_results=last or 5)
+    if not selected:
+        raise BadInput("no finished runs to compare; train one with `magenta-release train`")
+    if run_ids and not any(metric in r.metrics for r in selected):
+        raise BadInput(f"no selected run has metric {metric!r}; "
+                       f"known metrics: {', '.join(sorted(selected[0].metrics))}")
+
+    keys = sorted({k for r in selected for k in r.params})
+    differing = [k for k in keys if len({r.params.get(k) for r in selected}) > 1]
+    best: dict[str, str] = {}
+    for m in PRIMARY_METRICS:
+        scored = [r for r in selected if m in r.metrics]
+        if scored:
+            pick = min if m in LOWER_IS_BETTER else max
+            best[m] = pick(scored, key=lambda r, m=m: r.metrics[m]).run_id
+    return Comparison(selected, metric, _champion(store), differing, best)
+
+
+def _champion(store: Store) -> dict[str, Any] | None:
+    champ = store.alias("champion")
+    if champ is None:
+        return None
+    run = store.get_run(champ.run_id)
+    return {"version": champ.version, "run_id": champ.run_id, "metrics": run.metrics,
+            "dataset_digest": run.dataset_sha256}
+
+
+def write_plot(store: Store, comparison: Comparison, path: Path) -> Path:
+    """One PNG with the runs' ROC and PR curves overlaid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if path.suffix.lower() != ".png":
+        raise BadInput(f"--plot {path} must end in .png")
+    if not path.parent.exists():
+        raise BadInput(f"--plot {path}: folder {path.parent} does not exist")
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.5))
+    with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
+        for run in comparison.runs:
+            try:
+                local = store.download(run.run_id, "evaluation/curves.json", Path(tmp) / run.run_id)
+            except BadInput:
+                continue  # a run without curves (e.g. failed) is left out of the plot
+            curves = json.loads(local.read_text())
+            label = f"{run.name or run.run_id[:8]} ({run.metrics.get('roc_auc', float('nan')):.3f})"
+            roc.plot(curves["roc"]["fpr"], curves["roc"]["tpr"], label=label)
+            pr.plot(curves["pr"]["recall"], curves["pr"]["precision"], label=label)
+    roc.plot([0, 1], [0, 1], linestyle="--", color="grey")
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
+    pr.set(xlabel="recall", ylabel="precision", title="Precision-recall")
+    roc.legend(fontsize=7)
+    pr.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

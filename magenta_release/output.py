@@ -1,0 +1,87 @@
+"""Rendering for people: rich tables on stdout, progress on stderr. JSON rendering is in cli."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from magenta_release.compare import Comparison
+    from magenta_release.store import RunInfo
+
+
+def console(stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                   soft_wrap=False, width=None if os.isatty(1) else 160)
+
+
+@contextmanager
+def progress(enabled: bool = True) -> Iterator[Any]:
+    """A spinner on stderr; yields a callback that updates its message."""
+    err = console(stderr=True)
+    if not enabled or not err.is_terminal:
+        yield lambda msg: err.print(f"[dim]… {msg}[/dim]") if enabled else None
+        return
+    with err.status("starting") as status:
+        yield lambda msg: status.update(msg)
+
+
+def fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}f}"
+
+
+def runs_table(runs: list[RunInfo]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Training runs (newest first)")
+    for col in ("run id", "name", "status", "roc_auc", "pr_auc", "lift@10", "dataset"):
+        table.add_column(col)
+    for r in runs:
+        table.add_row(r.run_id, r.name, r.status, fmt(r.metrics.get("roc_auc")),
+                      fmt(r.metrics.get("pr_auc")), fmt(r.metrics.get("lift_at_10"), 2),
+                      r.dataset_sha256[:12])
+    console().print(table)
+
+
+def comparison_table(c: Comparison) -> None:
+    from rich.table import Table
+
+    from magenta_release.evaluate import PRIMARY_METRICS
+
+    out = console()
+    table = Table(title=f"Comparison of {len(c.runs)} runs (best in bold"
+                  + (f"; Δ vs champion v{c.champion['version']})" if c.champion else ")"))
+    table.add_column("", style="bold")
+    for r in c.runs:
+        table.add_column(r.name or r.run_id[:8], justify="right")
+    if c.champion:
+        table.add_column(f"champion v{c.champion['version']}", justify="right", style="cyan")
+    table.add_row("run id", *[r.run_id[:12] for r in c.runs],
+                  *([c.champion["run_id"][:12]] if c.champion else []))
+    for m in PRIMARY_METRICS:
+        cells = []
+        for r in c.runs:
+            text = fmt(r.metrics.get(m))
+            delta = c.delta(r, m)
+            if delta is not None:
+                text += f" ({delta:+.4f})"
+            cells.append(f"[bold green]{text}[/]" if c.best.get(m) == r.run_id else text)
+        table.add_row(m, *cells, *([fmt(c.champion["metrics"].get(m))] if c.champion else []))
+    for p in c.differing_params:
+        table.add_row(f"param {p}", *[r.params.get(p, "—") for r in c.runs],
+                      *([""] if c.champion else []))
+    table.add_row("dataset", *[r.dataset_sha256[:12] for r in c.runs],
+                  *([str(c.champion["dataset_digest"])[:12]] if c.champion else []))
+    out.print(table)
+    if not c.comparable:
+        out.print("[yellow]warning:[/] these runs were trained on different data sets; their "
+                  "metrics are not directly comparable (the release gates re-score the champion "
+                  "on the challenger's rows).")
+    if not c.differing_params:
+        out.print("[dim]all parameters are equal across these runs[/dim]")

@@ -1,0 +1,76 @@
+"""Settings: one frozen object read from `MAGENTA_RELEASE_*` variables; CLI flags override it."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Both MLflow and Dagster phone home by default; nothing may leave Europe.
+# MLflow only honours the string "true" for DO_NOT_TRACK (RESEARCH.md).
+TELEMETRY_OFF = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "DAGSTER_DISABLE_TELEMETRY": "true",
+}
+
+
+def disable_telemetry() -> None:
+    """Switch off MLflow and Dagster telemetry for this process and its children."""
+    os.environ.update(TELEMETRY_OFF)
+
+
+class Settings(BaseSettings):
+    """Where the store is, which policy applies and who is acting."""
+
+    model_config = SettingsConfigDict(env_prefix="MAGENTA_RELEASE_", frozen=True, extra="ignore")
+
+    home: Path = Field(default=Path("mlruns"), description="Embedded store folder.")
+    tracking_uri: str | None = Field(
+        default=None, description="MLflow tracking URI; else MLFLOW_TRACKING_URI; else `home`."
+    )
+    policy: Path | None = Field(default=None, description="Release policy TOML.")
+    user: str | None = Field(default=None, description="Who is acting (--by overrides).")
+
+    def resolved_tracking_uri(self) -> str:
+        """The tracking URI in force: explicit, else MLFLOW_TRACKING_URI, else the local store."""
+        uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return uri
+        return f"sqlite:///{self.db_path}"
+
+    @property
+    def is_local(self) -> bool:
+        """True when the store is the embedded SQLite store under `home`."""
+        return not (self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"))
+
+    @property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.home_dir / "mlflow.db"
+
+    @property
+    def artifact_root(self) -> Path:
+        return self.home_dir / "artifacts"
+
+    def policy_path(self) -> Path:
+        """The policy file in force: MAGENTA_RELEASE_POLICY, else the store's copy."""
+        if self.policy is not None:
+            return self.policy.expanduser()
+        return self.home_dir / "release-policy.toml"
+
+    def actor(self, by: str | None = None) -> str:
+        """Identity: --by, else MAGENTA_RELEASE_USER, else the OS login."""
+        return by or self.user or getpass.getuser()
+
+    def with_overrides(self, **changes: object) -> Settings:
+        """A copy with the non-None values in `changes` applied (CLI flags)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in changes.items() if v is not None})
+        return Settings(**data)
