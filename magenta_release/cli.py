@@ -31,11 +31,19 @@ app.add_typer(audit_app, name="audit")
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
-UriOpt = Annotated[str | None, typer.Option(
-    "--tracking-uri", help="MLflow tracking URI (else MLFLOW_TRACKING_URI, else the local store "
-    "under MAGENTA_RELEASE_HOME, default ./mlruns).", show_default=False)]
-ByOpt = Annotated[str | None, typer.Option(
-    "--by", help="Who is acting (else MAGENTA_RELEASE_USER, else the OS login).")]
+UriOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        help="MLflow tracking URI (else MLFLOW_TRACKING_URI, else the local store "
+        "under MAGENTA_RELEASE_HOME, default ./mlruns).",
+        show_default=False,
+    ),
+]
+ByOpt = Annotated[
+    str | None,
+    typer.Option("--by", help="Who is acting (else MAGENTA_RELEASE_USER, else the OS login)."),
+]
 
 
 def _settings(tracking_uri: str | None) -> Settings:
@@ -83,17 +91,24 @@ def init(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
     from magenta_release.init import init as do_init
 
     result = _run(as_json, lambda: do_init(_settings(tracking_uri)))
-    _emit(as_json, result.to_json(), lambda: typer.echo(
-        f"{'created' if result.created else 'store ready'}: {result.tracking_uri}\n"
-        f"artifacts: {result.artifact_location}\npolicy:    {result.policy_path}"))
+    _emit(
+        as_json,
+        result.to_json(),
+        lambda: typer.echo(
+            f"{'created' if result.created else 'store ready'}: {result.tracking_uri}\n"
+            f"artifacts: {result.artifact_location}\npolicy:    {result.policy_path}"
+        ),
+    )
 
 
 @app.command()
 def train(
     rows: Annotated[int, typer.Option(help="Accounts to generate.")] = 100_000,
     seed: Annotated[int, typer.Option(help="Seed for data, split and model.")] = 42,
-    param: Annotated[list[str] | None, typer.Option(
-        "--param", help="XGBoost parameter KEY=VALUE (repeatable), e.g. max_depth=6.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", help="XGBoost parameter KEY=VALUE (repeatable), e.g. max_depth=6."),
+    ] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the MLflow run.")] = None,
     by: ByOpt = None,
     tracking_uri: UriOpt = None,
@@ -107,17 +122,26 @@ def train(
 
         store = _open(tracking_uri)
         with progress() as say:
-            return do_train(store, rows=rows, seed=seed, params=param or [], run_name=run_name,
-                            by=by, progress=say)
+            return do_train(
+                store,
+                rows=rows,
+                seed=seed,
+                params=param or [],
+                run_name=run_name,
+                by=by,
+                progress=say,
+            )
 
     result = _run(as_json, action)
 
     def human() -> None:
         m = result.metrics
-        typer.echo(f"run {result.run_id} ({result.run_name})\n"
-                   f"roc_auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  "
-                   f"lift@10 {m['lift_at_10']:.2f}  brier {m['brier']:.4f}\n"
-                   f"dataset {result.dataset_digest[:16]}  ({result.dataset_uri})")
+        typer.echo(
+            f"run {result.run_id} ({result.run_name})\n"
+            f"roc_auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  "
+            f"lift@10 {m['lift_at_10']:.2f}  brier {m['brier']:.4f}\n"
+            f"dataset {result.dataset_digest[:16]}  ({result.dataset_uri})"
+        )
 
     _emit(as_json, result.to_json(), human)
 
@@ -133,21 +157,38 @@ def runs(
     from magenta_release.output import runs_table
 
     found = _run(as_json, lambda: do_runs(_open(tracking_uri), last))
-    _emit(as_json, {"runs": [{"run_id": r.run_id, "run_name": r.name, "status": r.status,
-                              "metrics": r.metrics, "dataset_digest": r.dataset_sha256}
-                             for r in found]}, lambda: runs_table(found))
+    _emit(
+        as_json,
+        {
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "run_name": r.name,
+                    "status": r.status,
+                    "metrics": r.metrics,
+                    "dataset_digest": r.dataset_sha256,
+                }
+                for r in found
+            ]
+        },
+        lambda: runs_table(found),
+    )
 
 
 @app.command()
 def compare(
-    run_ids: Annotated[list[str] | None, typer.Argument(
-        help="Runs to compare (default: the 5 most recent).", show_default=False)] = None,
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Runs to compare (default: the 5 most recent).", show_default=False),
+    ] = None,
     last: Annotated[int | None, typer.Option(help="The N most recent finished runs.")] = None,
     top: Annotated[int | None, typer.Option(help="The N best runs by --metric.")] = None,
-    metric: Annotated[str | None, typer.Option(
-        help="Metric to rank by (default: the policy's primary metric).")] = None,
-    plot: Annotated[Path | None, typer.Option(
-        help="Write a PNG overlaying the runs' ROC and PR curves.")] = None,
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to rank by (default: the policy's primary metric).")
+    ] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG overlaying the runs' ROC and PR curves.")
+    ] = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -171,6 +212,251 @@ def compare(
     _emit(as_json, doc, lambda: comparison_table(result))
 
 
+VersionArg = Annotated[str, typer.Argument(help="Model version number.", show_default=False)]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the audit log).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")]
+
+
+def _confirm(yes: bool, as_json: bool, render: Callable[[dict[str, Any]], None]) -> Any:
+    """A confirmation callback for approve/rollback: shows the comparison, then asks."""
+    if yes:
+        return None
+
+    def ask(summary: dict[str, Any]) -> bool:
+        if not as_json:
+            render(summary)
+        try:
+            return typer.confirm("Proceed?", default=False, err=True)
+        except typer.Abort:
+            return False
+
+    return ask
+
+
+def _show_summary(summary: dict[str, Any]) -> None:
+    from magenta_release.output import console, gates_table
+
+    out = console(stderr=True)
+    out.print(
+        f"version {summary['version']} (run {summary['run_id']}), proposed by "
+        f"{summary['proposed_by']}; champion now: {summary['champion'] or 'none'}"
+    )
+    if summary.get("note"):
+        out.print(f"note: {summary['note']}")
+    rescored = summary.get("rescored")
+    if rescored:
+        for m in ("roc_auc", "pr_auc", "lift_at_10", "brier"):
+            a, b = rescored["challenger"][m], rescored["champion"][m]
+            out.print(f"  {m:<11} challenger {a:.4f}  champion {b:.4f}  Δ {a - b:+.4f}")
+    if summary.get("gates"):
+        gates_table("Gates at proposal", summary["gates"])
+
+
+def _transition_doc(t: Any) -> dict[str, Any]:
+    return t.to_json()  # type: ignore[no-any-return]
+
+
+def _say_transition(t: Any) -> None:
+    typer.echo(
+        f"{t.action}: version {t.version} is {t.status}; champion "
+        f"{t.champion if t.champion is not None else 'none'}, previous "
+        f"{t.previous if t.previous is not None else 'none'} (audit event {t.event.seq})"
+    )
+
+
+@app.command()
+def propose(
+    run_id: Annotated[str, typer.Argument(help="The training run to release.", show_default=False)],
+    by: ByOpt = None,
+    note: Annotated[str, typer.Option(help="Why this candidate (shown to the approver).")] = "",
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a run's model and run the release gates: pass -> pending_approval and
+    @challenger; fail -> gates_failed (exit 1). Proposing a run twice returns its version."""
+    from magenta_release.output import gates_table, progress
+    from magenta_release.release import FAILED
+    from magenta_release.release import propose as do_propose
+
+    def action() -> Any:
+        store = _open(tracking_uri)
+        with progress() as say:
+            say("evaluating the release gates")
+            return do_propose(store, run_id, by=by, note=note)
+
+    result = _run(as_json, action)
+
+    def human() -> None:
+        gates_table(
+            f"Release gates for version {result.version}", [g.to_json() for g in result.gates]
+        )
+        typer.echo(
+            f"version {result.version} is {result.status}"
+            + (" (proposed before)" if result.existing else "")
+            + (
+                ""
+                if result.status == FAILED
+                else f"; approve with: magenta-release approve {result.version} --reason ..."
+            )
+        )
+
+    _emit(as_json, result.to_json(), human)
+    if result.status == FAILED:
+        raise typer.Exit(1)
+
+
+@app.command()
+def approve(
+    version: VersionArg,
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    yes: YesOpt = False,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Make a pending_approval version the champion. The approver must be in the policy's
+    approvers and not its proposer; artifacts must still match their SHA-256."""
+    from magenta_release.release import approve as do_approve
+
+    result = _run(
+        as_json,
+        lambda: do_approve(
+            _open(tracking_uri),
+            version,
+            reason=reason,
+            by=by,
+            confirm=_confirm(yes, as_json, _show_summary),
+        ),
+    )
+    _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
+
+
+@app.command()
+def reject(
+    version: VersionArg,
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn down a pending_approval version (an approver, or its proposer withdrawing it)."""
+    from magenta_release.release import reject as do_reject
+
+    result = _run(as_json, lambda: do_reject(_open(tracking_uri), version, reason=reason, by=by))
+    _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
+
+
+@app.command()
+def rollback(
+    reason: ReasonOpt,
+    to: Annotated[
+        str | None,
+        typer.Option("--to", help="A version that once passed its gates (default: @previous)."),
+    ] = None,
+    by: ByOpt = None,
+    yes: YesOpt = False,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Move @champion back to @previous (or --to VERSION); the current champion becomes
+    rolled_back."""
+    from magenta_release.release import rollback as do_rollback
+
+    def render(s: dict[str, Any]) -> None:
+        typer.echo(f"roll back champion v{s['champion']} to v{s['target']}", err=True)
+
+    result = _run(
+        as_json,
+        lambda: do_rollback(
+            _open(tracking_uri), reason=reason, to=to, by=by, confirm=_confirm(yes, as_json, render)
+        ),
+    )
+    _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
+
+
+@app.command()
+def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+    """Show @champion, @challenger, @previous and the versions waiting for approval."""
+    from magenta_release.output import status_table
+    from magenta_release.release import status as do_status
+
+    doc = _run(as_json, lambda: do_status(_open(tracking_uri)))
+    _emit(as_json, doc, lambda: status_table(doc))
+
+
+@app.command()
+def history(
+    limit: Annotated[int, typer.Option(help="How many events, newest first.")] = 20,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show the release log: who did what, when, why, with which evidence."""
+    from magenta_release.output import history_table
+    from magenta_release.release import history as do_history
+
+    found = _run(as_json, lambda: [e.to_json() for e in do_history(_open(tracking_uri), limit)])
+    _emit(as_json, {"events": found}, lambda: history_table(found))
+
+
+@audit_app.command("verify")
+def audit_verify(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+    """Recompute the audit log's hash chain and check the registry against it (exit 3 if
+    broken)."""
+    from magenta_release.audit import verify
+
+    result = _run(as_json, lambda: verify(_open(tracking_uri)))
+
+    def human() -> None:
+        if result.ok:
+            typer.echo(f"audit log ok: {result.events} events, chain and registry consistent")
+        else:
+            typer.echo(f"audit log BROKEN ({result.events} events): {result.problems[0]}", err=True)
+            for extra in result.problems[1:]:
+                typer.echo(f"  also: {extra}", err=True)
+
+    _emit(as_json, result.to_json(), human)
+    if not result.ok:
+        raise typer.Exit(3)
+
+
+@app.command()
+def predict(
+    input: Annotated[Path, typer.Option("--input", help="Customers to score (.parquet or .csv).")],
+    output: Annotated[
+        Path, typer.Option("--output", help="Where to write scores (.parquet or .csv).")
+    ],
+    model: Annotated[
+        str, typer.Option(help="champion, challenger, previous or a version number.")
+    ] = "champion",
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score a file with a verified model version (SHA-256 checked before loading); every row
+    records the model version that scored it."""
+    from magenta_release.predict import predict as do_predict
+
+    result = _run(as_json, lambda: do_predict(_open(tracking_uri), input, output, model))
+    _emit(
+        as_json,
+        result.to_json(),
+        lambda: typer.echo(
+            f"scored {result.rows:,} rows with version {result.model_version} -> {result.output}"
+        ),
+    )
+
+
+@app.command()
+def demo(
+    rows: Annotated[int, typer.Option(help="Accounts per training run.")] = 50_000,
+    tracking_uri: UriOpt = None,
+) -> None:
+    """The whole release loop: init, train two candidates, compare, propose as a data
+    scientist, approve as the release manager, predict, status and history."""
+    from magenta_release.demo import run_demo
+
+    _run(False, lambda: run_demo(_settings(tracking_uri), rows))
+
+
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
@@ -185,8 +471,20 @@ def ui(
     if not 1024 <= port <= 65535:
         typer.echo(f"error: --port {port} is out of range; use 1024-65535", err=True)
         raise typer.Exit(2)
-    cmd = [sys.executable, "-m", "mlflow", "ui", "--host", "127.0.0.1", "--port", str(port),
-           "--backend-store-uri", uri, "--workers", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        uri,
+        "--workers",
+        "1",
+    ]
     if settings.is_local:
         cmd += ["--default-artifact-root", settings.artifact_root.as_uri()]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)

@@ -38,16 +38,20 @@ class Comparison:
         datasets = {r.dataset_sha256 for r in self.runs}
         return {
             "metric": self.metric,
-            "runs": [{
-                "run_id": r.run_id,
-                "run_name": r.name,
-                "status": r.status,
-                "metrics": r.metrics,
-                "params": r.params,
-                "dataset_digest": r.dataset_sha256,
-                "delta_vs_champion": {m: self.delta(r, m) for m in PRIMARY_METRICS
-                                      if self.delta(r, m) is not None},
-            } for r in self.runs],
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "run_name": r.name,
+                    "status": r.status,
+                    "metrics": r.metrics,
+                    "params": r.params,
+                    "dataset_digest": r.dataset_sha256,
+                    "delta_vs_champion": {
+                        m: self.delta(r, m) for m in PRIMARY_METRICS if self.delta(r, m) is not None
+                    },
+                }
+                for r in self.runs
+            ],
             "champion": self.champion,
             "differing_params": self.differing_params,
             "best": self.best,
@@ -62,8 +66,14 @@ def runs(store: Store, last: int = 10) -> list[RunInfo]:
     return store.search_runs(max_results=last)
 
 
-def compare(store: Store, run_ids: list[str] | None = None, *, last: int | None = None,
-            top: int | None = None, metric: str | None = None) -> Comparison:
+def compare(
+    store: Store,
+    run_ids: list[str] | None = None,
+    *,
+    last: int | None = None,
+    top: int | None = None,
+    metric: str | None = None,
+) -> Comparison:
     """Compare named runs, the `last` most recent, or the `top` best by `metric`."""
     metric = metric or store.policy.gates.primary_metric
     if not metric.replace("_", "").isalnum():
@@ -83,18 +93,25 @@ def compare(store: Store, run_ids: list[str] | None = None, *, last: int | None 
     if not selected:
         raise BadInput("no finished runs to compare; train one with `magenta-release train`")
     if run_ids and not any(metric in r.metrics for r in selected):
-        raise BadInput(f"no selected run has metric {metric!r}; "
-                       f"known metrics: {', '.join(sorted(selected[0].metrics))}")
+        raise BadInput(
+            f"no selected run has metric {metric!r}; "
+            f"known metrics: {', '.join(sorted(selected[0].metrics))}"
+        )
 
     keys = sorted({k for r in selected for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in selected}) > 1]
+    return Comparison(selected, metric, _champion(store), differing, _best(selected))
+
+
+def _best(selected: list[RunInfo]) -> dict[str, str]:
+    """The best run per primary metric."""
     best: dict[str, str] = {}
     for m in PRIMARY_METRICS:
         scored = [r for r in selected if m in r.metrics]
         if scored:
-            pick = min if m in LOWER_IS_BETTER else max
-            best[m] = pick(scored, key=lambda r, m=m: r.metrics[m]).run_id
-    return Comparison(selected, metric, _champion(store), differing, best)
+            ranked = sorted(scored, key=lambda r, m=m: r.metrics[m])  # type: ignore[misc]
+            best[m] = (ranked[0] if m in LOWER_IS_BETTER else ranked[-1]).run_id
+    return best
 
 
 def _champion(store: Store) -> dict[str, Any] | None:
@@ -102,8 +119,12 @@ def _champion(store: Store) -> dict[str, Any] | None:
     if champ is None:
         return None
     run = store.get_run(champ.run_id)
-    return {"version": champ.version, "run_id": champ.run_id, "metrics": run.metrics,
-            "dataset_digest": run.dataset_sha256}
+    return {
+        "version": champ.version,
+        "run_id": champ.run_id,
+        "metrics": run.metrics,
+        "dataset_digest": run.dataset_sha256,
+    }
 
 
 def write_plot(store: Store, comparison: Comparison, path: Path) -> Path:

@@ -30,8 +30,12 @@ TOPICS = (
 )
 BRANDS = ("iPhone", "Samsung", "Huawei", "Xiaomi", "OnePlus")
 BRAND_P = (0.40, 0.35, 0.20, 0.025, 0.025)
-BRAND_GROUPS = {"iPhone": "iPhone", "Samsung": "Samsung", "Huawei": "Huawei, Xiaomi",
-                "Xiaomi": "Huawei, Xiaomi"}
+BRAND_GROUPS = {
+    "iPhone": "iPhone",
+    "Samsung": "Samsung",
+    "Huawei": "Huawei, Xiaomi",
+    "Xiaomi": "Huawei, Xiaomi",
+}
 CASE_COUNT_P = (0.5, 0.3, 0.1, 0.05, 0.02, 0.01, 0.005, 0.005, 0.005, 0.005)
 TARGET_CHURN_RATE = 0.03
 IDENTIFIERS = ("rating_account_id", "customer_id")
@@ -83,8 +87,9 @@ class DatasetRef:
     def from_json(cls, text: str) -> DatasetRef:
         try:
             data: dict[str, Any] = json.loads(text)
-            return cls(str(data["generator"]), str(data["version"]), int(data["seed"]),
-                       int(data["rows"]))
+            return cls(
+                str(data["generator"]), str(data["version"]), int(data["seed"]), int(data["rows"])
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise BadInput(f"dataset reference {text!r} is malformed") from exc
 
@@ -127,8 +132,9 @@ def generate(seed: int, rows: int) -> ChurnData:
     interactions = generate_interactions(rng, accounts["customer_id"].unique())
     accounts[LABEL] = churn_label(rng, accounts)
     table = build_features(accounts, usage, interactions)
-    return ChurnData(DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows), accounts, usage,
-                     interactions, table)
+    return ChurnData(
+        DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows), accounts, usage, interactions, table
+    )
 
 
 def _mixture(rng: np.random.Generator, n: int, p: tuple[float, ...]) -> np.ndarray:
@@ -140,12 +146,16 @@ def generate_accounts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
 
     n_customers = max(1, round(0.85 * rows))
     codes = rng.choice(5_000_000, size=n_customers, replace=False)
-    customers = pd.Series(codes // 1_000_000 + 1).astype(str) + "." + pd.Series(
-        codes % 1_000_000).astype(str).str.zfill(6)
+    customers = (
+        pd.Series(codes // 1_000_000 + 1).astype(str)
+        + "."
+        + pd.Series(codes % 1_000_000).astype(str).str.zfill(6)
+    )
     # Every customer holds at least one account; the remaining accounts go to customers drawn
     # with replacement, so the number of distinct customers is 0.85 x rows.
-    owner = np.concatenate([np.arange(n_customers),
-                            rng.integers(0, n_customers, size=rows - n_customers)])
+    owner = np.concatenate(
+        [np.arange(n_customers), rng.integers(0, n_customers, size=rows - n_customers)]
+    )
     owner = rng.permutation(owner)
 
     part = _mixture(rng, rows, (0.80, 0.15, 0.05))
@@ -164,18 +174,20 @@ def generate_accounts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
 
     gb_values = np.array([0, 10, 20, 30, 40, 50, np.nan])
     mrc_values = np.round(np.linspace(5, 70, 50), 2)
-    return pd.DataFrame({
-        "rating_account_id": account_ids.astype(np.int64),
-        "customer_id": customers.to_numpy(dtype=object)[owner],
-        "age": age,
-        "contract_lifetime_days": lifetime.astype(np.int64),
-        "remaining_binding_days": binding.astype(np.int64),
-        "has_special_offer": rng.random(rows) < 0.3,
-        "is_magenta1_customer": rng.random(rows) < 0.3,
-        "available_gb": gb_values[rng.integers(0, len(gb_values), rows)],
-        "gross_mrc": mrc_values[rng.integers(0, len(mrc_values), rows)],
-        "smartphone_brand": np.asarray(BRANDS, dtype=object)[_mixture(rng, rows, BRAND_P)],
-    })
+    return pd.DataFrame(
+        {
+            "rating_account_id": account_ids.astype(np.int64),
+            "customer_id": customers.to_numpy(dtype=object)[owner],
+            "age": age,
+            "contract_lifetime_days": lifetime.astype(np.int64),
+            "remaining_binding_days": binding.astype(np.int64),
+            "has_special_offer": rng.random(rows) < 0.3,
+            "is_magenta1_customer": rng.random(rows) < 0.3,
+            "available_gb": gb_values[rng.integers(0, len(gb_values), rows)],
+            "gross_mrc": mrc_values[rng.integers(0, len(mrc_values), rows)],
+            "smartphone_brand": np.asarray(BRANDS, dtype=object)[_mixture(rng, rows, BRAND_P)],
+        }
+    )
 
 
 def generate_usage(rng: np.random.Generator, account_ids: np.ndarray) -> pd.DataFrame:
@@ -186,13 +198,15 @@ def generate_usage(rng: np.random.Generator, account_ids: np.ndarray) -> pd.Data
     lows = np.array([0.0, 1.0, 5.0, 15.0])
     highs = np.array([1.0, 5.0, 15.0, 70.0])
     used = np.round(lows[part] + rng.random(n) * (highs[part] - lows[part]), 1)
-    return pd.DataFrame({
-        "rating_account_id": np.repeat(account_ids, len(MONTHS)),
-        "month": np.tile(np.asarray(MONTHS, dtype=object), len(account_ids)),
-        "has_used_roaming": rng.random(n) < 0.3,
-        "used_gb": used,
-        "has_used_gb": used > 1,
-    })
+    return pd.DataFrame(
+        {
+            "rating_account_id": np.repeat(account_ids, len(MONTHS)),
+            "month": np.tile(np.asarray(MONTHS, dtype=object), len(account_ids)),
+            "has_used_roaming": rng.random(n) < 0.3,
+            "used_gb": used,
+            "has_used_gb": used > 1,
+        }
+    )
 
 
 def generate_interactions(rng: np.random.Generator, customers: np.ndarray) -> pd.DataFrame:
@@ -203,12 +217,14 @@ def generate_interactions(rng: np.random.Generator, customers: np.ndarray) -> pd
     order = np.argsort(rng.random((len(with_cases), len(TOPICS))), axis=1)
     keep = np.arange(len(TOPICS))[None, :] < k[:, None]
     rows = int(keep.sum())
-    return pd.DataFrame({
-        "customer_id": np.repeat(with_cases, k),
-        "topic": np.asarray(TOPICS, dtype=object)[order[keep]],
-        "n": _mixture(rng, rows, CASE_COUNT_P) + 1,
-        "days_since_last": rng.integers(0, 181, rows),
-    })
+    return pd.DataFrame(
+        {
+            "customer_id": np.repeat(with_cases, k),
+            "topic": np.asarray(TOPICS, dtype=object)[order[keep]],
+            "n": _mixture(rng, rows, CASE_COUNT_P) + 1,
+            "days_since_last": rng.integers(0, 181, rows),
+        }
+    )
 
 
 def churn_label(rng: np.random.Generator, a: pd.DataFrame) -> np.ndarray:
@@ -224,11 +240,13 @@ def churn_label(rng: np.random.Generator, a: pd.DataFrame) -> np.ndarray:
     p = np.clip(p, 0.0, 1.0)
     if p.mean() > 0:
         p = np.clip(p * TARGET_CHURN_RATE / p.mean(), 0.0, 1.0)
-    return rng.random(len(p)) < p
+    churned: np.ndarray = rng.random(len(p)) < p
+    return churned
 
 
-def build_features(accounts: pd.DataFrame, usage: pd.DataFrame,
-                   interactions: pd.DataFrame) -> pd.DataFrame:
+def build_features(
+    accounts: pd.DataFrame, usage: pd.DataFrame, interactions: pd.DataFrame
+) -> pd.DataFrame:
     """Join accounts, aggregated usage and pivoted interactions into one row per account."""
     agg = usage.groupby("rating_account_id", sort=False).agg(
         has_used_roaming=("has_used_roaming", "max"),
@@ -236,15 +254,21 @@ def build_features(accounts: pd.DataFrame, usage: pd.DataFrame,
         has_used_gb=("has_used_gb", "max"),
     )
     agg["used_gb"] = agg["used_gb"].round(1)
-    cases = interactions.pivot_table(index="customer_id", columns="topic",
-                                     values=["n", "days_since_last"],
-                                     aggfunc={"n": "sum", "days_since_last": "min"})
+    cases = interactions.pivot_table(
+        index="customer_id",
+        columns="topic",
+        values=["n", "days_since_last"],
+        aggfunc={"n": "sum", "days_since_last": "min"},
+    )
     n_case = cases["n"].reindex(columns=list(TOPICS))
     days = cases["days_since_last"].reindex(columns=list(TOPICS))
-    per_customer = pd.concat([
-        n_case.set_axis(_topic_columns("n_case_"), axis=1),
-        days.set_axis(_topic_columns("days_since_last_case_"), axis=1),
-    ], axis=1)
+    per_customer = pd.concat(
+        [
+            n_case.set_axis(_topic_columns("n_case_"), axis=1),
+            days.set_axis(_topic_columns("days_since_last_case_"), axis=1),
+        ],
+        axis=1,
+    )
     per_customer["n_cases"] = n_case.sum(axis=1, min_count=1)
     per_customer["days_since_last_case"] = days.min(axis=1)
 
@@ -252,11 +276,14 @@ def build_features(accounts: pd.DataFrame, usage: pd.DataFrame,
     n_cols = [*_topic_columns("n_case_"), "n_cases"]
     t[n_cols] = t[n_cols].fillna(0)  # no case = zero cases; days since last case stays missing
     t["available_gb"] = t["available_gb"].fillna(0)
-    t["perc_used_gb"] = np.where(t["available_gb"] > 0,
-                                 t["used_gb"] / t["available_gb"].where(t["available_gb"] > 0, 1),
-                                 t["used_gb"])
-    t["smartphone_brand_group"] = (t["smartphone_brand"].map(BRAND_GROUPS).fillna("Other")
-                                   .astype(object))
+    t["perc_used_gb"] = np.where(
+        t["available_gb"] > 0,
+        t["used_gb"] / t["available_gb"].where(t["available_gb"] > 0, 1),
+        t["used_gb"],
+    )
+    t["smartphone_brand_group"] = (
+        t["smartphone_brand"].map(BRAND_GROUPS).fillna("Other").astype(object)
+    )
     for col in NUMERIC_FEATURES:
         t[col] = t[col].astype(np.float64)
     return t.loc[:, [*IDENTIFIERS, *FEATURES, LABEL]].reset_index(drop=True)

@@ -13,7 +13,7 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 
 def top_fraction_mask(scores: np.ndarray, fraction: float = 0.10) -> np.ndarray:
     """The top `fraction` of rows by score (ties broken by position, deterministic)."""
-    k = max(1, int(round(len(scores) * fraction)))
+    k = max(1, round(len(scores) * fraction))
     order = np.argsort(-scores, kind="stable")
     mask = np.zeros(len(scores), dtype=bool)
     mask[order[:k]] = True
@@ -84,8 +84,9 @@ def lift_by_decile(y: np.ndarray, scores: np.ndarray) -> list[float]:
     return [float(np.mean(y[part]) / base) for part in np.array_split(order, 10)]
 
 
-def write_plots(y: np.ndarray, scores: np.ndarray, importance: dict[str, float],
-                folder: Path) -> list[Path]:
+def write_plots(
+    y: np.ndarray, scores: np.ndarray, importance: dict[str, float], folder: Path
+) -> list[Path]:
     """ROC, PR, calibration, lift-by-decile and feature-importance PNGs into `folder`."""
     import matplotlib
 

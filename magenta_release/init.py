@@ -17,8 +17,12 @@ class InitResult:
     created: bool
 
     def to_json(self) -> dict[str, Any]:
-        return {"tracking_uri": self.tracking_uri, "artifact_location": self.artifact_location,
-                "policy": self.policy_path, "created": self.created}
+        return {
+            "tracking_uri": self.tracking_uri,
+            "artifact_location": self.artifact_location,
+            "policy": self.policy_path,
+            "created": self.created,
+        }
 
 
 def init(settings: Settings) -> InitResult:
@@ -30,5 +34,6 @@ def init(settings: Settings) -> InitResult:
     store = Store.open(settings)
     store.check_residency()
     store.experiment_id(create=True)
-    return InitResult(store.tracking_uri, store.artifact_location(),
-                      str(settings.policy_path()), created)
+    return InitResult(
+        store.tracking_uri, store.artifact_location(), str(settings.policy_path()), created
+    )

@@ -42,14 +42,20 @@ def verify_manifest(folder: Path, expected: dict[str, str], what: str) -> None:
     actual = manifest(folder)
     for path in sorted(set(expected) | set(actual)):
         if path not in actual:
-            raise IntegrityViolation(f"{what}: file {path} is missing from the stored model; "
-                                     "the artifacts were changed after proposal — re-propose")
+            raise IntegrityViolation(
+                f"{what}: file {path} is missing from the stored model; "
+                "the artifacts were changed after proposal — re-propose"
+            )
         if path not in expected:
-            raise IntegrityViolation(f"{what}: file {path} was added to the stored model after "
-                                     "proposal; do not serve it — re-propose from a clean run")
+            raise IntegrityViolation(
+                f"{what}: file {path} was added to the stored model after "
+                "proposal; do not serve it — re-propose from a clean run"
+            )
         if actual[path] != expected[path]:
-            raise IntegrityViolation(f"{what}: SHA-256 of {path} does not match the manifest "
-                                     "recorded at proposal; the artifact was tampered with")
+            raise IntegrityViolation(
+                f"{what}: SHA-256 of {path} does not match the manifest "
+                "recorded at proposal; the artifact was tampered with"
+            )
 
 
 def check_not_pickle(folder: Path, what: str) -> dict[str, Any]:
@@ -71,5 +77,6 @@ def check_not_pickle(folder: Path, what: str) -> dict[str, Any]:
         found = fmt or ", ".join(sorted(flavors)) or "unknown"
         raise IntegrityViolation(
             f"{what}: model is stored as {found}{' with ' + ', '.join(bad) if bad else ''}, "
-            "not skops; pickle can execute code when loaded — retrain with magenta-release train")
+            "not skops; pickle can execute code when loaded — retrain with magenta-release train"
+        )
     return mlmodel

@@ -48,11 +48,15 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise BadInput(f"--param {pair!r} is not KEY=VALUE; e.g. --param max_depth=6")
         if key not in PARAM_TYPES:
-            raise BadInput(f"--param {key!r} is not a tunable parameter; "
-                           f"choose from {', '.join(sorted(PARAM_TYPES))}")
+            raise BadInput(
+                f"--param {key!r} is not a tunable parameter; "
+                f"choose from {', '.join(sorted(PARAM_TYPES))}"
+            )
         kind = PARAM_TYPES[key]
         if not _NUMBER.match(value) or (kind is int and not value.lstrip("+-").isdigit()):
-            raise BadInput(f"--param {key}={value!r} must be {'an integer' if kind is int else 'a number'}")
+            raise BadInput(
+                f"--param {key}={value!r} must be {'an integer' if kind is int else 'a number'}"
+            )
         number = kind(value)
         if number < 0 or (key in {"n_estimators", "max_depth", "max_bin"} and number < 1):
             raise BadInput(f"--param {key}={value} is out of range; use a positive value")
@@ -73,8 +77,11 @@ def build_pipeline(params: dict[str, Any], seed: int) -> Pipeline:
 
     pre = ColumnTransformer(
         [
-            ("brand", OneHotEncoder(handle_unknown="ignore", sparse_output=False),
-             list(CATEGORICAL_FEATURES)),
+            (
+                "brand",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                list(CATEGORICAL_FEATURES),
+            ),
             ("numeric", "passthrough", list(NUMERIC_FEATURES)),
         ],
         verbose_feature_names_out=False,

@@ -17,8 +17,13 @@ if TYPE_CHECKING:
 def console(stderr: bool = False) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
-                   soft_wrap=False, width=None if os.isatty(1) else 160)
+    return Console(
+        stderr=stderr,
+        no_color=bool(os.environ.get("NO_COLOR")),
+        highlight=False,
+        soft_wrap=False,
+        width=None if os.isatty(1) else 160,
+    )
 
 
 @contextmanager
@@ -43,9 +48,15 @@ def runs_table(runs: list[RunInfo]) -> None:
     for col in ("run id", "name", "status", "roc_auc", "pr_auc", "lift@10", "dataset"):
         table.add_column(col)
     for r in runs:
-        table.add_row(r.run_id, r.name, r.status, fmt(r.metrics.get("roc_auc")),
-                      fmt(r.metrics.get("pr_auc")), fmt(r.metrics.get("lift_at_10"), 2),
-                      r.dataset_sha256[:12])
+        table.add_row(
+            r.run_id,
+            r.name,
+            r.status,
+            fmt(r.metrics.get("roc_auc")),
+            fmt(r.metrics.get("pr_auc")),
+            fmt(r.metrics.get("lift_at_10"), 2),
+            r.dataset_sha256[:12],
+        )
     console().print(table)
 
 
@@ -55,15 +66,20 @@ def comparison_table(c: Comparison) -> None:
     from magenta_release.evaluate import PRIMARY_METRICS
 
     out = console()
-    table = Table(title=f"Comparison of {len(c.runs)} runs (best in bold"
-                  + (f"; Δ vs champion v{c.champion['version']})" if c.champion else ")"))
+    table = Table(
+        title=f"Comparison of {len(c.runs)} runs (best in bold"
+        + (f"; Δ vs champion v{c.champion['version']})" if c.champion else ")")
+    )
     table.add_column("", style="bold")
     for r in c.runs:
         table.add_column(r.name or r.run_id[:8], justify="right")
     if c.champion:
         table.add_column(f"champion v{c.champion['version']}", justify="right", style="cyan")
-    table.add_row("run id", *[r.run_id[:12] for r in c.runs],
-                  *([c.champion["run_id"][:12]] if c.champion else []))
+    table.add_row(
+        "run id",
+        *[r.run_id[:12] for r in c.runs],
+        *([c.champion["run_id"][:12]] if c.champion else []),
+    )
     for m in PRIMARY_METRICS:
         cells = []
         for r in c.runs:
@@ -74,14 +90,88 @@ def comparison_table(c: Comparison) -> None:
             cells.append(f"[bold green]{text}[/]" if c.best.get(m) == r.run_id else text)
         table.add_row(m, *cells, *([fmt(c.champion["metrics"].get(m))] if c.champion else []))
     for p in c.differing_params:
-        table.add_row(f"param {p}", *[r.params.get(p, "—") for r in c.runs],
-                      *([""] if c.champion else []))
-    table.add_row("dataset", *[r.dataset_sha256[:12] for r in c.runs],
-                  *([str(c.champion["dataset_digest"])[:12]] if c.champion else []))
+        table.add_row(
+            f"param {p}", *[r.params.get(p, "—") for r in c.runs], *([""] if c.champion else [])
+        )
+    table.add_row(
+        "dataset",
+        *[r.dataset_sha256[:12] for r in c.runs],
+        *([str(c.champion["dataset_digest"])[:12]] if c.champion else []),
+    )
     out.print(table)
     if not c.comparable:
-        out.print("[yellow]warning:[/] these runs were trained on different data sets; their "
-                  "metrics are not directly comparable (the release gates re-score the champion "
-                  "on the challenger's rows).")
+        out.print(
+            "[yellow]warning:[/] these runs were trained on different data sets; their "
+            "metrics are not directly comparable (the release gates re-score the champion "
+            "on the challenger's rows)."
+        )
     if not c.differing_params:
         out.print("[dim]all parameters are equal across these runs[/dim]")
+
+
+def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("gate")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for g in gates:
+        table.add_row(
+            g["name"], "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]", g["detail"]
+        )
+    console().print(table)
+
+
+def status_table(doc: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"Release status of {doc['registered_model']}")
+    for col in ("version", "status", "aliases", "proposed by", "approved by", "run"):
+        table.add_column(col)
+    for v in doc["versions"]:
+        table.add_row(
+            str(v["version"]),
+            v["status"],
+            ", ".join("@" + a for a in v["aliases"]),
+            v["proposed_by"] or "",
+            v["approved_by"] or "",
+            v["run_id"][:12],
+        )
+    out = console()
+    out.print(
+        table
+        if doc["versions"]
+        else "no versions yet: propose a run with `magenta-release propose RUN_ID`"
+    )
+    champ = doc["champion"]
+    out.print(
+        f"champion: {'v' + str(champ['version']) if champ else 'none'}   "
+        f"pending approval: {', '.join('v' + str(p['version']) for p in doc['pending']) or 'none'}"
+    )
+
+
+def history_table(events: list[dict[str, Any]]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Release history (newest first)")
+    for col in ("#", "time (UTC)", "actor", "action", "version", "champion", "reason", "hash"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        who = e["actor"] + (f" ({e['mlflow_user']})" if e.get("mlflow_user") else "")
+        champ = (
+            f"{e['champion_before']}→{e['champion_after']}"
+            if e["champion_before"] != e["champion_after"]
+            else str(e["champion_after"])
+        )
+        table.add_row(
+            str(e["seq"]),
+            e["time"][:19],
+            who,
+            e["action"],
+            str(e["version"]),
+            champ,
+            e["reason"],
+            e["hash"][:12],
+        )
+    console().print(table)

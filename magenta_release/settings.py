@@ -16,11 +16,14 @@ TELEMETRY_OFF = {
     "DO_NOT_TRACK": "true",
     "DAGSTER_DISABLE_TELEMETRY": "true",
 }
+# Quiet MLflow's tqdm bars: our own progress goes to stderr, and JSON mode must stay clean.
+QUIET = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
 
 
 def disable_telemetry() -> None:
     """Switch off MLflow and Dagster telemetry for this process and its children."""
     os.environ.update(TELEMETRY_OFF)
+    os.environ.update(QUIET)
 
 
 class Settings(BaseSettings):

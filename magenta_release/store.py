@@ -97,11 +97,13 @@ def translate(what: str) -> Iterator[None]:
         if code in {"UNAUTHENTICATED"}:
             raise StoreUnreachable(
                 f"{what}: the MLflow server refused the credentials; set "
-                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD") from exc
+                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            ) from exc
         if code in {"PERMISSION_DENIED"}:
             raise PolicyRefused(
                 f"{what}: the MLflow server denies this user permission; ask an admin "
-                "to grant it on the registered model") from exc
+                "to grant it on the registered model"
+            ) from exc
         if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"}:
             raise BadInput(f"{what}: {text}") from exc
         raise StoreUnreachable(f"{what}: the MLflow store failed ({text})") from exc
@@ -112,7 +114,8 @@ def translate(what: str) -> Iterator[None]:
         if type(exc).__module__.split(".")[0] in {"sqlalchemy", "requests", "urllib3"}:
             raise StoreUnreachable(
                 f"{what}: the store cannot be reached ({type(exc).__name__}); check "
-                "--tracking-uri / MLFLOW_TRACKING_URI") from exc
+                "--tracking-uri / MLFLOW_TRACKING_URI"
+            ) from exc
         raise
 
 
@@ -125,7 +128,7 @@ def schema_head() -> str:
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config
 
-    config = _get_alembic_config("sqlite://")
+    config = _get_alembic_config("sqlite://")  # type: ignore[no-untyped-call]
     return str(ScriptDirectory.from_config(config).get_current_head())
 
 
@@ -148,7 +151,7 @@ def build_template_db(path: Path) -> None:
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
     path.unlink(missing_ok=True)
-    store = SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts"))
+    store = SqlAlchemyStore(f"sqlite:///{path}", str(path.parent / "artifacts"))  # type: ignore[no-untyped-call]
     store.engine.dispose()
 
 
@@ -156,8 +159,9 @@ def init_local_store(settings: Settings) -> tuple[Path, bool]:
     """Create the embedded store under `settings.home` if missing. Returns (home, created)."""
     home = settings.home_dir
     if home.exists() and not home.is_dir():
-        raise BadInput(f"store path {home} is a file, not a folder; "
-                       "set MAGENTA_RELEASE_HOME to a folder")
+        raise BadInput(
+            f"store path {home} is a file, not a folder; set MAGENTA_RELEASE_HOME to a folder"
+        )
     created = False
     try:
         home.mkdir(parents=True, exist_ok=True)
@@ -177,8 +181,10 @@ def init_local_store(settings: Settings) -> tuple[Path, bool]:
                 build_template_db(settings.db_path)
             created = True
     except PermissionError as exc:
-        raise BadInput(f"store folder {home} is not writable ({exc.strerror}); "
-                       "choose another MAGENTA_RELEASE_HOME") from exc
+        raise BadInput(
+            f"store folder {home} is not writable ({exc.strerror}); "
+            "choose another MAGENTA_RELEASE_HOME"
+        ) from exc
     return home, created
 
 
@@ -192,8 +198,9 @@ class Store:
         self.settings = settings
         self.policy = policy
         self.tracking_uri = settings.resolved_tracking_uri()
-        self.client: MlflowClient = MlflowClient(tracking_uri=self.tracking_uri,
-                                                 registry_uri=self.tracking_uri)
+        self.client: MlflowClient = MlflowClient(
+            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+        )
         self.name = policy.registered_name
         self._experiment_id: str | None = None
 
@@ -202,11 +209,15 @@ class Store:
     def open(cls, settings: Settings) -> Store:
         """Open the store named by settings; the local store must exist (`init`)."""
         if settings.is_local and not settings.db_path.exists():
-            raise BadInput(f"no store at {settings.home_dir}; run `magenta-release init` first "
-                           "(or set MAGENTA_RELEASE_HOME / MLFLOW_TRACKING_URI)")
+            raise BadInput(
+                f"no store at {settings.home_dir}; run `magenta-release init` first "
+                "(or set MAGENTA_RELEASE_HOME / MLFLOW_TRACKING_URI)"
+            )
         if settings.is_local and db_revision(settings.db_path) is None:
-            raise StoreUnreachable(f"{settings.db_path} is not a readable MLflow database; "
-                                   "restore it from a backup or move it away and run init")
+            raise StoreUnreachable(
+                f"{settings.db_path} is not a readable MLflow database; "
+                "restore it from a backup or move it away and run init"
+            )
         return cls(settings, load_policy(settings.policy_path()))
 
     def check_residency(self) -> None:
@@ -214,17 +225,22 @@ class Store:
         location is outside the policy's allow-lists."""
         res = self.policy.residency
         parsed = urlparse(self.tracking_uri)
-        if parsed.scheme not in {"sqlite", ""} and parsed.hostname not in res.allowed_tracking_hosts:
+        if (
+            parsed.scheme not in {"sqlite", ""}
+            and parsed.hostname not in res.allowed_tracking_hosts
+        ):
             raise IntegrityViolation(
                 f"tracking host {parsed.hostname!r} is not in the policy's "
                 f"allowed_tracking_hosts {list(res.allowed_tracking_hosts)}; add it to "
-                "[residency] only if it is in an allowed region")
+                "[residency] only if it is in an allowed region"
+            )
         location = self.artifact_location()
         if not _location_allowed(location, res.allowed_artifact_locations):
             raise IntegrityViolation(
                 f"artifact location {location!r} is not in the policy's "
                 f"allowed_artifact_locations {list(res.allowed_artifact_locations)}; "
-                "store artifacts in an allowed location")
+                "store artifacts in an allowed location"
+            )
 
     # ---- experiment and runs ---------------------------------------------------------------
     def artifact_location(self) -> str:
@@ -248,8 +264,9 @@ class Store:
             exp = self.client.get_experiment_by_name(name)
             if exp is None:
                 if not create:
-                    raise BadInput(f"experiment {name!r} does not exist yet; "
-                                   "run `magenta-release train` first")
+                    raise BadInput(
+                        f"experiment {name!r} does not exist yet; run `magenta-release train` first"
+                    )
                 location = self._default_artifact_location()
                 if not self.settings.is_local:
                     location = ""  # let the server choose its proxied destination
@@ -258,7 +275,10 @@ class Store:
                 except Exception as exc:  # created concurrently by another process
                     if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                         raise
-                    exp_id = self.client.get_experiment_by_name(name).experiment_id
+                    raced = self.client.get_experiment_by_name(name)
+                    if raced is None:
+                        raise
+                    exp_id = raced.experiment_id
             else:
                 exp_id = exp.experiment_id
         self._experiment_id = str(exp_id)
@@ -266,12 +286,14 @@ class Store:
 
     def create_run(self, run_name: str, tags: dict[str, str]) -> str:
         with translate("creating a run"):
-            run = self.client.create_run(self.experiment_id(create=True), run_name=run_name,
-                                         tags=tags)
+            run = self.client.create_run(
+                self.experiment_id(create=True), run_name=run_name, tags=tags
+            )
         return str(run.info.run_id)
 
-    def log_run_data(self, run_id: str, params: dict[str, Any], metrics: dict[str, float],
-                     tags: dict[str, str]) -> None:
+    def log_run_data(
+        self, run_id: str, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, str]
+    ) -> None:
         from mlflow.entities import Metric, Param, RunTag
 
         now = int(time.time() * 1000)
@@ -291,8 +313,14 @@ class Store:
         from mlflow.entities import DatasetInput, InputTag
 
         with translate(f"logging the dataset of run {run_id}"):
-            self.client.log_inputs(run_id, [DatasetInput(
-                dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)])])
+            self.client.log_inputs(
+                run_id,
+                [
+                    DatasetInput(
+                        dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", context)]
+                    )
+                ],
+            )
 
     def end_run(self, run_id: str, status: str) -> None:
         with translate(f"ending run {run_id}"):
@@ -300,32 +328,36 @@ class Store:
 
     def get_run(self, run_id: str) -> RunInfo:
         if not run_id or len(run_id) > 64 or not run_id.replace("-", "").isalnum():
-            raise BadInput(f"run id {run_id!r} is malformed; list runs with "
-                           "`magenta-release runs`")
+            raise BadInput(f"run id {run_id!r} is malformed; list runs with `magenta-release runs`")
         from mlflow.exceptions import MlflowException
 
         try:
             with translate(f"reading run {run_id}"):
                 run = self.client.get_run(run_id)
         except BadInput:
-            raise BadInput(f"run {run_id} does not exist; list runs with "
-                           "`magenta-release runs`") from None
+            raise BadInput(
+                f"run {run_id} does not exist; list runs with `magenta-release runs`"
+            ) from None
         except MlflowException as exc:  # pragma: no cover - translate handles all codes
             raise StoreUnreachable(str(exc)) from exc
         if run.info.experiment_id != self.experiment_id():
             raise BadInput(f"run {run_id} is not in experiment {self.policy.model.experiment!r}")
         return _run_info(run)
 
-    def search_runs(self, filter_string: str = "", max_results: int = 100,
-                    order_by: list[str] | None = None) -> list[RunInfo]:
+    def search_runs(
+        self, filter_string: str = "", max_results: int = 100, order_by: list[str] | None = None
+    ) -> list[RunInfo]:
         try:
             exp_id = self.experiment_id()
         except BadInput:
             return []
         with translate("searching runs"):
             runs = self.client.search_runs(
-                [exp_id], filter_string=filter_string, max_results=max_results,
-                order_by=order_by or ["attributes.start_time DESC"])
+                [exp_id],
+                filter_string=filter_string,
+                max_results=max_results,
+                order_by=order_by or ["attributes.start_time DESC"],
+            )
         return [_run_info(r) for r in runs]
 
     def top_runs(self, metric: str, k: int, lower_is_better: bool) -> list[RunInfo]:
@@ -337,28 +369,42 @@ class Store:
 
         def best(runs: list[RunInfo]) -> list[RunInfo]:
             scored = [r for r in runs if metric in r.metrics]
-            return sorted(scored, key=lambda r: (r.metrics[metric] if lower_is_better
-                                                 else -r.metrics[metric], -r.start_time))[:k]
+            return sorted(
+                scored,
+                key=lambda r: (
+                    r.metrics[metric] if lower_is_better else -r.metrics[metric],
+                    -r.start_time,
+                ),
+            )[:k]
 
         base = "attributes.status = 'FINISHED'"
         candidates = best(self.search_runs(base, max_results=max(k, 50)))
         if len(candidates) < k:  # fewer than k recent runs with the metric: look at all
-            candidates = best(self.search_runs(f"{base} and metrics.`{metric}` >= -1e308"
-                                               if not lower_is_better else
-                                               f"{base} and metrics.`{metric}` <= 1e308",
-                                               max_results=50_000))
+            candidates = best(
+                self.search_runs(
+                    f"{base} and metrics.`{metric}` >= -1e308"
+                    if not lower_is_better
+                    else f"{base} and metrics.`{metric}` <= 1e308",
+                    max_results=50_000,
+                )
+            )
             return candidates
         for _ in range(20):
             bar = candidates[-1].metrics[metric]
-            found = self.search_runs(f"{base} and metrics.`{metric}` {op} {bar!r}",
-                                     max_results=page)
+            found = self.search_runs(
+                f"{base} and metrics.`{metric}` {op} {bar!r}", max_results=page
+            )
             candidates = best(found)
             if len(found) < page:
                 return candidates
             if candidates[-1].metrics[metric] == bar:  # ties fill the page; cannot raise it
                 break
-        return best(self.search_runs(f"{base} and metrics.`{metric}` {op} "
-                                     f"{candidates[-1].metrics[metric]!r}", max_results=50_000))
+        return best(
+            self.search_runs(
+                f"{base} and metrics.`{metric}` {op} {candidates[-1].metrics[metric]!r}",
+                max_results=50_000,
+            )
+        )
 
     def download(self, run_id: str, path: str, dst: Path) -> Path:
         with translate(f"downloading {path} of run {run_id}"):
@@ -382,8 +428,9 @@ class Store:
         """Every version of the registered model, newest first (empty if none)."""
         with translate(f"listing versions of {self.name!r}"):
             try:
-                found = self.client.search_model_versions(f"name = '{self.name}'",
-                                                          max_results=10_000)
+                found = self.client.search_model_versions(
+                    f"name = '{self.name}'", max_results=10_000
+                )
             except Exception as exc:
                 if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
                     return []
@@ -407,15 +454,19 @@ class Store:
     def version(self, version: int | str) -> VersionInfo:
         text = str(version)
         if not text.isdigit() or int(text) < 1:
-            raise BadInput(f"version {text!r} is not a version number; list versions with "
-                           "`magenta-release status`")
+            raise BadInput(
+                f"version {text!r} is not a version number; list versions with "
+                "`magenta-release status`"
+            )
         try:
             with translate(f"reading version {text}"):
                 v = self.client.get_model_version(self.name, text)
                 aliases = self._aliases()
         except BadInput:
-            raise BadInput(f"version {text} of {self.name!r} does not exist; list versions "
-                           "with `magenta-release status`") from None
+            raise BadInput(
+                f"version {text} of {self.name!r} does not exist; list versions "
+                "with `magenta-release status`"
+            ) from None
         return _version_info(v, aliases)
 
     def alias(self, alias: str) -> VersionInfo | None:
@@ -462,8 +513,11 @@ class Store:
         import mlflow.artifacts
 
         with translate(f"downloading version {version.version}"):
-            return Path(mlflow.artifacts.download_artifacts(
-                artifact_uri=version.source, dst_path=str(dst), tracking_uri=self.tracking_uri))
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=version.source, dst_path=str(dst), tracking_uri=self.tracking_uri
+                )
+            )
 
     # ---- registered-model tags (audit log, locks) -------------------------------------------
     def model_tags(self, name: str) -> dict[str, str]:
@@ -487,7 +541,10 @@ class Store:
                 self.client.create_registered_model(name, tags=tags)
                 return True
             except Exception as exc:
-                if _error_code(exc) == "RESOURCE_ALREADY_EXISTS":
+                # On a name clash MLflow reads the existing model to word its error; if that
+                # model was deleted in between, the clash surfaces as RESOURCE_DOES_NOT_EXIST.
+                # Either way our insert failed.
+                if _error_code(exc) in {"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"}:
                     return False
                 raise
 
@@ -557,3 +614,9 @@ def _version_info(v: Any, aliases: dict[int, tuple[str, ...]]) -> VersionInfo:
 def dumps(data: Any) -> str:
     """Canonical JSON: the form that hashes are taken of."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def set_version_description(store: Store, version: int, text: str) -> None:
+    """The release report as the version's description (rendered by the MLflow UI)."""
+    with translate(f"describing version {version}"):
+        store.client.update_model_version(store.name, str(version), description=text[:5000])

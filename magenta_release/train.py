@@ -35,9 +35,15 @@ class TrainResult:
     seconds: dict[str, float]
 
     def to_json(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "run_name": self.run_name, "metrics": self.metrics,
-                "params": self.params, "dataset_digest": self.dataset_digest,
-                "dataset": self.dataset_uri, "seconds": self.seconds}
+        return {
+            "run_id": self.run_id,
+            "run_name": self.run_name,
+            "metrics": self.metrics,
+            "params": self.params,
+            "dataset_digest": self.dataset_digest,
+            "dataset": self.dataset_uri,
+            "seconds": self.seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -54,21 +60,34 @@ def split(data: churn_data.ChurnData, seed: int) -> Split:
     from sklearn.model_selection import train_test_split
 
     train_idx, eval_idx = train_test_split(
-        np.arange(len(data.table)), test_size=TEST_SIZE, random_state=seed,
-        stratify=data.label.to_numpy())
+        np.arange(len(data.table)),
+        test_size=TEST_SIZE,
+        random_state=seed,
+        stratify=data.label.to_numpy(),
+    )
     features = data.features
     x_eval = features.iloc[eval_idx].reset_index(drop=True)
     y_eval = data.label.to_numpy()[eval_idx].astype(int)
     eval_frame = x_eval.assign(**{churn_data.LABEL: y_eval})
-    return Split(features.iloc[train_idx].reset_index(drop=True), x_eval,
-                 data.label.to_numpy()[train_idx].astype(int), y_eval,
-                 churn_data.frame_digest(eval_frame))
+    return Split(
+        features.iloc[train_idx].reset_index(drop=True),
+        x_eval,
+        data.label.to_numpy()[train_idx].astype(int),
+        y_eval,
+        churn_data.frame_digest(eval_frame),
+    )
 
 
 def git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=False, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return out.stdout.strip() if out.returncode == 0 else "unknown"
@@ -84,8 +103,11 @@ def model_signature() -> Any:
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    inputs = Schema([ColSpec("double", c) for c in churn_data.NUMERIC_FEATURES]
-                    + [ColSpec("string", c) for c in churn_data.CATEGORICAL_FEATURES])
+    columns: list[ColSpec | TensorSpec] = [
+        ColSpec("double", c) for c in churn_data.NUMERIC_FEATURES
+    ]
+    columns += [ColSpec("string", c) for c in churn_data.CATEGORICAL_FEATURES]
+    inputs = Schema(columns)
     outputs = Schema([TensorSpec(np.dtype("float64"), (-1, 2))])
     return ModelSignature(inputs=inputs, outputs=outputs)
 
@@ -95,9 +117,14 @@ def save_model(pipeline: Any, folder: Path) -> None:
     import mlflow.sklearn
 
     mlflow.sklearn.save_model(
-        pipeline, str(folder), serialization_format="skops",
-        skops_trusted_types=SKOPS_TRUSTED_TYPES, signature=model_signature(),
-        pip_requirements=pip_requirements(), pyfunc_predict_fn="predict_proba")
+        pipeline,
+        str(folder),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        signature=model_signature(),
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+    )
 
 
 def dataset_entity(data: churn_data.ChurnData, digest: str) -> Any:
@@ -106,23 +133,37 @@ def dataset_entity(data: churn_data.ChurnData, digest: str) -> Any:
 
     from magenta_release.mlflow_data import SyntheticSource
 
-    return MetaDataset(source=SyntheticSource(data.ref.uri), name="churn-accounts",
-                       digest=digest[:32], schema=model_signature().inputs)
+    return MetaDataset(  # type: ignore[abstract]
+        source=SyntheticSource(data.ref.uri),
+        name="churn-accounts",
+        digest=digest[:32],
+        schema=model_signature().inputs,
+    )
 
 
-def train(store: Store, *, rows: int = 100_000, seed: int = 42, params: list[str] | None = None,
-          run_name: str | None = None, by: str | None = None,
-          progress: Progress | None = None) -> TrainResult:
+def train(
+    store: Store,
+    *,
+    rows: int = 100_000,
+    seed: int = 42,
+    params: list[str] | None = None,
+    run_name: str | None = None,
+    by: str | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
     """Train a candidate and track it. Validates everything before the first write."""
     say = progress or (lambda _msg: None)
     xgb_params = parse_params(params or [])
     churn_data.check_size(rows)
     if seed < 0:
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
-    if run_name is not None and (not run_name.strip() or len(run_name) > 200
-                                 or any(c in run_name for c in "/\\\0\n")):
-        raise BadInput(f"--run-name {run_name!r} is not allowed; use up to 200 characters "
-                       "without slashes or control characters")
+    if run_name is not None and (
+        not run_name.strip() or len(run_name) > 200 or any(c in run_name for c in "/\\\0\n")
+    ):
+        raise BadInput(
+            f"--run-name {run_name!r} is not allowed; use up to 200 characters "
+            "without slashes or control characters"
+        )
     store.check_residency()
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
@@ -157,26 +198,50 @@ def train(store: Store, *, rows: int = 100_000, seed: int = 42, params: list[str
         pipeline.fit(parts.x_train, parts.y_train)
         lap("fit")
         say("evaluating on the held-out rows")
-        threshold = evaluate.choose_threshold(parts.y_train,
-                                              pipeline.predict_proba(parts.x_train)[:, 1])
+        threshold = evaluate.choose_threshold(
+            parts.y_train, pipeline.predict_proba(parts.x_train)[:, 1]
+        )
         scores = pipeline.predict_proba(parts.x_eval)[:, 1]
         metrics = evaluate.metrics(parts.y_eval, scores, threshold)
         say("logging model, plots and dataset to MLflow")
-        _log(store, run_id, pipeline, dataset, dataset_sha, parts, scores, metrics,
-             {**DEFAULT_PARAMS, **xgb_params, "rows": rows, "seed": seed,
-              "test_size": TEST_SIZE})
+        _log(
+            store,
+            run_id,
+            pipeline,
+            dataset,
+            dataset_sha,
+            parts,
+            scores,
+            metrics,
+            {**DEFAULT_PARAMS, **xgb_params, "rows": rows, "seed": seed, "test_size": TEST_SIZE},
+        )
         lap("tracking")
         status = "FINISHED"
     finally:
         # Any failure, Ctrl-C included, leaves the run FAILED, never RUNNING.
         store.end_run(run_id, status)
-    return TrainResult(run_id, name, metrics, {**DEFAULT_PARAMS, **xgb_params}, dataset_sha,
-                       dataset.ref.uri, seconds)
+    return TrainResult(
+        run_id,
+        name,
+        metrics,
+        {**DEFAULT_PARAMS, **xgb_params},
+        dataset_sha,
+        dataset.ref.uri,
+        seconds,
+    )
 
 
-def _log(store: Store, run_id: str, pipeline: Any, dataset: churn_data.ChurnData,
-         dataset_sha: str, parts: Split, scores: np.ndarray, metrics: dict[str, float],
-         params: dict[str, Any]) -> None:
+def _log(
+    store: Store,
+    run_id: str,
+    pipeline: Any,
+    dataset: churn_data.ChurnData,
+    dataset_sha: str,
+    parts: Split,
+    scores: np.ndarray,
+    metrics: dict[str, float],
+    params: dict[str, Any],
+) -> None:
     from magenta_release.model import feature_importance
 
     with tempfile.TemporaryDirectory(prefix="magenta-train-") as tmp:
@@ -191,12 +256,18 @@ def _log(store: Store, run_id: str, pipeline: Any, dataset: churn_data.ChurnData
         evaluation.mkdir()
         (evaluation / "curves.json").write_text(json.dumps(evaluate.curves(parts.y_eval, scores)))
         (evaluation / "lift_by_decile.json").write_text(
-            json.dumps(evaluate.lift_by_decile(parts.y_eval, scores)))
+            json.dumps(evaluate.lift_by_decile(parts.y_eval, scores))
+        )
         (evaluation / "model_manifest.json").write_text(json.dumps(files, indent=1))
-        store.log_run_data(run_id, params, metrics, {
-            "magenta.model_manifest_sha256": integrity.manifest_digest(files),
-            "magenta.model_format": "skops",
-        })
+        store.log_run_data(
+            run_id,
+            params,
+            metrics,
+            {
+                "magenta.model_manifest_sha256": integrity.manifest_digest(files),
+                "magenta.model_format": "skops",
+            },
+        )
         store.log_artifacts(run_id, model_dir, "model")
         store.log_artifacts(run_id, plots, "plots")
         store.log_artifacts(run_id, evaluation, "evaluation")

@@ -31,8 +31,7 @@ class Cli:
         env = dict(self.env)
         if by:
             env["MAGENTA_RELEASE_USER"] = by
-        result = CliRunner().invoke(app, list(args), env=env, input=input,
-                                    catch_exceptions=False)
+        result = CliRunner().invoke(app, list(args), env=env, input=input, catch_exceptions=False)
         return result
 
     def json(self, *args: str, by: str | None = None, code: int = 0) -> Any:
@@ -42,8 +41,16 @@ class Cli:
 
 
 def make_cli(home: Path) -> Cli:
-    return Cli(home, {"MAGENTA_RELEASE_HOME": str(home), "MLFLOW_TRACKING_URI": None,
-                      "MAGENTA_RELEASE_POLICY": None, "NO_COLOR": "1", **TELEMETRY_OFF})
+    return Cli(
+        home,
+        {
+            "MAGENTA_RELEASE_HOME": str(home),
+            "MLFLOW_TRACKING_URI": None,
+            "MAGENTA_RELEASE_POLICY": None,
+            "NO_COLOR": "1",
+            **TELEMETRY_OFF,
+        },
+    )
 
 
 @pytest.fixture
@@ -67,7 +74,7 @@ def settings(cli: Cli) -> Any:
 def store(settings: Any) -> Iterator[Any]:
     from magenta_release.store import Store
 
-    yield Store.open(settings)
+    return Store.open(settings)
 
 
 def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
@@ -95,3 +102,74 @@ def _toml(data: dict[str, Any], prefix: str = "") -> str:
     for k, v in tables.items():
         text += _toml(v, f"{prefix}.{k}" if prefix else k)
     return text
+
+
+@pytest.fixture(scope="session")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """One store per test worker with three finished runs on the same data: `good` (depth 3),
+    `worse` (depth 8, few trees) and `other` (depth 4)."""
+    home = tmp_path_factory.mktemp("trained") / "mlruns"
+    runner = make_cli(home)
+    assert runner("init").exit_code == 0
+    runs = {}
+    for name, params in (
+        ("good", ["max_depth=3"]),
+        ("worse", ["max_depth=8", "n_estimators=15", "learning_rate=0.5"]),
+        ("other", ["max_depth=4"]),
+    ):
+        runs[name] = runner.json(
+            "train",
+            "--rows",
+            str(SMALL),
+            "--seed",
+            "7",
+            *[x for p in params for x in ("--param", p)],
+            "--run-name",
+            name,
+        )["run_id"]
+    return {"home": home, "runs": runs}
+
+
+def copy_store(src: Path, dst: Path) -> Path:
+    """Copy a local store and point its recorded artifact locations at the copy."""
+    import shutil
+    import sqlite3
+
+    shutil.copytree(src, dst)
+    old, new = src.resolve().as_uri(), dst.resolve().as_uri()
+    con = sqlite3.connect(dst / "mlflow.db")
+    with con:
+        con.execute(
+            "update experiments set artifact_location = replace(artifact_location, ?, ?)",
+            (old, new),
+        )
+        con.execute("update runs set artifact_uri = replace(artifact_uri, ?, ?)", (old, new))
+    con.close()
+    # MLflow caches each run's artifact repository by run id for the life of the process;
+    # the copy has the same run ids with new locations.
+    from mlflow.tracking._tracking_service import utils
+
+    utils._artifact_repos_cache.clear()
+    return dst
+
+
+@dataclass
+class Trained:
+    cli: Cli
+    runs: dict[str, str]
+
+
+@pytest.fixture
+def trained(
+    trained_template: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Trained:
+    """A private copy of the trained store, with approvers alice and bob."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = copy_store(trained_template["home"], tmp_path / "mlruns")
+    # Test runs evaluate on 800 rows: allow a drop of 0.05 so `other` passes and `worse` fails.
+    write_policy(
+        home,
+        approval={"approvers": ["alice", "bob"], "four_eyes": True},
+        **{"gates.max_regression": {"roc_auc": 0.05}},
+    )
+    return Trained(make_cli(home), dict(trained_template["runs"]))

@@ -33,12 +33,14 @@ def test_account_facts(big: data.ChurnData) -> None:
     assert a["rating_account_id"].between(100_000, 999_999).all()
     assert a["customer_id"].str.fullmatch(r"[1-5]\.\d{6}").all()
     assert a["customer_id"].nunique() == pytest.approx(0.85 * len(a), rel=0.01)
-    assert a["age"].between(18, 100).all() and a["age"].dtype == np.int64
+    assert a["age"].between(18, 100).all()
+    assert a["age"].dtype == np.int64
     assert (a["age"] >= 75).mean() == pytest.approx(0.05, abs=0.01)
     life, bind = a["contract_lifetime_days"], a["remaining_binding_days"]
     assert life.between(7, 1825).all()
     assert (life > 1095).mean() == pytest.approx(0.25, abs=0.01)
-    assert (bind.abs() < life).all() and bind.between(-730, 730).all()
+    assert (bind.abs() < life).all()
+    assert bind.between(-730, 730).all()
     assert a["has_special_offer"].mean() == pytest.approx(0.3, abs=0.01)
     assert a["available_gb"].isna().mean() == pytest.approx(1 / 7, abs=0.01)
     assert set(a["gross_mrc"].unique()) <= set(np.round(np.linspace(5, 70, 50), 2))
@@ -50,7 +52,8 @@ def test_account_facts(big: data.ChurnData) -> None:
 def test_usage_has_four_months_per_account(big: data.ChurnData) -> None:
     u = big.usage
     per_account = u.groupby("rating_account_id")["month"].agg(["count", "nunique"])
-    assert (per_account["count"] == 4).all() and (per_account["nunique"] == 4).all()
+    assert (per_account["count"] == 4).all()
+    assert (per_account["nunique"] == 4).all()
     assert set(u["month"]) == set(data.MONTHS)
     # equal parts of the four ranges, not in row order
     parts = pd.cut(u["used_gb"], [-0.01, 0.95, 4.95, 14.95, 70.1]).value_counts(normalize=True)
@@ -67,7 +70,8 @@ def test_interactions_topics_and_counts(big: data.ChurnData) -> None:
     assert topics["count"].between(1, 3).all()
     assert (topics["count"] == 1).mean() == pytest.approx(0.6, abs=0.02)
     assert set(i["topic"]) == set(data.TOPICS)
-    assert i["n"].between(1, 10).all() and (i["n"] == 1).mean() == pytest.approx(0.5, abs=0.02)
+    assert i["n"].between(1, 10).all()
+    assert (i["n"] == 1).mean() == pytest.approx(0.5, abs=0.02)
     assert i["days_since_last"].between(0, 180).all()
 
 

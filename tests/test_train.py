@@ -21,10 +21,12 @@ def test_template_schema_matches_installed_mlflow() -> None:
 
 def test_init_is_idempotent_and_creates_the_layout(cli: Cli) -> None:
     home = cli.home
-    assert (home / "mlflow.db").is_file() and (home / "artifacts").is_dir()
+    assert (home / "mlflow.db").is_file()
+    assert (home / "artifacts").is_dir()
     assert (home / "release-policy.toml").read_text().startswith("# Release policy")
-    (home / "release-policy.toml").write_text((home / "release-policy.toml").read_text()
-                                              + "\n# edited by the team\n")
+    (home / "release-policy.toml").write_text(
+        (home / "release-policy.toml").read_text() + "\n# edited by the team\n"
+    )
     before = (home / "mlflow.db").read_bytes()
     doc = cli.json("init")
     assert doc["created"] is False
@@ -39,7 +41,8 @@ def test_init_on_a_file_is_bad_input(tmp_path: Path) -> None:
     (tmp_path / "store").write_text("not a folder")
     result = make_cli(tmp_path / "store")("init")
     assert result.exit_code == 2
-    assert result.stderr.startswith("error: store path") and result.stderr.count("\n") == 1
+    assert result.stderr.startswith("error: store path")
+    assert result.stderr.count("\n") == 1
 
 
 def test_same_seed_same_metrics_other_seed_other_digest(cli: Cli) -> None:
@@ -47,10 +50,19 @@ def test_same_seed_same_metrics_other_seed_other_digest(cli: Cli) -> None:
     b = cli.json("train", "--rows", str(SMALL), "--seed", "7")
     c = cli.json("train", "--rows", str(SMALL), "--seed", "8")
     assert a["run_id"] != b["run_id"]
-    assert a["metrics"] == b["metrics"] and a["dataset_digest"] == b["dataset_digest"]
+    assert a["metrics"] == b["metrics"]
+    assert a["dataset_digest"] == b["dataset_digest"]
     assert c["dataset_digest"] != a["dataset_digest"]
-    assert {"roc_auc", "pr_auc", "lift_at_10", "recall_at_10", "brier", "log_loss",
-            "threshold", "f1_at_threshold"} <= set(a["metrics"])
+    assert {
+        "roc_auc",
+        "pr_auc",
+        "lift_at_10",
+        "recall_at_10",
+        "brier",
+        "log_loss",
+        "threshold",
+        "f1_at_threshold",
+    } <= set(a["metrics"])
     assert 0.5 < a["metrics"]["roc_auc"] <= 1.0
     assert a["metrics"]["threshold"] != 0.5
 
@@ -59,11 +71,21 @@ def test_mlflow_client_sees_metrics_dataset_skops_model_and_plots(cli: Cli) -> N
     import mlflow
     import yaml
 
-    doc = cli.json("train", "--rows", str(SMALL), "--seed", "3", "--param", "max_depth=3",
-                   "--run-name", "depth3")
+    doc = cli.json(
+        "train",
+        "--rows",
+        str(SMALL),
+        "--seed",
+        "3",
+        "--param",
+        "max_depth=3",
+        "--run-name",
+        "depth3",
+    )
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{cli.home / 'mlflow.db'}")
     run = client.get_run(doc["run_id"])
-    assert run.info.status == "FINISHED" and run.info.run_name == "depth3"
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == "depth3"
     assert run.data.metrics["roc_auc"] == pytest.approx(doc["metrics"]["roc_auc"])
     assert run.data.params["max_depth"] == "3"
     assert run.data.tags["magenta.dataset_sha256"] == doc["dataset_digest"]
@@ -72,17 +94,25 @@ def test_mlflow_client_sees_metrics_dataset_skops_model_and_plots(cli: Cli) -> N
     assert len(inputs) == 1
     assert inputs[0].dataset.digest == doc["dataset_digest"][:32]
     assert inputs[0].dataset.source_type == "synthetic"
-    assert "seed=3" in inputs[0].dataset.source and "rows=4000" in inputs[0].dataset.source
+    assert "seed=3" in inputs[0].dataset.source
+    assert "rows=4000" in inputs[0].dataset.source
     local = Path(client.download_artifacts(doc["run_id"], "", str(cli.home.parent / "dl")))
     mlmodel = yaml.safe_load((local / "model" / "MLmodel").read_text())
     assert mlmodel["flavors"]["sklearn"]["serialization_format"] == "skops"
-    assert "input_example" not in mlmodel and "signature" in mlmodel
+    assert "input_example" not in mlmodel
+    assert "signature" in mlmodel
     assert not list(local.rglob("*.pkl"))
     requirements = (local / "model" / "requirements.txt").read_text()
-    assert "xgboost==" in requirements and "skops==" in requirements
+    assert "xgboost==" in requirements
+    assert "skops==" in requirements
     plots = {p.name for p in (local / "plots").iterdir()}
-    assert plots == {"roc_curve.png", "pr_curve.png", "calibration_curve.png",
-                     "lift_by_decile.png", "feature_importance.png"}
+    assert plots == {
+        "roc_curve.png",
+        "pr_curve.png",
+        "calibration_curve.png",
+        "lift_by_decile.png",
+        "feature_importance.png",
+    }
     assert all((local / "plots" / p).read_bytes()[:4] == b"\x89PNG" for p in plots)
 
 
@@ -94,7 +124,7 @@ def test_store_holds_no_customer_identifiers(cli: Cli) -> None:
     con = sqlite3.connect(cli.home / "mlflow.db")
     texts: list[str] = []
     for (table,) in con.execute("select name from sqlite_master where type='table'"):
-        for row in con.execute(f"select * from {table}"):  # noqa: S608 - table names from sqlite
+        for row in con.execute(f"select * from {table}"):
             texts += [str(v) for v in row if v is not None]
     for path in (cli.home / "artifacts").rglob("*"):
         if path.is_file():
@@ -122,19 +152,22 @@ def test_a_failure_mid_run_leaves_the_run_failed(store: Any) -> None:
     assert [r.status for r in runs] == ["FAILED"]
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["--rows", "-5"], "--rows -5 is out of range"),
-    (["--param", "max_depth"], "is not KEY=VALUE"),
-    (["--param", "max_depth=deep"], "must be an integer"),
-    (["--param", "__import__('os')=1"], "is not a tunable parameter"),
-    (["--run-name", "../../etc/passwd"], "--run-name"),
-])
-def test_bad_train_input_exits_2_and_writes_nothing(cli: Cli, args: list[str],
-                                                    needle: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--rows", "-5"], "--rows -5 is out of range"),
+        (["--param", "max_depth"], "is not KEY=VALUE"),
+        (["--param", "max_depth=deep"], "must be an integer"),
+        (["--param", "__import__('os')=1"], "is not a tunable parameter"),
+        (["--run-name", "../../etc/passwd"], "--run-name"),
+    ],
+)
+def test_bad_train_input_exits_2_and_writes_nothing(cli: Cli, args: list[str], needle: str) -> None:
     before = (cli.home / "mlflow.db").read_bytes()
     result = cli("train", *args)
     assert result.exit_code == 2
-    assert needle in result.stderr and result.stderr.count("\n") == 1
+    assert needle in result.stderr
+    assert result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert (cli.home / "mlflow.db").read_bytes() == before
 
@@ -143,14 +176,16 @@ def test_train_without_a_store_says_run_init(tmp_path: Path) -> None:
     from tests.conftest import make_cli
 
     result = make_cli(tmp_path / "missing")("train")
-    assert result.exit_code == 2 and "run `magenta-release init` first" in result.stderr
+    assert result.exit_code == 2
+    assert "run `magenta-release init` first" in result.stderr
     assert not (tmp_path / "missing").exists()
 
 
 def test_corrupt_db_is_store_unreachable(cli: Cli) -> None:
     (cli.home / "mlflow.db").write_bytes(b"garbage" * 100)
     result = cli("runs")
-    assert result.exit_code == 4 and "not a readable MLflow database" in result.stderr
+    assert result.exit_code == 4
+    assert "not a readable MLflow database" in result.stderr
 
 
 def test_template_copy_is_used(tmp_path: Path) -> None:

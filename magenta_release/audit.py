@@ -1,0 +1,203 @@
+"""The release log: hash-chained events stored as tags of a registered model in the MLflow
+store itself, so it is the same log against SQLite or a server. Each event carries the hash of
+the one before; `verify` recomputes the chain and cross-checks the registry's current state."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from magenta_release.store import STATUS_TAG, Store, dumps
+
+GENESIS = "0" * 64
+EVENT_PREFIX = "event."
+
+
+@dataclass(frozen=True)
+class Event:
+    seq: int
+    time: str
+    actor: str
+    action: str
+    version: int | None
+    status: str | None
+    champion_before: int | None
+    champion_after: int | None
+    reason: str
+    evidence_sha256: str
+    manifest_sha256: str
+    policy_sha256: str
+    mlflow_user: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("hash")
+        return data
+
+    def compute_hash(self) -> str:
+        return hashlib.sha256(dumps(self.body()).encode("utf-8")).hexdigest()
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    events: int
+    problems: list[str]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "events": self.events,
+            "problems": self.problems,
+            "first_broken": self.problems[0] if self.problems else None,
+        }
+
+
+def log_name(store: Store) -> str:
+    return f"{store.name}-audit-log"
+
+
+def read(store: Store) -> list[tuple[str, str]]:
+    """Raw (key, value) pairs of the log, in sequence order."""
+    tags = store.model_tags(log_name(store))
+    return sorted((k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX))
+
+
+def events(store: Store) -> list[Event]:
+    """Parsed events, oldest first; unparseable entries are skipped (verify reports them)."""
+    out = []
+    for _, raw in read(store):
+        try:
+            out.append(Event(**json.loads(raw)))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
+def append(
+    store: Store,
+    *,
+    actor: str,
+    action: str,
+    version: int | None,
+    status: str | None,
+    champion_before: int | None,
+    champion_after: int | None,
+    reason: str = "",
+    evidence_sha256: str = "",
+    manifest_sha256: str = "",
+    details: dict[str, Any] | None = None,
+) -> Event:
+    """Append one event. Call under the release lock: the sequence number is read, then set."""
+    existing = read(store)
+    prev_hash = GENESIS
+    seq = 1
+    if existing:
+        last = json.loads(existing[-1][1])
+        prev_hash, seq = str(last["hash"]), int(last["seq"]) + 1
+    draft = Event(
+        seq=seq,
+        time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        actor=actor,
+        action=action,
+        version=version,
+        status=status,
+        champion_before=champion_before,
+        champion_after=champion_after,
+        reason=reason,
+        evidence_sha256=evidence_sha256,
+        manifest_sha256=manifest_sha256,
+        policy_sha256=store.policy.sha256,
+        mlflow_user=store.whoami(),
+        details=details or {},
+        prev_hash=prev_hash,
+    )
+    event = Event(**{**draft.body(), "hash": draft.compute_hash()})
+    store.set_model_tag(log_name(store), f"{EVENT_PREFIX}{seq:08d}", dumps(event.to_json()))
+    return event
+
+
+def expected_state(log: list[Event]) -> tuple[dict[int, str], int | None]:
+    """Replay the log: each version's status and the champion it implies."""
+    status: dict[int, str] = {}
+    champion: int | None = None
+    for e in log:
+        if e.version is not None and e.status:
+            status[e.version] = e.status
+        if (
+            e.action in {"approve", "rollback"}
+            and e.champion_before is not None
+            and e.champion_before != e.champion_after
+        ):
+            status[e.champion_before] = "retired" if e.action == "approve" else "rolled_back"
+        champion = e.champion_after if e.action in {"approve", "rollback"} else champion
+    return status, champion
+
+
+def verify(store: Store) -> Verification:
+    """Recompute the chain; then check that the registry matches what the log says."""
+    problems: list[str] = []
+    raw = read(store)
+    parsed: list[Event] = []
+    prev = GENESIS
+    for i, (key, value) in enumerate(raw, start=1):
+        try:
+            event = Event(**json.loads(value))
+        except (TypeError, ValueError):
+            problems.append(f"event {key}: not a valid event record")
+            break
+        if event.seq != i or key != f"{EVENT_PREFIX}{i:08d}":
+            problems.append(
+                f"event {key}: sequence {event.seq} where {i} was expected "
+                "(an event was removed or inserted)"
+            )
+            break
+        if event.prev_hash != prev:
+            problems.append(f"event {i}: prev_hash does not match event {i - 1}'s hash")
+            break
+        if event.compute_hash() != event.hash:
+            problems.append(f"event {i}: its content does not match its hash (edited)")
+            break
+        parsed.append(event)
+        prev = event.hash
+    if not problems:
+        problems += _registry_drift(store, parsed)
+    return Verification(not problems, len(raw), problems)
+
+
+def _registry_drift(store: Store, log: list[Event]) -> list[str]:
+    status, champion = expected_state(log)
+    manifests = {
+        e.version: e.manifest_sha256 for e in log if e.action == "propose" and e.version is not None
+    }
+    problems = []
+    current = store.alias("champion")
+    if (current.version if current else None) != champion:
+        problems.append(
+            f"registry: @champion is {current.version if current else None} but "
+            f"the log says {champion} (moved outside magenta-release)"
+        )
+    for v in store.versions():
+        if v.version not in status:
+            problems.append(f"registry: version {v.version} has no event in the log")
+            continue
+        if v.tags.get(STATUS_TAG) != status[v.version]:
+            problems.append(
+                f"registry: version {v.version} has status "
+                f"{v.tags.get(STATUS_TAG)!r} but the log says {status[v.version]!r}"
+            )
+        if v.tags.get("release.manifest_sha256") != manifests.get(v.version):
+            problems.append(
+                f"registry: version {v.version}'s manifest hash differs from the "
+                "one recorded at proposal"
+            )
+    return problems

@@ -1,0 +1,226 @@
+"""The release gates (DESIGN.md §6): pure checks over a candidate, its champion and the policy.
+
+The regression gate re-scores the champion on the challenger's own evaluation rows, regenerated
+from the recorded dataset reference and checked against the recorded digests, and reports a
+paired bootstrap confidence interval of the primary metric's difference."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from magenta_release.evaluate import LOWER_IS_BETTER
+from magenta_release.policy import Policy
+
+
+@dataclass(frozen=True)
+class Gate:
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def metric_gates(policy: Policy, metrics: dict[str, float]) -> list[Gate]:
+    g = policy.gates
+    missing = [m for m in g.required_metrics if m not in metrics]
+    gates = [
+        Gate(
+            "required_metrics",
+            not missing,
+            f"missing: {', '.join(missing)}"
+            if missing
+            else f"present: {', '.join(g.required_metrics)}",
+        )
+    ]
+    for name, floor in sorted(g.min.items()):
+        value = metrics.get(name)
+        gates.append(
+            Gate(
+                f"min_{name}",
+                value is not None and value >= floor,
+                f"{name} = {_f(value)} (floor {floor})",
+            )
+        )
+    for name, ceiling in sorted(g.max.items()):
+        value = metrics.get(name)
+        gates.append(
+            Gate(
+                f"max_{name}",
+                value is not None and value <= ceiling,
+                f"{name} = {_f(value)} (ceiling {ceiling})",
+            )
+        )
+    return gates
+
+
+def input_gates(
+    policy: Policy,
+    challenger_inputs: list[tuple[str, str]],
+    champion_inputs: list[tuple[str, str]] | None,
+) -> list[Gate]:
+    names = [n for n, _ in challenger_inputs]
+    forbidden = sorted(set(names) & set(policy.gates.forbidden_inputs))
+    gates = [
+        Gate(
+            "no_identifier_inputs",
+            not forbidden,
+            f"identifier columns among inputs: {', '.join(forbidden)}"
+            if forbidden
+            else f"{len(names)} inputs, none of {', '.join(policy.gates.forbidden_inputs)}",
+        )
+    ]
+    if champion_inputs is None:
+        gates.append(Gate("input_schema", True, "no champion: first release sets the schema"))
+        return gates
+    ours, theirs = dict(challenger_inputs), dict(champion_inputs)
+    diffs = [f"+{n}" for n in ours if n not in theirs] + [f"-{n}" for n in theirs if n not in ours]
+    diffs += [f"{n}: {theirs[n]}->{ours[n]}" for n in ours if n in theirs and ours[n] != theirs[n]]
+    allowed = policy.gates.allow_schema_change
+    gates.append(
+        Gate(
+            "input_schema",
+            not diffs or allowed,
+            "same inputs as the champion"
+            if not diffs
+            else f"differs from the champion ({'; '.join(diffs)})"
+            + (" — allowed by policy" if allowed else ""),
+        )
+    )
+    return gates
+
+
+def regression_gates(
+    policy: Policy,
+    y: np.ndarray,
+    challenger: np.ndarray,
+    champion: np.ndarray,
+    champion_version: int,
+    seed: int = 0,
+) -> tuple[list[Gate], dict[str, Any]]:
+    """Both models scored on the same rows: allowed drop per metric, plus a paired bootstrap."""
+    from magenta_release.evaluate import metrics as compute
+
+    ours = compute(y, challenger, 0.5)
+    theirs = compute(y, champion, 0.5)
+    gates = []
+    for name, allowed in sorted(policy.gates.max_regression.items()):
+        if name not in ours:
+            gates.append(Gate(f"no_regression_{name}", False, f"unknown metric {name}"))
+            continue
+        drop = (
+            (ours[name] - theirs[name]) if name in LOWER_IS_BETTER else (theirs[name] - ours[name])
+        )
+        gates.append(
+            Gate(
+                f"no_regression_{name}",
+                drop <= allowed,
+                f"{name} {ours[name]:.4f} vs champion v{champion_version} "
+                f"{theirs[name]:.4f} on the same {len(y):,} rows "
+                f"(drop {drop:+.4f}, allowed {allowed})",
+            )
+        )
+    primary = policy.gates.primary_metric
+    low, high, mean = paired_bootstrap(
+        y,
+        challenger,
+        champion,
+        primary,
+        policy.gates.bootstrap_rounds,
+        policy.gates.bootstrap_confidence,
+        seed,
+    )
+    evidence = {
+        "challenger": ours,
+        "champion": theirs,
+        "rows": len(y),
+        "bootstrap": {
+            "metric": primary,
+            "rounds": policy.gates.bootstrap_rounds,
+            "confidence": policy.gates.bootstrap_confidence,
+            "mean_diff": mean,
+            "ci_low": low,
+            "ci_high": high,
+        },
+    }
+    level = int(policy.gates.bootstrap_confidence * 100)
+    note = (
+        "challenger significantly better"
+        if low > 0
+        else "challenger significantly worse"
+        if high < 0
+        else "no significant difference"
+    )
+    for i, g in enumerate(gates):
+        if g.name == f"no_regression_{primary}":
+            gates[i] = Gate(
+                g.name,
+                g.passed,
+                f"{g.detail}; paired bootstrap {level}% CI of "
+                f"challenger - champion: [{low:+.4f}, {high:+.4f}] ({note})",
+            )
+    return gates, evidence
+
+
+def paired_bootstrap(
+    y: np.ndarray,
+    a: np.ndarray,
+    b: np.ndarray,
+    metric: str,
+    rounds: int,
+    confidence: float,
+    seed: int,
+) -> tuple[float, float, float]:
+    """CI of metric(a) - metric(b) over resamples of the same rows for both models."""
+    if rounds <= 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    diffs = []
+    if metric == "roc_auc":
+        rank_a, rank_b = _auc_prep(a), _auc_prep(b)
+        for _ in range(rounds):
+            w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+            d = _weighted_auc(y, w, *rank_a) - _weighted_auc(y, w, *rank_b)
+            if np.isfinite(d):
+                diffs.append(d)
+    else:
+        from magenta_release.evaluate import metrics as compute
+
+        sign = -1.0 if metric in LOWER_IS_BETTER else 1.0
+        for _ in range(rounds):
+            idx = rng.integers(0, n, n)
+            if y[idx].min() == y[idx].max():
+                continue
+            diffs.append(
+                sign * (compute(y[idx], a[idx], 0.5)[metric] - compute(y[idx], b[idx], 0.5)[metric])
+            )
+    if not diffs:
+        return float("nan"), float("nan"), float("nan")
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail])
+    return float(low), float(high), float(np.mean(diffs))
+
+
+def _auc_prep(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    _, inverse = np.unique(scores, return_inverse=True)
+    return inverse, int(inverse.max()) + 1
+
+
+def _weighted_auc(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
+    """ROC-AUC with row weights (bootstrap counts), ties counted half: O(n) per call."""
+    pos = np.bincount(inverse, weights=w * (y == 1), minlength=levels)
+    neg = np.bincount(inverse, weights=w * (y == 0), minlength=levels)
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+
+
+def _f(value: float | None) -> str:
+    return "missing" if value is None else f"{value:.4f}"

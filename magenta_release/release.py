@@ -1,0 +1,589 @@
+"""The release process (DESIGN.md §6): propose, approve, reject, rollback, status, history.
+
+Statuses live in the `release.status` tag of each version; `@champion`, `@challenger` and
+`@previous` are aliases. Every state change happens under the release lock, re-checks its
+preconditions inside it, and appends an event to the hash-chained audit log."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magenta_release import audit, integrity, serving
+from magenta_release.data import DatasetRef, frame_digest, generate
+from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
+from magenta_release.gates import Gate, input_gates, metric_gates, regression_gates
+from magenta_release.lock import release_lock
+from magenta_release.store import (
+    STATUS_TAG,
+    RunInfo,
+    Store,
+    VersionInfo,
+    dumps,
+    set_version_description,
+)
+
+PENDING, FAILED, APPROVED = "pending_approval", "gates_failed", "approved"
+REJECTED, RETIRED, ROLLED_BACK = "rejected", "retired", "rolled_back"
+STATUSES = (PENDING, FAILED, APPROVED, REJECTED, RETIRED, ROLLED_BACK)
+Confirm = Callable[[dict[str, Any]], bool]
+
+
+@dataclass(frozen=True)
+class Proposal:
+    version: int
+    status: str
+    run_id: str
+    gates: list[Gate]
+    champion: int | None
+    existing: bool
+    report: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "status": self.status,
+            "run_id": self.run_id,
+            "gates": [g.to_json() for g in self.gates],
+            "champion": self.champion,
+            "existing": self.existing,
+        }
+
+
+@dataclass(frozen=True)
+class Transition:
+    action: str
+    version: int
+    status: str
+    champion: int | None
+    previous: int | None
+    event: audit.Event
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": self.action,
+            "version": self.version,
+            "status": self.status,
+            "champion": self.champion,
+            "previous": self.previous,
+            "event": {"seq": self.event.seq, "hash": self.event.hash},
+        }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _number(v: VersionInfo | None) -> int | None:
+    return v.version if v else None
+
+
+# ---- propose ----------------------------------------------------------------------------------
+def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "") -> Proposal:
+    """Register a run's model, evaluate the gates and record the outcome. Proposing the same
+    run again returns the version it already has."""
+    actor = store.settings.actor(by)
+    store.check_residency()
+    run = store.get_run(run_id)
+    if run.status != "FINISHED":
+        raise BadInput(
+            f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
+        )
+    existing = store.version_for_run(run_id)
+    if existing is not None:
+        return _existing(store, existing)
+    with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
+        challenger_dir = store.download(run_id, "model", Path(tmp) / "challenger")
+        integrity.check_not_pickle(challenger_dir, f"run {run_id}")
+        files = integrity.manifest(challenger_dir)
+        digest = integrity.manifest_digest(files)
+        if digest != run.tags.get("magenta.model_manifest_sha256"):
+            raise IntegrityViolation(
+                f"run {run_id}: model files differ from those recorded at "
+                "training (SHA-256 mismatch); train again"
+            )
+        for _ in range(3):
+            champion = store.alias("champion")
+            gates, evidence = evaluate_gates(store, run, challenger_dir, champion, Path(tmp))
+            gates.append(
+                Gate(
+                    "sha256_manifest", True, f"{len(files)} files recorded, manifest {digest[:16]}"
+                )
+            )
+            with release_lock(store):
+                raced = store.version_for_run(run_id)
+                if raced is not None:
+                    return _existing(store, raced)
+                if _number(store.alias("champion")) != _number(champion):
+                    continue  # the champion moved while we evaluated: evaluate again
+                return _register(store, run, actor, note, gates, evidence, files, champion)
+    raise PolicyRefused("the champion kept changing while the gates ran; propose again")
+
+
+def _register(
+    store: Store,
+    run: RunInfo,
+    actor: str,
+    note: str,
+    gates: list[Gate],
+    evidence: dict[str, Any],
+    files: dict[str, str],
+    champion: VersionInfo | None,
+) -> Proposal:
+    passed = all(g.passed for g in gates)
+    status = PENDING if passed else FAILED
+    digest = integrity.manifest_digest(files)
+    evidence_doc = {
+        "run_id": run.run_id,
+        "gates": [g.to_json() for g in gates],
+        "evidence": evidence,
+        "champion": _number(champion),
+        "policy_sha256": store.policy.sha256,
+        "manifest_sha256": digest,
+    }
+    evidence_sha = integrity.sha256_text(dumps(evidence_doc))
+    source = f"runs:/{run.run_id}/model"
+    version = store.create_version(
+        run.run_id,
+        source,
+        {
+            STATUS_TAG: status,
+            "release.proposed_by": actor,
+            "release.proposed_by_mlflow_user": store.whoami() or "",
+            "release.proposed_at": _now(),
+            "release.note": note,
+            "release.passed_gates": str(passed).lower(),
+            "release.baseline_version": str(_number(champion) or "none"),
+            "release.manifest": json.dumps(files, sort_keys=True),
+            "release.manifest_sha256": digest,
+            "release.evidence_sha256": evidence_sha,
+            "release.dataset_sha256": run.dataset_sha256,
+        },
+    )
+    if passed:
+        store.set_alias("challenger", version)
+    report = release_report(store, run, version, status, actor, note, gates, evidence, champion)
+    with tempfile.TemporaryDirectory(prefix="magenta-report-") as tmp:
+        folder = Path(tmp)
+        (folder / "report.md").write_text(report)
+        (folder / "gates.json").write_text(json.dumps(evidence_doc, indent=1, default=str))
+        store.log_artifacts(run.run_id, folder, "release")
+    set_version_description(store, version, report)
+    audit.append(
+        store,
+        actor=actor,
+        action="propose",
+        version=version,
+        status=status,
+        champion_before=_number(champion),
+        champion_after=_number(champion),
+        reason=note,
+        evidence_sha256=evidence_sha,
+        manifest_sha256=digest,
+        details={"run_id": run.run_id, "failed_gates": [g.name for g in gates if not g.passed]},
+    )
+    return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
+
+
+def _existing(store: Store, v: VersionInfo) -> Proposal:
+    gates: list[Gate] = []
+    with tempfile.TemporaryDirectory(prefix="magenta-existing-") as tmp:
+        try:
+            doc = json.loads(store.download(v.run_id, "release/gates.json", Path(tmp)).read_text())
+            gates = [Gate(**g) for g in doc["gates"]]
+        except (BadInput, ValueError, KeyError):
+            gates = []
+    baseline = v.tags.get("release.baseline_version", "none")
+    return Proposal(
+        v.version,
+        v.status,
+        v.run_id,
+        gates,
+        int(baseline) if baseline.isdigit() else None,
+        True,
+        "",
+    )
+
+
+def reproduce_eval_rows(run: RunInfo) -> tuple[Any, np.ndarray] | str:
+    """The challenger's evaluation rows, rebuilt from its dataset reference; or why not."""
+    from magenta_release.train import split
+
+    try:
+        ref = DatasetRef.from_json(run.tags.get("magenta.dataset_ref", ""))
+        split_seed = int(json.loads(run.tags.get("magenta.split", "{}"))["seed"])
+    except (BadInput, KeyError, ValueError):
+        return "the run records no dataset reference"
+    from magenta_release.data import GENERATOR, GENERATOR_VERSION
+
+    if (ref.generator, ref.version) != (GENERATOR, GENERATOR_VERSION):
+        return f"data generator {ref.generator} v{ref.version} is not installed"
+    data = generate(ref.seed, ref.rows)
+    if frame_digest(data.table) != run.dataset_sha256:
+        return "regenerated data does not match the recorded dataset digest"
+    parts = split(data, split_seed)
+    if parts.eval_digest != run.tags.get("magenta.eval_sha256"):
+        return "regenerated evaluation rows do not match the recorded digest"
+    return parts.x_eval, parts.y_eval
+
+
+def evaluate_gates(
+    store: Store, run: RunInfo, challenger_dir: Path, champion: VersionInfo | None, tmp: Path
+) -> tuple[list[Gate], dict[str, Any]]:
+    """Every gate of the policy for one candidate against the current champion."""
+    policy = store.policy
+    gates = metric_gates(policy, run.metrics)
+    gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
+    challenger_inputs = serving.input_columns(challenger_dir)
+    evidence: dict[str, Any] = {
+        "metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
+        "dataset_sha256": run.dataset_sha256,
+        "eval_sha256": run.tags.get("magenta.eval_sha256"),
+    }
+    if champion is None:
+        gates += input_gates(policy, challenger_inputs, None)
+        gates.append(Gate("no_regression", True, "no champion yet: nothing to regress against"))
+        return gates, evidence
+    champion_dir = serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
+    champion_inputs = serving.input_columns(champion_dir)
+    gates += input_gates(policy, challenger_inputs, champion_inputs)
+    rows = reproduce_eval_rows(run)
+    if isinstance(rows, str):
+        gates.append(Gate("no_regression", False, f"cannot re-score the champion: {rows}"))
+        return gates, evidence
+    x_eval, y_eval = rows
+    missing = [n for n, _ in champion_inputs if n not in x_eval.columns]
+    if missing:
+        gates.append(
+            Gate(
+                "no_regression",
+                False,
+                f"the champion needs inputs the challenger's rows lack: {', '.join(missing)}",
+            )
+        )
+        return gates, evidence
+    ours = serving.score(serving.load(challenger_dir), x_eval)
+    theirs = serving.score(
+        serving.load(champion_dir), x_eval.loc[:, [n for n, _ in champion_inputs]]
+    )
+    reg, reg_evidence = regression_gates(policy, y_eval, ours, theirs, champion.version)
+    evidence["rescored"] = reg_evidence
+    return gates + reg, evidence
+
+
+def release_report(
+    store: Store,
+    run: RunInfo,
+    version: int,
+    status: str,
+    actor: str,
+    note: str,
+    gates: list[Gate],
+    evidence: dict[str, Any],
+    champion: VersionInfo | None,
+) -> str:
+    """The markdown release report: metrics vs champion, gates, data, lineage."""
+    lines = [
+        f"# {store.name} v{version}: {status}",
+        "",
+        f"- proposed by **{actor}** at {_now()}" + (f": {note}" if note else ""),
+        f"- run `{run.run_id}` ({run.name}), "
+        f"code `{run.tags.get('mlflow.source.git.commit', '?')}`",
+        f"- dataset `{run.dataset_sha256}` ({run.tags.get('magenta.dataset_ref', '?')})",
+        f"- evaluation rows `{run.tags.get('magenta.eval_sha256', '?')}`",
+        f"- policy `{store.policy.sha256}`",
+        f"- champion at proposal: {'v' + str(champion.version) if champion else 'none'}",
+        "",
+        "## Gates",
+        "",
+        "| gate | result | detail |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {g.name} | {'pass' if g.passed else '**FAIL**'} | {g.detail} |" for g in gates]
+    rescored = evidence.get("rescored")
+    if rescored:
+        lines += [
+            "",
+            f"## Challenger vs champion on the same {rescored['rows']:,} rows",
+            "",
+            "| metric | challenger | champion | Δ |",
+            "| --- | --- | --- | --- |",
+        ]
+        for m in ("roc_auc", "pr_auc", "lift_at_10", "recall_at_10", "brier", "log_loss"):
+            a, b = rescored["challenger"][m], rescored["champion"][m]
+            lines.append(f"| {m} | {a:.4f} | {b:.4f} | {a - b:+.4f} |")
+    else:
+        lines += ["", "## Metrics", "", "| metric | value |", "| --- | --- |"]
+        lines += [f"| {m} | {v:.4f} |" for m, v in sorted(run.metrics.items())]
+    return "\n".join(lines) + "\n"
+
+
+# ---- approve / reject / rollback ----------------------------------------------------------------
+def _require_approver(store: Store, actor: str, action: str) -> None:
+    approvers = store.policy.approval.approvers
+    if actor not in approvers:
+        raise PolicyRefused(
+            f"{actor} may not {action}: not in the policy's approvers "
+            f"({', '.join(approvers)}); ask one of them"
+        )
+
+
+def _identities(store: Store, actor: str) -> set[str]:
+    who = store.whoami()
+    return {actor} | ({who} if who else set())
+
+
+def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
+    if v.status != PENDING:
+        raise PolicyRefused(
+            f"version {v.version} is {v.status or 'not proposed'}; only "
+            f"{PENDING} versions can be approved (see: magenta-release history)"
+        )
+    _require_approver(store, actor, "approve")
+    proposers = {v.tags.get("release.proposed_by"), v.tags.get("release.proposed_by_mlflow_user")}
+    if store.policy.approval.four_eyes and _identities(store, actor) & (proposers - {None}):
+        raise PolicyRefused(
+            f"{actor} proposed version {v.version} and cannot approve it too "
+            "(four eyes); ask another approver"
+        )
+    champion = store.alias("champion")
+    baseline = v.tags.get("release.baseline_version", "none")
+    if str(_number(champion) or "none") != baseline:
+        raise PolicyRefused(
+            f"version {v.version} was compared against champion {baseline}, but the champion is "
+            f"now {_number(champion)}; the proposal is stale — propose its run again after "
+            f"rejecting it"
+        )
+
+
+def approval_summary(store: Store, v: VersionInfo) -> dict[str, Any]:
+    """What an approver sees before confirming."""
+    champion = store.alias("champion")
+    gates: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="magenta-summary-") as tmp:
+        try:
+            doc = json.loads(store.download(v.run_id, "release/gates.json", Path(tmp)).read_text())
+            gates = doc["gates"]
+            rescored = doc["evidence"].get("rescored")
+        except (BadInput, ValueError, KeyError):
+            rescored = None
+    return {
+        "version": v.version,
+        "run_id": v.run_id,
+        "proposed_by": v.tags.get("release.proposed_by"),
+        "note": v.tags.get("release.note", ""),
+        "champion": _number(champion),
+        "gates": gates,
+        "rescored": rescored,
+    }
+
+
+def approve(
+    store: Store,
+    version: int | str,
+    *,
+    reason: str,
+    by: str | None = None,
+    confirm: Confirm | None = None,
+) -> Transition:
+    """Make a pending version the champion (four eyes, hashes re-checked, not stale)."""
+    actor = store.settings.actor(by)
+    if not reason.strip():
+        raise BadInput("--reason is empty; say why this version should be released")
+    store.check_residency()
+    v = store.version(version)
+    _check_approvable(store, v, actor)
+    if confirm is not None and not confirm(approval_summary(store, v)):
+        raise PolicyRefused(f"version {v.version} not approved: confirmation declined")
+    with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
+        v = store.version(version)
+        _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
+        serving.fetch_verified(store, v, Path(tmp))
+        old = store.alias("champion")
+        store.set_version_tags(
+            v.version,
+            {
+                STATUS_TAG: APPROVED,
+                "release.approved_by": actor,
+                "release.approved_at": _now(),
+                "release.approve_reason": reason,
+            },
+        )
+        store.set_alias("champion", v.version)
+        if old is not None:
+            store.set_version_tags(old.version, {STATUS_TAG: RETIRED})
+            store.set_alias("previous", old.version)
+        challenger = store.alias("challenger")
+        if challenger is not None and challenger.version == v.version:
+            store.set_alias("challenger", None)
+        event = audit.append(
+            store,
+            actor=actor,
+            action="approve",
+            version=v.version,
+            status=APPROVED,
+            champion_before=_number(old),
+            champion_after=v.version,
+            reason=reason,
+            evidence_sha256=v.tags.get("release.evidence_sha256", ""),
+            manifest_sha256=v.tags.get("release.manifest_sha256", ""),
+        )
+    return Transition("approve", v.version, APPROVED, v.version, _number(old), event)
+
+
+def reject(store: Store, version: int | str, *, reason: str, by: str | None = None) -> Transition:
+    """Turn down a pending proposal (an approver, or its proposer withdrawing it)."""
+    actor = store.settings.actor(by)
+    if not reason.strip():
+        raise BadInput("--reason is empty; say why this version is rejected")
+    store.check_residency()
+    with release_lock(store):
+        v = store.version(version)
+        if v.status != PENDING:
+            raise PolicyRefused(
+                f"version {v.version} is {v.status or 'not proposed'}; only "
+                f"{PENDING} versions can be rejected"
+            )
+        if actor not in store.policy.approval.approvers and actor != v.tags.get(
+            "release.proposed_by"
+        ):
+            raise PolicyRefused(
+                f"{actor} may not reject version {v.version}: only an approver or its proposer can"
+            )
+        store.set_version_tags(
+            v.version,
+            {
+                STATUS_TAG: REJECTED,
+                "release.rejected_by": actor,
+                "release.rejected_at": _now(),
+                "release.reject_reason": reason,
+            },
+        )
+        challenger = store.alias("challenger")
+        if challenger is not None and challenger.version == v.version:
+            store.set_alias("challenger", None)
+        champion = _number(store.alias("champion"))
+        event = audit.append(
+            store,
+            actor=actor,
+            action="reject",
+            version=v.version,
+            status=REJECTED,
+            champion_before=champion,
+            champion_after=champion,
+            reason=reason,
+            evidence_sha256=v.tags.get("release.evidence_sha256", ""),
+            manifest_sha256=v.tags.get("release.manifest_sha256", ""),
+        )
+    previous = store.alias("previous")
+    return Transition("reject", v.version, REJECTED, champion, _number(previous), event)
+
+
+def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, VersionInfo]:
+    champion = store.alias("champion")
+    if champion is None:
+        raise PolicyRefused("there is no @champion to roll back")
+    if to is None:
+        target = store.alias("previous")
+        if target is None:
+            raise PolicyRefused(
+                "no @previous version to roll back to; name one that once "
+                "passed its gates with --to VERSION (see: magenta-release history)"
+            )
+    else:
+        target = store.version(to)
+    if target.version == champion.version:
+        raise PolicyRefused(f"version {target.version} is already the champion")
+    if target.tags.get("release.passed_gates") != "true" or target.status in {REJECTED, FAILED}:
+        raise PolicyRefused(
+            f"version {target.version} is {target.status or 'not proposed'} and "
+            "never passed its gates with approval; roll back to an approved, "
+            "retired or rolled-back version"
+        )
+    return champion, target
+
+
+def rollback(
+    store: Store,
+    *,
+    reason: str,
+    to: int | str | None = None,
+    by: str | None = None,
+    confirm: Confirm | None = None,
+) -> Transition:
+    """Move @champion back to @previous (or to a version that once passed its gates)."""
+    actor = store.settings.actor(by)
+    if not reason.strip():
+        raise BadInput("--reason is empty; say why the champion is rolled back")
+    store.check_residency()
+    _require_approver(store, actor, "roll back")
+    champion, target = _rollback_target(store, to)
+    if confirm is not None and not confirm(
+        {"champion": champion.version, "target": target.version}
+    ):
+        raise PolicyRefused("rollback not done: confirmation declined")
+    with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-rollback-") as tmp:
+        now_champion, now_target = _rollback_target(store, to)
+        if (now_champion.version, now_target.version) != (champion.version, target.version):
+            raise PolicyRefused(
+                f"the champion changed to {now_champion.version} meanwhile; "
+                "check `magenta-release status` and roll back again"
+            )
+        serving.fetch_verified(store, target, Path(tmp))
+        store.set_version_tags(
+            champion.version,
+            {
+                STATUS_TAG: ROLLED_BACK,
+                "release.rolled_back_by": actor,
+                "release.rolled_back_at": _now(),
+            },
+        )
+        store.set_version_tags(target.version, {STATUS_TAG: APPROVED})
+        store.set_alias("champion", target.version)
+        store.set_alias("previous", None)
+        event = audit.append(
+            store,
+            actor=actor,
+            action="rollback",
+            version=target.version,
+            status=APPROVED,
+            champion_before=champion.version,
+            champion_after=target.version,
+            reason=reason,
+            evidence_sha256=target.tags.get("release.evidence_sha256", ""),
+            manifest_sha256=target.tags.get("release.manifest_sha256", ""),
+        )
+    return Transition("rollback", target.version, APPROVED, target.version, None, event)
+
+
+# ---- status / history ---------------------------------------------------------------------------
+def status(store: Store) -> dict[str, Any]:
+    """Champion, challenger, previous and pending versions."""
+    versions = store.versions()
+    by_alias = {a: v for v in versions for a in v.aliases}
+
+    def doc(v: VersionInfo | None) -> dict[str, Any] | None:
+        return v.to_json() if v else None
+
+    return {
+        "registered_model": store.name,
+        "champion": doc(by_alias.get("champion")),
+        "challenger": doc(by_alias.get("challenger")),
+        "previous": doc(by_alias.get("previous")),
+        "pending": [v.to_json() for v in versions if v.status == PENDING],
+        "versions": [v.to_json() for v in versions],
+    }
+
+
+def history(store: Store, limit: int = 20) -> list[audit.Event]:
+    """The newest `limit` audit events, newest first."""
+    if not 1 <= limit <= 100_000:
+        raise BadInput(f"--limit {limit} is out of range; use 1 to 100000")
+    return list(reversed(audit.events(store)))[:limit]
