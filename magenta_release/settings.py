@@ -17,7 +17,12 @@ TELEMETRY_OFF = {
     "DAGSTER_DISABLE_TELEMETRY": "true",
 }
 # Quiet MLflow's tqdm bars: our own progress goes to stderr, and JSON mode must stay clean.
-QUIET = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false"}
+# MLflow also prints "View run ... at: URL" to stdout for server URIs, which would break the
+# one-JSON-document contract of --json.
+QUIET = {
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
+}
 
 
 def disable_telemetry() -> None:

@@ -439,16 +439,20 @@ class Store:
         out = [_version_info(v, aliases) for v in found]
         return sorted(out, key=lambda v: -v.version)
 
-    def _aliases(self) -> dict[int, tuple[str, ...]]:
+    def _alias_map(self) -> dict[str, int]:
+        """{alias: version}; empty if the registered model does not exist yet."""
         try:
             model = self.client.get_registered_model(self.name)
         except Exception as exc:
             if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
                 return {}
             raise
+        return {alias: int(version) for alias, version in (model.aliases or {}).items()}
+
+    def _aliases(self) -> dict[int, tuple[str, ...]]:
         by_version: dict[int, list[str]] = {}
-        for alias, version in (model.aliases or {}).items():
-            by_version.setdefault(int(version), []).append(alias)
+        for alias, version in self._alias_map().items():
+            by_version.setdefault(version, []).append(alias)
         return {v: tuple(sorted(a)) for v, a in by_version.items()}
 
     def version(self, version: int | str) -> VersionInfo:
@@ -470,15 +474,17 @@ class Store:
         return _version_info(v, aliases)
 
     def alias(self, alias: str) -> VersionInfo | None:
-        """The version an alias points at, None if unset."""
+        """The version an alias points at, None if unset. (Asking a server for an alias of a
+        model that does not exist yet answers 403, so look at the model's aliases first.)"""
         with translate(f"reading @{alias}"):
-            try:
-                v = self.client.get_model_version_by_alias(self.name, alias)
-            except Exception as exc:
-                if _error_code(exc) in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
-                    return None
-                raise
-            return _version_info(v, self._aliases())
+            aliases = self._alias_map()
+            if alias not in aliases:
+                return None
+            v = self.client.get_model_version(self.name, str(aliases[alias]))
+            by_version: dict[int, list[str]] = {}
+            for a, number in aliases.items():
+                by_version.setdefault(number, []).append(a)
+            return _version_info(v, {k: tuple(sorted(x)) for k, x in by_version.items()})
 
     def version_for_run(self, run_id: str) -> VersionInfo | None:
         for v in self.versions():

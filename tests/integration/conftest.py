@@ -1,0 +1,58 @@
+"""Server mode for real: one PostgreSQL cluster and one `mlflow server` (basic-auth, proxied
+artifacts, one worker, job execution and telemetry off) per test session, on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.integration.services import ADMIN_PASSWORD, MlflowServer, Postgres
+
+USERS = {"carol": "carol-Pass-1", "alice": "alice-Pass-1", "mallory": "mallory-Pass-1"}
+
+
+@dataclass
+class Server:
+    url: str
+    postgres: Postgres
+    root: Path
+
+    def creds(self, user: str) -> dict[str, str]:
+        password = ADMIN_PASSWORD if user == "admin" else USERS[user]
+        return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    import os
+
+    from mlflow.server import get_app_client
+
+    root = tmp_path_factory.mktemp("server")
+    pg = Postgres().start()
+    srv = MlflowServer(root, pg.url("mlflow"), pg.url("mlflow_auth"))
+    try:
+        srv.start()
+        saved = {
+            k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+        }
+        os.environ.update(
+            {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
+        )
+        try:
+            auth = get_app_client("basic-auth", tracking_uri=srv.url)
+            for user, password in USERS.items():
+                auth.create_user(user, password)
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        yield Server(srv.url, pg, root)
+    finally:
+        srv.stop()
+        pg.stop()
