@@ -41,6 +41,10 @@ lint: $(STAMP) ## ruff + mypy --strict
 bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md
 	$(BIN)/python -m benchmarks.run
 
+dagster: $(STAMP) ## Dagster UI on http://127.0.0.1:3000 (project-local DAGSTER_HOME, telemetry off)
+	DAGSTER_HOME=$(CURDIR)/dagster_home MAGENTA_RELEASE_HOME=$(CURDIR)/mlruns \
+	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m dagster_assets
+
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns
 	$(BIN)/magenta-release ui
 

@@ -292,6 +292,17 @@ def build_features(
 def frame_digest(frame: pd.DataFrame) -> str:
     """SHA-256 of a frame's columns, dtypes and values (row order included)."""
     h = hashlib.sha256()
-    h.update(json.dumps([[c, str(t)] for c, t in frame.dtypes.items()]).encode())
+    # Text columns hash alike whether pandas holds them as object or str (parquet round trips
+    # turn one into the other); the values' hashes are the same either way.
+    kinds = [
+        [
+            c,
+            "text"
+            if pd.api.types.is_object_dtype(t) or pd.api.types.is_string_dtype(t)
+            else str(t),
+        ]
+        for c, t in frame.dtypes.items()
+    ]
+    h.update(json.dumps(kinds).encode())
     h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
     return h.hexdigest()

@@ -54,6 +54,7 @@ class Proposal:
             "gates": [g.to_json() for g in self.gates],
             "champion": self.champion,
             "existing": self.existing,
+            "report": self.report,
         }
 
 

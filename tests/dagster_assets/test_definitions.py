@@ -1,0 +1,107 @@
+"""The Dagster code location: loadable, the real assets materialized on small data against a
+real store, the gates as a blocking check, the champion sensor, predictions by version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from dagster_assets import assets
+from dagster_assets.definitions import champion_moved, defs, weekly_training
+from dagster_assets.resources import DataSpec, ParquetJsonIOManager, ReleaseStore
+from tests.conftest import SMALL, make_cli, write_policy
+
+TRAIN = [
+    assets.raw_tables,
+    assets.features,
+    assets.churn_label,
+    assets.training_run,
+    assets.release_candidate,
+]
+SERVE = [assets.champion_model, assets.current_customers, assets.predictions]
+
+
+@pytest.fixture
+def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = tmp_path / "mlruns"
+    cli = make_cli(home)
+    assert cli("init").exit_code == 0
+    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True})
+    resources = {
+        "release": ReleaseStore(home=str(home), identity="dagster"),
+        "data_spec": DataSpec(seed=7, rows=SMALL, scoring_seed=99, scoring_rows=300),
+        "io_manager": ParquetJsonIOManager(base_dir=str(tmp_path / "dagster-data")),
+    }
+    return {"cli": cli, "resources": resources, "home": home, "data": tmp_path / "dagster-data"}
+
+
+def test_definitions_load_with_schedule_and_no_global_automation() -> None:
+    dg.Definitions.validate_loadable(defs)
+    assert weekly_training.cron_schedule == "0 1 * * 1"
+    assert weekly_training.execution_timezone == "Europe/Berlin"
+    repo = defs.get_repository_def()
+    for key in repo.asset_graph.get_all_asset_keys():
+        assert repo.asset_graph.get(key).automation_condition is None, key
+    assert {j.name for j in repo.get_all_jobs()} >= {"train_and_propose", "refresh_predictions"}
+
+
+def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    (evaluation,) = result.get_asset_check_evaluations()
+    return evaluation
+
+
+def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
+    setup: dict[str, Any],
+) -> None:
+    cli, resources = setup["cli"], setup["resources"]
+    result = dg.materialize(TRAIN, resources=resources)
+    assert result.success
+    assert _check(result).passed
+    run = result.output_for_node("training_run")
+    status = cli.json("status")
+    assert status["challenger"]["proposed_by"] == "dagster"
+    version = status["challenger"]["version"]
+    assert status["challenger"]["run_id"] == run["run_id"]
+
+    # the schedule's identity cannot approve; a human does, from the terminal
+    refused = cli("approve", str(version), "--reason", "x", "--yes", by="dagster")
+    assert refused.exit_code == 1
+    assert cli("approve", str(version), "--reason", "weekly", "--yes", by="alice").exit_code == 0
+
+    context = dg.build_sensor_context(resources={"release": resources["release"]})
+    first = champion_moved(context)
+    assert isinstance(first, dg.SensorResult)
+    assert len(first.run_requests) == 1
+    assert first.run_requests[0].tags["magenta/champion_version"] == str(version)
+    again = champion_moved(
+        dg.build_sensor_context(cursor=first.cursor, resources={"release": resources["release"]})
+    )
+    assert isinstance(again, dg.SkipReason)
+
+    served = dg.materialize(SERVE, resources=resources)
+    assert served.success
+    frame = pd.read_parquet(setup["data"] / "predictions.parquet")
+    assert len(frame) == 300
+    assert (frame["model_version"] == version).all()
+    assert frame["churn_score"].between(0, 1).all()
+    assert served.output_for_node("champion_model")["approved_by"] == "alice"
+
+
+def test_failed_gates_fail_the_blocking_check_and_the_champion_stays(setup: dict[str, Any]) -> None:
+    cli, resources = setup["cli"], setup["resources"]
+    write_policy(setup["home"], **{"gates.min": {"roc_auc": 0.999}})
+    result = dg.materialize(TRAIN, resources=resources, raise_on_error=False)
+    check = _check(result)
+    assert check.passed is False
+    assert "min_roc_auc" in check.metadata["failed"].value
+    status = cli.json("status")
+    assert status["champion"] is None and status["pending"] == []
+    assert status["versions"][0]["status"] == "gates_failed"
+    # no champion: serving fails clearly instead of scoring with something unapproved
+    served = dg.materialize(SERVE, resources=resources, raise_on_error=False)
+    assert not served.success
