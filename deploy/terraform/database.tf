@@ -1,0 +1,63 @@
+# Tracking + registry + auth database: smallest tier, private IP only, backups with PITR.
+resource "google_sql_database_instance" "mlflow" {
+  name                = "mlflow"
+  region              = var.region
+  database_version    = "POSTGRES_15"
+  deletion_protection = true
+  encryption_key_name = google_kms_crypto_key.database.id
+
+  settings {
+    tier              = "db-f1-micro"
+    edition           = "ENTERPRISE"
+    availability_type = "ZONAL"
+    disk_type         = "PD_SSD"
+    disk_size         = 10
+    disk_autoresize   = true
+
+    ip_configuration {
+      ipv4_enabled                                  = false
+      private_network                               = google_compute_network.mlflow.id
+      enable_private_path_for_google_cloud_services = true
+      ssl_mode                                      = "ENCRYPTED_ONLY"
+    }
+
+    backup_configuration {
+      enabled                        = true
+      location                       = var.region
+      point_in_time_recovery_enabled = true
+      start_time                     = "02:00"
+      backup_retention_settings {
+        retained_backups = 14
+      }
+    }
+
+    database_flags {
+      name  = "log_min_duration_statement"
+      value = "1000"
+    }
+  }
+
+  depends_on = [google_service_networking_connection.sql,
+  google_kms_crypto_key_iam_member.sql_uses_database_key]
+}
+
+resource "google_sql_database" "mlflow" {
+  name     = "mlflow"
+  instance = google_sql_database_instance.mlflow.name
+}
+
+resource "google_sql_database" "mlflow_auth" {
+  name     = "mlflow_auth"
+  instance = google_sql_database_instance.mlflow.name
+}
+
+resource "random_password" "db" {
+  length  = 32
+  special = false
+}
+
+resource "google_sql_user" "mlflow" {
+  name     = "mlflow"
+  instance = google_sql_database_instance.mlflow.name
+  password = random_password.db.result
+}
