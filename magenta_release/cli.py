@@ -492,10 +492,30 @@ def ui(
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit code. Usage errors become one `error:` line (exit 2)
+    instead of click's multi-line box."""
+    # Typer vendors click; its UsageError is the base of every argument/option error.
+    from typer._click.exceptions import UsageError
+
+    disable_telemetry()
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="magenta-release", standalone_mode=False)
+    except UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "magenta-release"
+        message = exc.format_message().replace("\n", " ").strip().rstrip(".")
+        typer.echo(f"error: {message}; see `{where} --help`", err=True)
+        return 2
+    except typer.Abort:
+        typer.echo("error: aborted; nothing was changed", err=True)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
 def main() -> None:
     """Console-script entry point."""
-    disable_telemetry()
-    app()
+    sys.exit(run())
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,25 @@ SMALL = 4000  # accounts per training run in tests: enough churners for stable m
 
 
 @dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(args: list[str], env: dict[str, str | None], input: str | None = None) -> Result:
+    """Run the real entry point (`magenta_release.cli.run`) in-process with isolated streams."""
+    from magenta_release.cli import run
+
+    with CliRunner().isolation(input=input, env=env) as (out, err, _):
+        code = run(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        stdout, stderr = out.getvalue().decode(), err.getvalue().decode()
+    return Result(code, stdout, stderr)
+
+
+@dataclass
 class Cli:
     """Runs `magenta-release` in-process against one store."""
 
@@ -26,13 +46,10 @@ class Cli:
     env: dict[str, str | None]
 
     def __call__(self, *args: str, by: str | None = None, input: str | None = None) -> Any:
-        from magenta_release.cli import app
-
         env = dict(self.env)
         if by:
             env["MAGENTA_RELEASE_USER"] = by
-        result = CliRunner().invoke(app, list(args), env=env, input=input, catch_exceptions=False)
-        return result
+        return invoke(list(args), env, input)
 
     def json(self, *args: str, by: str | None = None, code: int = 0) -> Any:
         result = self(*args, "--json", by=by)

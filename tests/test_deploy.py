@@ -39,8 +39,12 @@ def _s(value: Any) -> str:
 
 @pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform not installed")
 def test_terraform_is_formatted() -> None:
-    done = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TF)],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(TF)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -53,8 +57,11 @@ def test_region_is_frankfurt_and_enforced() -> None:
     policy = res["google_org_policy_policy.resource_locations"]
     assert "gcp.resourceLocations" in _s(policy["name"])
     assert "in:europe-west3-locations" in str(policy["spec"])
-    for key in ("google_cloud_run_v2_service.mlflow", "google_sql_database_instance.mlflow",
-                "google_kms_key_ring.mlflow"):
+    for key in (
+        "google_cloud_run_v2_service.mlflow",
+        "google_sql_database_instance.mlflow",
+        "google_kms_key_ring.mlflow",
+    ):
         assert "var.region" in str(res[key].get("location", res[key].get("region"))), key
     assert "var.region" in str(res["google_storage_bucket.artifacts"]["location"])
     for replica in [res["google_secret_manager_secret.mlflow"]["replication"]]:
@@ -99,12 +106,19 @@ def test_cloud_run_is_behind_iap_and_scales_to_zero() -> None:
 def test_server_image_is_pinned_non_root_and_quiet() -> None:
     dockerfile = (DEPLOY / "mlflow-server" / "Dockerfile").read_text()
     assert "USER 10001" in dockerfile and "HEALTHCHECK" in dockerfile
-    for switch in ("MLFLOW_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=true",
-                   "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false", "MLFLOW_ENABLE_AI_GATEWAY=false",
-                   "MLFLOW_ENABLE_REMOTE_ASSISTANT=false"):
+    for switch in (
+        "MLFLOW_DISABLE_TELEMETRY=true",
+        "DO_NOT_TRACK=true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false",
+        "MLFLOW_ENABLE_AI_GATEWAY=false",
+        "MLFLOW_ENABLE_REMOTE_ASSISTANT=false",
+    ):
         assert switch in dockerfile, switch
-    requirements = [line for line in (DEPLOY / "mlflow-server" / "requirements.txt")
-                    .read_text().splitlines() if line and not line.startswith("#")]
+    requirements = [
+        line
+        for line in (DEPLOY / "mlflow-server" / "requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    ]
     assert all("==" in line for line in requirements)
     entry = (DEPLOY / "mlflow-server" / "entrypoint.sh").read_text()
     assert "--workers 1" in entry and "--app-name basic-auth" in entry

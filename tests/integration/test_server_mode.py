@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from magenta_release.demo import write_customers
 from magenta_release.settings import TELEMETRY_OFF
-from tests.conftest import SMALL, write_policy
+from tests.conftest import SMALL, invoke, write_policy
 from tests.integration.conftest import ADMIN_PASSWORD, Server
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server")]
@@ -24,9 +23,7 @@ class ServerCli:
         self.policy = policy
 
     def __call__(self, *args: str, user: str, password: str | None = None) -> Any:
-        from magenta_release.cli import app
-
-        env = {
+        env: dict[str, str | None] = {
             **TELEMETRY_OFF,
             **self.server.creds(user),
             "NO_COLOR": "1",
@@ -36,7 +33,7 @@ class ServerCli:
         }
         if password is not None:
             env["MLFLOW_TRACKING_PASSWORD"] = password
-        return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
+        return invoke(list(args), env)
 
     def json(self, *args: str, user: str, code: int = 0) -> Any:
         result = self(*args, "--json", user=user)
