@@ -126,21 +126,107 @@ def append(
     return event
 
 
-def expected_state(log: list[Event]) -> tuple[dict[int, str], int | None]:
-    """Replay the log: each version's status and the champion it implies."""
+@dataclass(frozen=True)
+class State:
+    """What the log says the registry must look like."""
+
+    status: dict[int, str]
+    champion: int | None
+    previous: int | None
+    challenger: int | None
+    manifests: dict[int, str]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between the registry and the log."""
+
+    kind: str  # "status" | "alias" | "orphan" | "manifest"
+    version: int | None
+    key: str
+    expected: Any
+    actual: Any
+
+    def message(self) -> str:
+        if self.kind == "orphan":
+            return f"registry: version {self.version} has no event in the log"
+        if self.kind == "alias":
+            return (
+                f"registry: @{self.key} is {self.actual} but the log says {self.expected} "
+                "(moved outside magenta-release, or an interrupted command)"
+            )
+        if self.kind == "manifest":
+            return (
+                f"registry: version {self.version}'s manifest hash differs from the one "
+                "recorded at proposal"
+            )
+        return (
+            f"registry: version {self.version} has status {self.actual!r} but the log "
+            f"says {self.expected!r}"
+        )
+
+
+def expected_state(log: list[Event]) -> State:
+    """Replay the log: each version's status and where each alias must point."""
     status: dict[int, str] = {}
-    champion: int | None = None
+    manifests: dict[int, str] = {}
+    champion = previous = challenger = None
     for e in log:
+        if e.action == "repair":
+            continue
         if e.version is not None and e.status:
             status[e.version] = e.status
-        if (
-            e.action in {"approve", "rollback"}
-            and e.champion_before is not None
-            and e.champion_before != e.champion_after
-        ):
-            status[e.champion_before] = "retired" if e.action == "approve" else "rolled_back"
-        champion = e.champion_after if e.action in {"approve", "rollback"} else champion
-    return status, champion
+        if e.action == "propose" and e.version is not None:
+            manifests[e.version] = e.manifest_sha256
+            if e.status == "pending_approval":
+                challenger = e.version
+        if e.action in {"approve", "reject"} and challenger == e.version:
+            challenger = None
+        if e.action in {"approve", "rollback"}:
+            if e.champion_before is not None and e.champion_before != e.champion_after:
+                status[e.champion_before] = "retired" if e.action == "approve" else "rolled_back"
+            if e.action == "approve":
+                previous = e.champion_before if e.champion_before is not None else previous
+            else:
+                previous = None
+            champion = e.champion_after
+    return State(status, champion, previous, challenger, manifests)
+
+
+def drift(store: Store, log: list[Event] | None = None) -> list[Drift]:
+    """Every difference between the registry and the state the log implies."""
+    state = expected_state(events(store) if log is None else log)
+    found: list[Drift] = []
+    versions = store.versions()
+    actual_alias = {a: v.version for v in versions for a in v.aliases}
+    for alias, expected in (
+        ("champion", state.champion),
+        ("previous", state.previous),
+        ("challenger", state.challenger),
+    ):
+        if actual_alias.get(alias) != expected:
+            found.append(Drift("alias", None, alias, expected, actual_alias.get(alias)))
+    for v in versions:
+        if v.version not in state.status:
+            found.append(Drift("orphan", v.version, "", None, v.status))
+            continue
+        if v.tags.get(STATUS_TAG) != state.status[v.version]:
+            found.append(
+                Drift(
+                    "status", v.version, STATUS_TAG, state.status[v.version], v.tags.get(STATUS_TAG)
+                )
+            )
+        if v.tags.get("release.manifest_sha256") != state.manifests.get(v.version):
+            found.append(
+                Drift(
+                    "manifest",
+                    v.version,
+                    "release.manifest_sha256",
+                    state.manifests.get(v.version),
+                    v.tags.get("release.manifest_sha256"),
+                )
+            )
+    return found
 
 
 def verify(store: Store) -> Verification:
@@ -175,29 +261,4 @@ def verify(store: Store) -> Verification:
 
 
 def _registry_drift(store: Store, log: list[Event]) -> list[str]:
-    status, champion = expected_state(log)
-    manifests = {
-        e.version: e.manifest_sha256 for e in log if e.action == "propose" and e.version is not None
-    }
-    problems = []
-    current = store.alias("champion")
-    if (current.version if current else None) != champion:
-        problems.append(
-            f"registry: @champion is {current.version if current else None} but "
-            f"the log says {champion} (moved outside magenta-release)"
-        )
-    for v in store.versions():
-        if v.version not in status:
-            problems.append(f"registry: version {v.version} has no event in the log")
-            continue
-        if v.tags.get(STATUS_TAG) != status[v.version]:
-            problems.append(
-                f"registry: version {v.version} has status "
-                f"{v.tags.get(STATUS_TAG)!r} but the log says {status[v.version]!r}"
-            )
-        if v.tags.get("release.manifest_sha256") != manifests.get(v.version):
-            problems.append(
-                f"registry: version {v.version}'s manifest hash differs from the "
-                "one recorded at proposal"
-            )
-    return problems
+    return [d.message() for d in drift(store, log)]

@@ -375,13 +375,61 @@ def rollback(
 
 
 @app.command()
-def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
-    """Show @champion, @challenger, @previous and the versions waiting for approval."""
+def status(tracking_uri: UriOpt = None, by: ByOpt = None, as_json: JsonOpt = False) -> None:
+    """Show @champion, @challenger, @previous and the versions waiting for approval.
+
+    If an interrupted command left the store inconsistent (a killed training run, a decision
+    in the audit log the registry does not show yet), it is repaired first and the repair is
+    recorded in the audit log.
+    """
     from magenta_release.output import status_table
     from magenta_release.release import status as do_status
 
-    doc = _run(as_json, lambda: do_status(_open(tracking_uri)))
-    _emit(as_json, doc, lambda: status_table(doc))
+    doc = _run(as_json, lambda: do_status(_open(tracking_uri), by=by))
+
+    def human() -> None:
+        for fix in doc["repaired"]["fixes"] + [
+            f"run {r} marked FAILED (its process is gone)" for r in doc["repaired"]["failed_runs"]
+        ]:
+            typer.echo(f"repaired: {fix}", err=True)
+        status_table(doc)
+
+    _emit(as_json, doc, human)
+
+
+@app.command()
+def gc(
+    older_than: Annotated[
+        float, typer.Option("--older-than", help="Only runs started more than this many days ago.")
+    ] = 30,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Delete (default: only list what would be deleted).")
+    ] = False,
+    by: ByOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Free artifact storage of runs that were never proposed. Dry-run unless --apply;
+    registered versions, their runs and the audit log are never touched."""
+    from magenta_release.gc import gc as do_gc
+
+    result = _run(
+        as_json, lambda: do_gc(_open(tracking_uri), older_than_days=older_than, apply=apply, by=by)
+    )
+
+    def human() -> None:
+        verb = "deleted" if result.applied else "would delete"
+        for r in result.runs:
+            typer.echo(
+                f"{verb} {r['bytes']:>12,} bytes  run {r['run_id']} ({r['run_name']}, "
+                f"{r['age_days']} days)"
+            )
+        typer.echo(
+            f"{verb} {result.bytes:,} bytes in {len(result.runs)} runs"
+            + ("" if result.applied else "; run again with --apply to delete")
+        )
+
+    _emit(as_json, result.to_json(), human)
 
 
 @app.command()

@@ -48,7 +48,9 @@ def release_lock(
         if held is not None:
             _, tags = held
             since = int(tags.get("acquired_at", "0") or 0)
-            if time.time() * 1000 - since > ttl * 1000:
+            if time.time() * 1000 - since > ttl * 1000 or process_gone(
+                tags.get("host"), tags.get("pid")
+            ):
                 _break_stale(store, name, since)
                 continue
             if time.monotonic() > deadline:
@@ -65,6 +67,19 @@ def release_lock(
         held = store.model_created(name)
         if held is not None and held[1].get("owner") == token:
             store.delete_model(name)
+
+
+def process_gone(host: str | None, pid: str | None) -> bool:
+    """True when `pid` ran on this host and no longer exists (killed or crashed)."""
+    if host != socket.gethostname() or not (pid or "").isdigit():
+        return False
+    try:
+        os.kill(int(pid or 0), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _break_stale(store: Store, name: str, since: int) -> None:

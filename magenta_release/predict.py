@@ -18,7 +18,7 @@ from magenta_release.errors import BadInput, PolicyRefused
 from magenta_release.store import Store, VersionInfo
 
 SUFFIXES = (".parquet", ".csv")
-SERVABLE = {"approved", "retired", "rolled_back", "pending_approval"}
+SERVABLE = {"approved", "retired", "rolled_back"}  # passed the gates and was approved once
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ def resolve(store: Store, model: str) -> VersionInfo:
         if v.tags.get("release.passed_gates") != "true" or v.status not in SERVABLE:
             raise PolicyRefused(
                 f"version {v.version} is {v.status or 'not proposed'}; only "
-                "versions that passed their gates can be served"
+                "versions that were approved once can be served"
             )
         return v
     alias = model.lstrip("@")
@@ -71,12 +71,25 @@ def read_table(path: Path) -> pd.DataFrame:
     except Exception as exc:  # pyarrow/pandas parser errors have no common base class
         first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         raise BadInput(f"--input {path} cannot be read ({first})") from exc
+    if path.suffix.lower() == ".csv":
+        _check_csv_header(path)
     if frame.columns.duplicated().any():
         dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
         raise BadInput(f"--input {path} has duplicate columns: {', '.join(dupes)}")
     if frame.empty:
         raise BadInput(f"--input {path} has no rows")
     return frame
+
+
+def _check_csv_header(path: Path) -> None:
+    """pandas renames duplicate CSV headers (`age`, `age.1`); refuse them instead."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as fh:
+        header = next(csv.reader(fh), [])
+    dupes = sorted({c for c in header if header.count(c) > 1})
+    if dupes:
+        raise BadInput(f"--input {path} has duplicate columns: {', '.join(dupes)}")
 
 
 def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:

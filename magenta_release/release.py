@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release import audit, integrity, serving
+from magenta_release import audit, faults, integrity, serving
 from magenta_release.data import DatasetRef, frame_digest, generate
 from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
 from magenta_release.gates import Gate, input_gates, metric_gates, regression_gates
 from magenta_release.lock import release_lock
+from magenta_release.repair import repair_locked, sync
 from magenta_release.store import (
     STATUS_TAG,
     RunInfo,
@@ -28,6 +29,7 @@ from magenta_release.store import (
     VersionInfo,
     dumps,
     set_version_description,
+    version_description,
 )
 
 PENDING, FAILED, APPROVED = "pending_approval", "gates_failed", "approved"
@@ -119,12 +121,14 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
                 )
             )
             with release_lock(store):
+                repair_locked(store, actor)
                 raced = store.version_for_run(run_id)
-                if raced is not None:
-                    return _existing(store, raced)
-                if _number(store.alias("champion")) != _number(champion):
-                    continue  # the champion moved while we evaluated: evaluate again
-                return _register(store, run, actor, note, gates, evidence, files, champion)
+                moved = _number(store.alias("champion")) != _number(champion)
+                if raced is None and not moved:
+                    return _register(store, run, actor, note, gates, evidence, files, champion)
+            if raced is not None:  # proposed meanwhile by another process
+                return _existing(store, raced)
+            # else the champion moved while we evaluated: evaluate again
     raise PolicyRefused("the champion kept changing while the gates ran; propose again")
 
 
@@ -149,11 +153,12 @@ def _register(
         "policy_sha256": store.policy.sha256,
         "manifest_sha256": digest,
     }
-    evidence_sha = integrity.sha256_text(dumps(evidence_doc))
-    source = f"runs:/{run.run_id}/model"
+    evidence_json = dumps(evidence_doc)
+    evidence_sha = integrity.sha256_text(evidence_json)
+    # One call creates the version with every tag: no version ever exists without a status.
     version = store.create_version(
         run.run_id,
-        source,
+        f"runs:/{run.run_id}/model",
         {
             STATUS_TAG: status,
             "release.proposed_by": actor,
@@ -164,19 +169,12 @@ def _register(
             "release.baseline_version": str(_number(champion) or "none"),
             "release.manifest": json.dumps(files, sort_keys=True),
             "release.manifest_sha256": digest,
+            "release.evidence": evidence_json,
             "release.evidence_sha256": evidence_sha,
             "release.dataset_sha256": run.dataset_sha256,
         },
     )
-    if passed:
-        store.set_alias("challenger", version)
-    report = release_report(store, run, version, status, actor, note, gates, evidence, champion)
-    with tempfile.TemporaryDirectory(prefix="magenta-report-") as tmp:
-        folder = Path(tmp)
-        (folder / "report.md").write_text(report)
-        (folder / "gates.json").write_text(json.dumps(evidence_doc, indent=1, default=str))
-        store.log_artifacts(run.run_id, folder, "release")
-    set_version_description(store, version, report)
+    faults.point("propose.after_create_version")
     audit.append(
         store,
         actor=actor,
@@ -190,17 +188,57 @@ def _register(
         manifest_sha256=digest,
         details={"run_id": run.run_id, "failed_gates": [g.name for g in gates if not g.passed]},
     )
+    faults.point("propose.after_audit")
+    sync(store)
+    report = _publish_report(store, store.version(version), run)
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
 
 
+def _evidence(v: VersionInfo) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = json.loads(v.tags.get("release.evidence", "{}"))
+    except ValueError:
+        return {}
+    return doc
+
+
+def _publish_report(store: Store, v: VersionInfo, run: RunInfo | None = None) -> str:
+    """Write the release report (run artifacts + version description) from the version's tags;
+    idempotent, so a rerun after an interruption completes it."""
+    doc = _evidence(v)
+    gates = [Gate(**g) for g in doc.get("gates", [])]
+    run = run or store.get_run(v.run_id)
+    base = v.tags.get("release.baseline_version", "none")
+    champion = store.version(int(base)) if base.isdigit() else None
+    report = release_report(
+        store,
+        run,
+        v.version,
+        v.status,
+        v.tags.get("release.proposed_by", "?"),
+        v.tags.get("release.note", ""),
+        gates,
+        doc.get("evidence", {}),
+        champion,
+    )
+    with tempfile.TemporaryDirectory(prefix="magenta-report-") as tmp:
+        folder = Path(tmp)
+        (folder / "report.md").write_text(report)
+        (folder / "gates.json").write_text(json.dumps(doc, indent=1, default=str))
+        store.log_artifacts(run.run_id, folder, "release")
+    set_version_description(store, v.version, report)
+    return report
+
+
 def _existing(store: Store, v: VersionInfo) -> Proposal:
-    gates: list[Gate] = []
-    with tempfile.TemporaryDirectory(prefix="magenta-existing-") as tmp:
-        try:
-            doc = json.loads(store.download(v.run_id, "release/gates.json", Path(tmp)).read_text())
-            gates = [Gate(**g) for g in doc["gates"]]
-        except (BadInput, ValueError, KeyError):
-            gates = []
+    """The proposal a run already has; completes one an interrupted command left behind."""
+    with release_lock(store):
+        repair_locked(store, store.settings.actor())
+        v = store.version(v.version)
+        report = ""
+        if not version_description(store, v.version):
+            report = _publish_report(store, v)
+    gates = [Gate(**g) for g in _evidence(v).get("gates", [])]
     baseline = v.tags.get("release.baseline_version", "none")
     return Proposal(
         v.version,
@@ -209,7 +247,7 @@ def _existing(store: Store, v: VersionInfo) -> Proposal:
         gates,
         int(baseline) if baseline.isdigit() else None,
         True,
-        "",
+        report,
     )
 
 
@@ -365,25 +403,32 @@ def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
 
 
 def approval_summary(store: Store, v: VersionInfo) -> dict[str, Any]:
-    """What an approver sees before confirming."""
-    champion = store.alias("champion")
-    gates: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="magenta-summary-") as tmp:
-        try:
-            doc = json.loads(store.download(v.run_id, "release/gates.json", Path(tmp)).read_text())
-            gates = doc["gates"]
-            rescored = doc["evidence"].get("rescored")
-        except (BadInput, ValueError, KeyError):
-            rescored = None
+    """What an approver sees before confirming (from the evidence recorded at proposal)."""
+    doc = _evidence(v)
     return {
         "version": v.version,
         "run_id": v.run_id,
         "proposed_by": v.tags.get("release.proposed_by"),
         "note": v.tags.get("release.note", ""),
-        "champion": _number(champion),
-        "gates": gates,
-        "rescored": rescored,
+        "champion": _number(store.alias("champion")),
+        "gates": doc.get("gates", []),
+        "rescored": doc.get("evidence", {}).get("rescored"),
     }
+
+
+def _already(store: Store, action: str, version: int, actor: str) -> Transition | None:
+    """The event of this very action by this actor if it is the latest champion move: a rerun
+    after an interruption (or a double click) then reports it instead of failing."""
+    moves = [e for e in audit.events(store) if e.action in {"approve", "rollback"}]
+    if (
+        moves
+        and moves[-1].action == action
+        and moves[-1].version == version
+        and moves[-1].actor == actor
+    ):
+        state = audit.expected_state(audit.events(store))
+        return Transition(action, version, APPROVED, state.champion, state.previous, moves[-1])
+    return None
 
 
 def approve(
@@ -400,30 +445,28 @@ def approve(
         raise BadInput("--reason is empty; say why this version should be released")
     store.check_residency()
     v = store.version(version)
+    if v.status == APPROVED and (done := _already(store, "approve", v.version, actor)):
+        return done
     _check_approvable(store, v, actor)
     if confirm is not None and not confirm(approval_summary(store, v)):
         raise PolicyRefused(f"version {v.version} not approved: confirmation declined")
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
+        repair_locked(store, actor)
         v = store.version(version)
+        if v.status == APPROVED and (done := _already(store, "approve", v.version, actor)):
+            return done
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
         serving.fetch_verified(store, v, Path(tmp))
         old = store.alias("champion")
         store.set_version_tags(
             v.version,
             {
-                STATUS_TAG: APPROVED,
                 "release.approved_by": actor,
                 "release.approved_at": _now(),
                 "release.approve_reason": reason,
             },
         )
-        store.set_alias("champion", v.version)
-        if old is not None:
-            store.set_version_tags(old.version, {STATUS_TAG: RETIRED})
-            store.set_alias("previous", old.version)
-        challenger = store.alias("challenger")
-        if challenger is not None and challenger.version == v.version:
-            store.set_alias("challenger", None)
+        # The event first: it is the decision; the registry follows it (repair can finish it).
         event = audit.append(
             store,
             actor=actor,
@@ -436,7 +479,21 @@ def approve(
             evidence_sha256=v.tags.get("release.evidence_sha256", ""),
             manifest_sha256=v.tags.get("release.manifest_sha256", ""),
         )
+        faults.point("approve.after_audit")
+        sync(store)
     return Transition("approve", v.version, APPROVED, v.version, _number(old), event)
+
+
+def _check_rejectable(store: Store, v: VersionInfo, actor: str) -> None:
+    if v.status != PENDING:
+        raise PolicyRefused(
+            f"version {v.version} is {v.status or 'not proposed'}; only "
+            f"{PENDING} versions can be rejected"
+        )
+    if actor not in store.policy.approval.approvers and actor != v.tags.get("release.proposed_by"):
+        raise PolicyRefused(
+            f"{actor} may not reject version {v.version}: only an approver or its proposer can"
+        )
 
 
 def reject(store: Store, version: int | str, *, reason: str, by: str | None = None) -> Transition:
@@ -445,31 +502,19 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
     if not reason.strip():
         raise BadInput("--reason is empty; say why this version is rejected")
     store.check_residency()
+    _check_rejectable(store, store.version(version), actor)  # refuse before taking the lock
     with release_lock(store):
+        repair_locked(store, actor)
         v = store.version(version)
-        if v.status != PENDING:
-            raise PolicyRefused(
-                f"version {v.version} is {v.status or 'not proposed'}; only "
-                f"{PENDING} versions can be rejected"
-            )
-        if actor not in store.policy.approval.approvers and actor != v.tags.get(
-            "release.proposed_by"
-        ):
-            raise PolicyRefused(
-                f"{actor} may not reject version {v.version}: only an approver or its proposer can"
-            )
+        _check_rejectable(store, v, actor)
         store.set_version_tags(
             v.version,
             {
-                STATUS_TAG: REJECTED,
                 "release.rejected_by": actor,
                 "release.rejected_at": _now(),
                 "release.reject_reason": reason,
             },
         )
-        challenger = store.alias("challenger")
-        if challenger is not None and challenger.version == v.version:
-            store.set_alias("challenger", None)
         champion = _number(store.alias("champion"))
         event = audit.append(
             store,
@@ -483,8 +528,10 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
             evidence_sha256=v.tags.get("release.evidence_sha256", ""),
             manifest_sha256=v.tags.get("release.manifest_sha256", ""),
         )
-    previous = store.alias("previous")
-    return Transition("reject", v.version, REJECTED, champion, _number(previous), event)
+        sync(store)
+    return Transition(
+        "reject", v.version, REJECTED, champion, _number(store.alias("previous")), event
+    )
 
 
 def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, VersionInfo]:
@@ -502,11 +549,15 @@ def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, V
         target = store.version(to)
     if target.version == champion.version:
         raise PolicyRefused(f"version {target.version} is already the champion")
-    if target.tags.get("release.passed_gates") != "true" or target.status in {REJECTED, FAILED}:
+    if target.tags.get("release.passed_gates") != "true" or target.status not in {
+        APPROVED,
+        RETIRED,
+        ROLLED_BACK,
+    }:
         raise PolicyRefused(
-            f"version {target.version} is {target.status or 'not proposed'} and "
-            "never passed its gates with approval; roll back to an approved, "
-            "retired or rolled-back version"
+            f"version {target.version} is {target.status or 'not proposed'}; roll back only to "
+            "a version that passed its gates and was approved once (approved, retired or "
+            "rolled_back)"
         )
     return champion, target
 
@@ -531,6 +582,7 @@ def rollback(
     ):
         raise PolicyRefused("rollback not done: confirmation declined")
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-rollback-") as tmp:
+        repair_locked(store, actor)
         now_champion, now_target = _rollback_target(store, to)
         if (now_champion.version, now_target.version) != (champion.version, target.version):
             raise PolicyRefused(
@@ -540,15 +592,8 @@ def rollback(
         serving.fetch_verified(store, target, Path(tmp))
         store.set_version_tags(
             champion.version,
-            {
-                STATUS_TAG: ROLLED_BACK,
-                "release.rolled_back_by": actor,
-                "release.rolled_back_at": _now(),
-            },
+            {"release.rolled_back_by": actor, "release.rolled_back_at": _now()},
         )
-        store.set_version_tags(target.version, {STATUS_TAG: APPROVED})
-        store.set_alias("champion", target.version)
-        store.set_alias("previous", None)
         event = audit.append(
             store,
             actor=actor,
@@ -561,12 +606,18 @@ def rollback(
             evidence_sha256=target.tags.get("release.evidence_sha256", ""),
             manifest_sha256=target.tags.get("release.manifest_sha256", ""),
         )
+        faults.point("rollback.after_audit")
+        sync(store)
     return Transition("rollback", target.version, APPROVED, target.version, None, event)
 
 
 # ---- status / history ---------------------------------------------------------------------------
-def status(store: Store) -> dict[str, Any]:
-    """Champion, challenger, previous and pending versions."""
+def status(store: Store, by: str | None = None) -> dict[str, Any]:
+    """Champion, challenger, previous and pending versions, after repairing what an
+    interrupted command left behind."""
+    from magenta_release.repair import RepairReport, needs_repair, repair
+
+    repaired = repair(store, store.settings.actor(by)) if needs_repair(store) else RepairReport()
     versions = store.versions()
     by_alias = {a: v for v in versions for a in v.aliases}
 
@@ -580,6 +631,7 @@ def status(store: Store) -> dict[str, Any]:
         "previous": doc(by_alias.get("previous")),
         "pending": [v.to_json() for v in versions if v.status == PENDING],
         "versions": [v.to_json() for v in versions],
+        "repaired": repaired.to_json(),
     }
 
 

@@ -46,6 +46,7 @@ class RunInfo:
     metrics: dict[str, float]
     params: dict[str, str]
     tags: dict[str, str]
+    artifact_uri: str = ""
 
     @property
     def dataset_sha256(self) -> str:
@@ -94,19 +95,7 @@ def translate(what: str) -> Iterator[None]:
         text = str(exc.message).splitlines()[0][:300] if exc.message else code
         if code == "RESOURCE_DOES_NOT_EXIST":
             raise BadInput(f"{what}: not found ({text})") from exc
-        if code in {"UNAUTHENTICATED"}:
-            raise StoreUnreachable(
-                f"{what}: the MLflow server refused the credentials; set "
-                "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
-            ) from exc
-        if code in {"PERMISSION_DENIED"}:
-            raise PolicyRefused(
-                f"{what}: the MLflow server denies this user permission; ask an admin "
-                "to grant it on the registered model"
-            ) from exc
-        if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"}:
-            raise BadInput(f"{what}: {text}") from exc
-        raise StoreUnreachable(f"{what}: the MLflow store failed ({text})") from exc
+        raise _translate_code(what, code, text) from exc
     except (OSError, sqlite3.Error) as exc:
         raise StoreUnreachable(f"{what}: the store cannot be used ({exc})") from exc
     except Exception as exc:
@@ -117,6 +106,28 @@ def translate(what: str) -> Iterator[None]:
                 "--tracking-uri / MLFLOW_TRACKING_URI"
             ) from exc
         raise
+
+
+def _translate_code(what: str, code: str, text: str) -> ReleaseError:
+    """The ReleaseError for an MLflow error code (the caller chains the original)."""
+    if code == "UNAUTHENTICATED":
+        return StoreUnreachable(
+            f"{what}: the MLflow server refused the credentials; set "
+            "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if code == "PERMISSION_DENIED":
+        return PolicyRefused(
+            f"{what}: the MLflow server denies this user permission; ask an admin "
+            "to grant it on the registered model"
+        )
+    if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"}:
+        return BadInput(f"{what}: {text}")
+    if "API request to" in text and ("Connection" in text or "Max retries" in text):
+        return StoreUnreachable(
+            f"{what}: the MLflow server cannot be reached; check that it runs and that "
+            "MLFLOW_TRACKING_URI / --tracking-uri point at it"
+        )
+    return StoreUnreachable(f"{what}: the MLflow store failed ({text})")
 
 
 def template_db() -> Path:
@@ -198,9 +209,15 @@ class Store:
         self.settings = settings
         self.policy = policy
         self.tracking_uri = settings.resolved_tracking_uri()
-        self.client: MlflowClient = MlflowClient(
-            tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
-        )
+        try:
+            self.client: MlflowClient = MlflowClient(
+                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
+            )
+        except Exception as exc:  # MLflow raises several types for an unknown scheme
+            raise BadInput(
+                f"tracking URI {self.tracking_uri!r} is not supported; use an http(s):// MLflow "
+                "server, postgresql://... or leave it unset for the local store"
+            ) from exc
         self.name = policy.registered_name
         self._experiment_id: str | None = None
 
@@ -208,6 +225,11 @@ class Store:
     @classmethod
     def open(cls, settings: Settings) -> Store:
         """Open the store named by settings; the local store must exist (`init`)."""
+        if settings.is_local and settings.home_dir.exists() and not settings.home_dir.is_dir():
+            raise BadInput(
+                f"store path {settings.home_dir} is a file, not a folder; "
+                "set MAGENTA_RELEASE_HOME to a store folder"
+            )
         if settings.is_local and not settings.db_path.exists():
             raise BadInput(
                 f"no store at {settings.home_dir}; run `magenta-release init` first "
@@ -410,6 +432,26 @@ class Store:
         with translate(f"downloading {path} of run {run_id}"):
             return Path(self.client.download_artifacts(run_id, path, str(dst)))
 
+    def artifact_bytes(self, run_id: str, path: str | None = None) -> int:
+        """Total size of a run's artifacts (recursive)."""
+        with translate(f"listing artifacts of run {run_id}"):
+            total = 0
+            for item in self.client.list_artifacts(run_id, path):
+                total += (
+                    self.artifact_bytes(run_id, item.path)
+                    if item.is_dir
+                    else int(item.file_size or 0)
+                )
+            return total
+
+    def delete_run_artifacts(self, run: RunInfo) -> None:
+        """Delete a run's artifacts where they are stored and mark the run."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        with translate(f"deleting artifacts of run {run.run_id}"):
+            get_artifact_repository(run.artifact_uri).delete_artifacts()  # type: ignore[no-untyped-call]
+            self.client.set_tag(run.run_id, "magenta.artifacts_deleted", "true")
+
     def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
         with translate(f"listing artifacts of run {run_id}"):
             return [a.path for a in self.client.list_artifacts(run_id, path)]
@@ -506,7 +548,7 @@ class Store:
     def set_alias(self, alias: str, version: int | None) -> None:
         with translate(f"moving @{alias}"):
             if version is None:
-                with contextlib.suppress(Exception):
+                if alias in self._alias_map():
                     self.client.delete_registered_model_alias(self.name, alias)
             else:
                 self.client.set_registered_model_alias(self.name, alias, str(version))
@@ -601,6 +643,7 @@ def _run_info(run: Any) -> RunInfo:
         metrics=dict(run.data.metrics),
         params=dict(run.data.params),
         tags={k: v for k, v in run.data.tags.items()},
+        artifact_uri=str(run.info.artifact_uri or ""),
     )
 
 
@@ -620,6 +663,11 @@ def _version_info(v: Any, aliases: dict[int, tuple[str, ...]]) -> VersionInfo:
 def dumps(data: Any) -> str:
     """Canonical JSON: the form that hashes are taken of."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def version_description(store: Store, version: int) -> str:
+    with translate(f"reading version {version}"):
+        return str(store.client.get_model_version(store.name, str(version)).description or "")
 
 
 def set_version_description(store: Store, version: int, text: str) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import tempfile
 import time
@@ -15,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from magenta_release import data as churn_data
-from magenta_release import evaluate, integrity
+from magenta_release import evaluate, faults, integrity
 from magenta_release.errors import BadInput
 from magenta_release.model import DEFAULT_PARAMS, SKOPS_TRUSTED_TYPES, build_pipeline, parse_params
 from magenta_release.store import Store
@@ -189,14 +191,19 @@ def train(
         "magenta.dataset_sha256": dataset_sha,
         "magenta.eval_sha256": parts.eval_digest,
         "magenta.split": json.dumps({"seed": seed, "test_size": TEST_SIZE}),
+        # lets `status`/`gc` mark the run FAILED if this process is killed
+        "magenta.host": socket.gethostname(),
+        "magenta.pid": str(os.getpid()),
     }
     run_id = store.create_run(name, tags)
+    faults.point("train.after_create_run")
     status = "FAILED"
     try:
         say("fitting preprocessing + XGBoost")
         pipeline = build_pipeline(xgb_params, seed)
         pipeline.fit(parts.x_train, parts.y_train)
         lap("fit")
+        faults.point("train.after_fit")
         say("evaluating on the held-out rows")
         threshold = evaluate.choose_threshold(
             parts.y_train, pipeline.predict_proba(parts.x_train)[:, 1]
@@ -269,6 +276,7 @@ def _log(
             },
         )
         store.log_artifacts(run_id, model_dir, "model")
+        faults.point("train.after_model_upload")
         store.log_artifacts(run_id, plots, "plots")
         store.log_artifacts(run_id, evaluation, "evaluation")
     store.log_dataset(run_id, dataset_entity(dataset, dataset_sha), "training")

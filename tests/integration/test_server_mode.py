@@ -87,6 +87,9 @@ def test_release_loop_against_the_server(cli: ServerCli, tmp_path: Path) -> None
 
     v1 = cli.json("propose", a["run_id"], "--by", "carol", user="carol")
     assert v1["status"] == "pending_approval"
+    # Removing an alias (clearing @challenger/@previous) needs MANAGE in MLflow's basic-auth:
+    # an admin grants it to the approvers once (docs/architecture.md, "Permissions").
+    _grant(cli.server, "alice", "churn-classifier", "MANAGE")
     # carol claims to be alice, but the server says she is carol: four eyes still holds
     spoof = cli(
         "approve", str(v1["version"]), "--reason", "x", "--yes", "--by", "alice", user="carol"
@@ -130,6 +133,25 @@ def test_release_loop_against_the_server(cli: ServerCli, tmp_path: Path) -> None
     assert cli.json("audit", "verify", user="alice")["ok"] is True
 
 
+def _grant(server: Server, user: str, model: str, permission: str) -> None:
+    import os
+
+    from mlflow.server import get_app_client
+
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
+    os.environ.update(server.creds("admin"))
+    try:
+        get_app_client("basic-auth", tracking_uri=server.url).grant_user_permission(
+            user, "registered_model", model, permission
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 def test_wrong_password_is_a_clear_exit_4(cli: ServerCli) -> None:
     result = cli("status", user="alice", password="wrong")
     assert result.exit_code == 4
@@ -138,21 +160,11 @@ def test_wrong_password_is_a_clear_exit_4(cli: ServerCli) -> None:
 
 
 def test_user_without_permission_is_refused_with_exit_1(cli: ServerCli, server: Server) -> None:
-    import os
-
-    from mlflow.server import get_app_client
 
     assert cli("init", user="carol").exit_code == 0
     run = cli.json("train", "--rows", str(SMALL // 2), "--seed", "3", user="carol")
     assert cli("propose", run["run_id"], "--by", "carol", user="carol").exit_code in {0, 1}
-    os.environ.update(server.creds("admin"))
-    try:
-        get_app_client("basic-auth", tracking_uri=server.url).grant_user_permission(
-            "mallory", "registered_model", "churn-classifier", "DENY"
-        )
-    finally:
-        os.environ.pop("MLFLOW_TRACKING_USERNAME")
-        os.environ.pop("MLFLOW_TRACKING_PASSWORD")
+    _grant(server, "mallory", "churn-classifier", "DENY")
     result = cli("status", user="mallory")
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert "denies this user permission" in result.stderr and "Traceback" not in result.stderr
