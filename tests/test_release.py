@@ -156,7 +156,7 @@ def test_stale_proposal_rollback_and_audit_chain(trained: Trained) -> None:
 
     assert "no @previous" in _error(trained, "rollback", "--reason", "x", "--yes", by=ALICE, code=1)
     # rolling back needs a version that passed its gates: `a` was rejected
-    assert "never passed" in _error(
+    assert "roll back only to" in _error(
         trained, "rollback", "--to", str(a), "--reason", "x", "--yes", by=ALICE, code=1
     )
     assert trained.cli.json("status")["champion"]["version"] == b
