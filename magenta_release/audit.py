@@ -166,6 +166,18 @@ class Drift:
         )
 
 
+def _manifest_tag_digest(tags: dict[str, str]) -> str | None:
+    """The hash of the recorded manifest, recomputed from the manifest itself: both the
+    manifest and its hash tag must agree with the log."""
+    from magenta_release.integrity import manifest_digest
+
+    try:
+        digest = manifest_digest(json.loads(tags.get("release.manifest", "")))
+    except ValueError:
+        return None
+    return digest if digest == tags.get("release.manifest_sha256") else None
+
+
 def expected_state(log: list[Event]) -> State:
     """Replay the log: each version's status and where each alias must point."""
     status: dict[int, str] = {}
@@ -216,7 +228,7 @@ def drift(store: Store, log: list[Event] | None = None) -> list[Drift]:
                     "status", v.version, STATUS_TAG, state.status[v.version], v.tags.get(STATUS_TAG)
                 )
             )
-        if v.tags.get("release.manifest_sha256") != state.manifests.get(v.version):
+        if _manifest_tag_digest(v.tags) != state.manifests.get(v.version):
             found.append(
                 Drift(
                     "manifest",

@@ -576,6 +576,11 @@ def rollback(
         raise BadInput("--reason is empty; say why the champion is rolled back")
     store.check_residency()
     _require_approver(store, actor, "roll back")
+    current = store.alias("champion")
+    if current is not None and (to is None or str(to) == str(current.version)):
+        done = _already(store, "rollback", current.version, actor)
+        if done is not None:  # a rerun of the rollback that already happened
+            return done
     champion, target = _rollback_target(store, to)
     if confirm is not None and not confirm(
         {"champion": champion.version, "target": target.version}

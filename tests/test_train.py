@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -117,26 +116,28 @@ def test_mlflow_client_sees_metrics_dataset_skops_model_and_plots(cli: Cli) -> N
 
 
 def test_store_holds_no_customer_identifiers(cli: Cli) -> None:
-    doc = cli.json("train", "--rows", str(SMALL), "--seed", "5")
-    generated = data.generate(5, SMALL)
-    ids = {str(v) for v in generated.accounts["rating_account_id"]}
-    customers = set(generated.accounts["customer_id"])
-    con = sqlite3.connect(cli.home / "mlflow.db")
-    texts: list[str] = []
-    for (table,) in con.execute("select name from sqlite_master where type='table'"):
-        for row in con.execute(f"select * from {table}"):
-            texts += [str(v) for v in row if v is not None]
-    for path in (cli.home / "artifacts").rglob("*"):
-        if path.is_file():
-            texts.append(path.read_bytes().decode("latin-1"))
-    blob = "\n".join(texts)
-    assert doc["run_id"] in blob  # the scan does see the store's contents
-    assert not [c for c in customers if c in blob]
-    # account ids are 6-digit numbers: look for them as whole tokens only
-    import re
+    from tests.privacy import leaked_identifiers, store_text
 
-    tokens = set(re.findall(r"(?<![\d.])\d{6}(?![\d.])", blob))
-    assert not ids & tokens
+    doc = cli.json("train", "--rows", str(SMALL), "--seed", "5")
+    assert doc["run_id"] in store_text(cli.home)  # the scan does see the store's contents
+    customers, ids = leaked_identifiers(cli.home, data.generate(5, SMALL).accounts)
+    assert not customers and not ids
+
+
+def test_the_identifier_scan_finds_a_logged_row(cli: Cli) -> None:
+    """The scan itself works: log one raw row the way a careless input_example would."""
+    from magenta_release.settings import Settings
+    from magenta_release.store import Store
+    from tests.privacy import leaked_identifiers
+
+    doc = cli.json("train", "--rows", str(SMALL), "--seed", "5")
+    accounts = data.generate(5, SMALL).accounts
+    row = accounts.iloc[[7]]
+    store = Store.open(Settings(home=cli.home))
+    store.client.set_tag(doc["run_id"], "careless", row.to_json(orient="records"))
+    customers, ids = leaked_identifiers(cli.home, accounts)
+    assert customers == {row["customer_id"].iloc[0]}
+    assert ids == {str(row["rating_account_id"].iloc[0])}
 
 
 def test_a_failure_mid_run_leaves_the_run_failed(store: Any) -> None:

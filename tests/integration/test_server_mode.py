@@ -14,7 +14,7 @@ from magenta_release.settings import TELEMETRY_OFF
 from tests.conftest import SMALL, invoke, write_policy
 from tests.integration.conftest import ADMIN_PASSWORD, Server
 
-pytestmark = [pytest.mark.server, pytest.mark.xdist_group("server")]
+pytestmark = [pytest.mark.server, pytest.mark.xdist_group(name="server")]
 
 
 class ServerCli:

@@ -1,0 +1,139 @@
+"""Tampering and pickle: what is served is exactly what was approved, and never a pickle."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from magenta_release.demo import write_customers
+from tests.conftest import Trained
+
+CAROL, ALICE = "carol", "alice"
+
+
+def _model_dir(t: Trained, run: str) -> Path:
+    return next((t.cli.home / "artifacts").rglob(f"{t.runs[run]}/artifacts/model"))
+
+
+@pytest.fixture
+def released(trained: Trained, tmp_path: Path) -> dict[str, Any]:
+    """v1 champion, v2 pending; a customers file to score."""
+    trained.cli.json("propose", trained.runs["good"], by=CAROL)
+    trained.cli.json("approve", "1", "--reason", "go", "--yes", by=ALICE)
+    trained.cli.json("propose", trained.runs["other"], by=CAROL)
+    return {
+        "t": trained,
+        "input": write_customers(tmp_path / "c.parquet", seed=1, rows=200),
+        "out": tmp_path / "o.parquet",
+    }
+
+
+def _refused(r: dict[str, Any], *args: str, code: int = 3) -> str:
+    result = r["t"].cli(*args, by=ALICE)
+    assert result.exit_code == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return str(result.stderr)
+
+
+def _predict(r: dict[str, Any]) -> tuple[str, ...]:
+    return ("predict", "--input", str(r["input"]), "--output", str(r["out"]))
+
+
+def test_changed_mlmodel_is_detected(released: dict[str, Any]) -> None:
+    mlmodel = _model_dir(released["t"], "good") / "MLmodel"
+    mlmodel.write_text(mlmodel.read_text().replace("predict_proba", "predict"))
+    assert "SHA-256 of MLmodel does not match" in _refused(released, *_predict(released))
+    assert not released["out"].exists()
+
+
+def test_swapped_model_file_is_detected(released: dict[str, Any]) -> None:
+    t = released["t"]
+    shutil.copyfile(_model_dir(t, "worse") / "model.skops", _model_dir(t, "other") / "model.skops")
+    assert "SHA-256 of model.skops" in _refused(released, "approve", "2", "--reason", "x", "--yes")
+    assert t.cli.json("status")["champion"]["version"] == 1
+
+
+def test_added_file_is_detected(released: dict[str, Any]) -> None:
+    (_model_dir(released["t"], "good") / "extra.py").write_text("print('hi')\n")
+    assert "was added to the stored model" in _refused(released, *_predict(released))
+
+
+def test_edited_manifest_tag_is_detected(released: dict[str, Any]) -> None:
+    """An attacker who swaps the bytes and rewrites the manifest tag is still caught: the
+    audit log holds the manifest's hash."""
+    t = released["t"]
+    model = _model_dir(t, "good") / "model.skops"
+    model.write_bytes(model.read_bytes() + b"\0")
+    con = sqlite3.connect(t.cli.home / "mlflow.db")
+    with con:
+        (raw,) = con.execute(
+            "select value from model_version_tags where version = 1 and key = 'release.manifest'"
+        ).fetchone()
+        files = json.loads(raw)
+        import hashlib
+
+        files["model.skops"] = hashlib.sha256(model.read_bytes()).hexdigest()
+        con.execute(
+            "update model_version_tags set value = ? where version = 1 and "
+            "key = 'release.manifest'",
+            (json.dumps(files, sort_keys=True),),
+        )
+    con.close()
+    assert "manifest tag was edited" in _refused(released, *_predict(released))
+    verify = t.cli("audit", "verify")
+    assert verify.exit_code == 3
+
+
+def test_edited_audit_event_is_detected(released: dict[str, Any]) -> None:
+    t = released["t"]
+    con = sqlite3.connect(t.cli.home / "mlflow.db")
+    with con:
+        con.execute(
+            "update registered_model_tags set value = replace(value, '\"go\"', "
+            "'\"because\"') where key = 'event.00000002'"
+        )
+    con.close()
+    doc = json.loads(t.cli("audit", "verify", "--json").stdout)
+    assert doc["ok"] is False and doc["first_broken"].startswith("event 2")
+
+
+def test_a_deleted_event_is_detected(released: dict[str, Any]) -> None:
+    t = released["t"]
+    con = sqlite3.connect(t.cli.home / "mlflow.db")
+    with con:
+        con.execute("delete from registered_model_tags where key = 'event.00000002'")
+    con.close()
+    doc = json.loads(t.cli("audit", "verify", "--json").stdout)
+    assert doc["ok"] is False and "sequence" in doc["first_broken"]
+
+
+def _pickle_model(folder: Path) -> None:
+    """Replace a run's model with the same pipeline saved as cloudpickle."""
+    import mlflow.sklearn
+
+    model = mlflow.sklearn.load_model(str(folder))
+    tmp = folder.with_name("pickled")
+    mlflow.sklearn.save_model(model, str(tmp), serialization_format="cloudpickle")
+    shutil.rmtree(folder)
+    tmp.rename(folder)
+
+
+def test_pickle_model_cannot_be_proposed(trained: Trained) -> None:
+    _pickle_model(_model_dir(trained, "good"))
+    result = trained.cli("propose", trained.runs["good"], by=CAROL)
+    assert result.exit_code == 3
+    assert "not skops" in result.stderr and "pickle can execute code" in result.stderr
+    assert trained.cli.json("status")["versions"] == []
+
+
+def test_pickle_model_cannot_be_served(released: dict[str, Any]) -> None:
+    _pickle_model(_model_dir(released["t"], "good"))
+    # the files no longer match the manifest: refused before anything is unpickled
+    stderr = _refused(released, *_predict(released))
+    assert stderr.startswith("error: version 1: ")
+    assert "does not match the manifest" in stderr or "stored model" in stderr
