@@ -28,10 +28,10 @@ demo: $(STAMP) ## run the whole release loop on the embedded store (./mlruns)
 	$(BIN)/magenta-release demo
 
 test: $(STAMP) ## run the whole test suite (server-mode tests included)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the suite without server-mode tests
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not server" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not server" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy --strict
 	$(BIN)/ruff format --check magenta_release dagster_assets tests benchmarks
