@@ -11,12 +11,15 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from magenta_release.errors import BadInput, ReleaseError
-from magenta_release.settings import Settings, disable_telemetry
+from magenta_release.telemetry import disable_telemetry
+
+if TYPE_CHECKING:
+    from magenta_release.settings import Settings
 
 app = typer.Typer(
     name="magenta-release",
@@ -47,6 +50,8 @@ ByOpt = Annotated[
 
 
 def _settings(tracking_uri: str | None) -> Settings:
+    from magenta_release.settings import Settings
+
     try:
         return Settings().with_overrides(tracking_uri=tracking_uri)
     except Exception as exc:  # pydantic validation of MAGENTA_RELEASE_* variables
@@ -111,6 +116,12 @@ def train(
     ] = None,
     run_name: Annotated[str | None, typer.Option(help="Name of the MLflow run.")] = None,
     by: ByOpt = None,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet", "-q", help="Print only the run id (for RUN=$(magenta-release train -q))."
+        ),
+    ] = False,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -121,7 +132,7 @@ def train(
         from magenta_release.train import train as do_train
 
         store = _open(tracking_uri)
-        with progress() as say:
+        with progress(enabled=not quiet) as say:
             return do_train(
                 store,
                 rows=rows,
@@ -143,6 +154,9 @@ def train(
             f"dataset {result.dataset_digest[:16]}  ({result.dataset_uri})"
         )
 
+    if quiet and not as_json:
+        typer.echo(result.run_id)
+        return
     _emit(as_json, result.to_json(), human)
 
 

@@ -87,36 +87,41 @@ def lift_by_decile(y: np.ndarray, scores: np.ndarray) -> list[float]:
 def write_plots(
     y: np.ndarray, scores: np.ndarray, importance: dict[str, float], folder: Path
 ) -> list[Path]:
-    """ROC, PR, calibration, lift-by-decile and feature-importance PNGs into `folder`."""
-    import matplotlib
+    """ROC, PR, calibration, lift-by-decile and feature-importance PNGs into `folder`.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Matplotlib's object API with fixed margins: no pyplot state, no tight_layout pass (which
+    took a third of the plotting time in profiles)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
     from sklearn.calibration import calibration_curve
 
     c = curves(y, scores)
     paths: list[Path] = []
 
+    def figure(left: float = 0.16, size: tuple[float, float] = (4.5, 4)) -> tuple[Any, Any]:
+        fig = Figure(figsize=size, dpi=80)
+        FigureCanvasAgg(fig)
+        fig.subplots_adjust(left=left, bottom=0.13, right=0.96, top=0.9)
+        return fig, fig.add_subplot()
+
     def save(fig: Any, name: str) -> None:
         path = folder / name
-        fig.tight_layout()
-        fig.savefig(path, dpi=80)
-        plt.close(fig)
+        fig.savefig(path)
         paths.append(path)
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = figure()
     ax.plot(c["roc"]["fpr"], c["roc"]["tpr"])
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey")
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     save(fig, "roc_curve.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = figure()
     ax.plot(c["pr"]["recall"], c["pr"]["precision"])
     ax.axhline(float(np.mean(y)), linestyle="--", color="grey")
     ax.set(xlabel="recall", ylabel="precision", title="Precision-recall")
     save(fig, "pr_curve.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = figure()
     frac_pos, mean_pred = calibration_curve(y, scores, n_bins=10, strategy="quantile")
     ax.plot(mean_pred, frac_pos, marker="o")
     top = max(float(mean_pred.max()), float(frac_pos.max()), 0.01)
@@ -124,15 +129,16 @@ def write_plots(
     ax.set(xlabel="mean predicted probability", ylabel="observed churn rate", title="Calibration")
     save(fig, "calibration_curve.png")
 
-    fig, ax = plt.subplots(figsize=(4.5, 4))
+    fig, ax = figure()
     ax.bar(range(1, 11), lift_by_decile(y, scores))
     ax.axhline(1.0, linestyle="--", color="grey")
     ax.set(xlabel="score decile (1 = highest)", ylabel="lift", title="Lift by decile")
     save(fig, "lift_by_decile.png")
 
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig, ax = figure(left=0.5, size=(7, 5))
     top_features = sorted(importance.items(), key=lambda kv: kv[1])[-15:]
     ax.barh([k for k, _ in top_features], [v for _, v in top_features])
+    ax.tick_params(axis="y", labelsize=7)
     ax.set(xlabel="importance (gain share)", title="Feature importance")
     save(fig, "feature_importance.png")
     return paths

@@ -138,10 +138,9 @@ def predict_frame(store: Store, frame: pd.DataFrame, model: str = "champion") ->
     """Score a frame: identifiers passed through, churn score, model name and version."""
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
-        folder = serving.fetch_verified(store, version, Path(tmp))
-        inputs = serving.input_columns(folder)
-        x = conform(frame, inputs)
-        scores = serving.score(serving.load(folder), x)
+        verified = serving.fetch_verified(store, version, Path(tmp))
+        x = conform(frame, verified.inputs)  # our schema check replaces pyfunc's
+        scores = serving.score(verified.load(), x)
     out = frame.loc[:, [c for c in IDENTIFIERS if c in frame.columns]].copy()
     out["churn_score"] = scores
     out["model_name"] = store.name

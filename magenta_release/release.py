@@ -280,7 +280,8 @@ def evaluate_gates(
     policy = store.policy
     gates = metric_gates(policy, run.metrics)
     gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
-    challenger_inputs = serving.input_columns(challenger_dir)
+    challenger = serving.inspect(challenger_dir, f"run {run.run_id}")
+    challenger_inputs = challenger.inputs
     evidence: dict[str, Any] = {
         "metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
         "dataset_sha256": run.dataset_sha256,
@@ -290,8 +291,8 @@ def evaluate_gates(
         gates += input_gates(policy, challenger_inputs, None)
         gates.append(Gate("no_regression", True, "no champion yet: nothing to regress against"))
         return gates, evidence
-    champion_dir = serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
-    champion_inputs = serving.input_columns(champion_dir)
+    champ = serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
+    champion_inputs = champ.inputs
     gates += input_gates(policy, challenger_inputs, champion_inputs)
     rows = reproduce_eval_rows(run)
     if isinstance(rows, str):
@@ -304,14 +305,12 @@ def evaluate_gates(
             Gate(
                 "no_regression",
                 False,
-                f"the champion needs inputs the challenger's rows lack: {', '.join(missing)}",
+                "the champion needs inputs the challenger's rows lack: " + ", ".join(missing),
             )
         )
         return gates, evidence
-    ours = serving.score(serving.load(challenger_dir), x_eval)
-    theirs = serving.score(
-        serving.load(champion_dir), x_eval.loc[:, [n for n, _ in champion_inputs]]
-    )
+    ours = serving.score(challenger.load(), x_eval)
+    theirs = serving.score(champ.load(), x_eval.loc[:, [n for n, _ in champion_inputs]])
     reg, reg_evidence = regression_gates(policy, y_eval, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
     return gates + reg, evidence

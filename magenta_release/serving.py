@@ -4,6 +4,7 @@ proposal (and in the audit log), refuse pickle, then load from the very files th
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,32 +42,52 @@ def recorded_manifest(store: Store, version: VersionInfo) -> dict[str, str]:
     return files
 
 
-def fetch_verified(store: Store, version: VersionInfo, dst: Path) -> Path:
-    """Download a version into `dst` and verify it; returns the local model folder."""
+@dataclass(frozen=True)
+class Verified:
+    """A downloaded version whose files matched the manifest and whose format is skops."""
+
+    label: str  # "version 3" or "run abc..." for messages
+    folder: Path
+    mlmodel: dict[str, Any]
+
+    @property
+    def inputs(self) -> list[tuple[str, str]]:
+        """(name, type) of the model's input signature."""
+        raw = (self.mlmodel.get("signature") or {}).get("inputs") or "[]"
+        return [(str(c["name"]), str(c["type"])) for c in json.loads(raw)]
+
+    def load(self) -> Any:
+        """The sklearn pipeline, read with skops trusting only the types this project's
+        pipeline needs: a model file naming any other type fails to load instead of running."""
+        import skops.io
+
+        from magenta_release.model import SKOPS_TRUSTED_TYPES
+
+        flavor = self.mlmodel["flavors"]["sklearn"]
+        asked = set(flavor.get("skops_trusted_types") or [])
+        if not asked <= set(SKOPS_TRUSTED_TYPES):
+            raise IntegrityViolation(
+                f"{self.label} asks skops to trust "
+                f"{', '.join(sorted(asked - set(SKOPS_TRUSTED_TYPES)))}; refused"
+            )
+        return skops.io.load(self.folder / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+
+
+def inspect(folder: Path, label: str) -> Verified:
+    """A local model folder that is skops and not pickle (its hashes are checked by the
+    caller against whatever it was recorded with)."""
+    return Verified(label, folder, integrity.check_not_pickle(folder, label))
+
+
+def fetch_verified(store: Store, version: VersionInfo, dst: Path) -> Verified:
+    """Download a version into `dst` and verify it before anything is deserialised."""
     expected = recorded_manifest(store, version)
     folder = store.download_version(version, dst)
     integrity.verify_manifest(folder, expected, f"version {version.version}")
-    integrity.check_not_pickle(folder, f"version {version.version}")
-    return folder
-
-
-def load(folder: Path) -> Any:
-    """Load a verified folder with MLflow's pyfunc loader (skops, trusted types only)."""
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(str(folder))
-
-
-def input_columns(folder: Path) -> list[tuple[str, str]]:
-    """(name, type) of the model's input signature."""
-    import yaml
-
-    mlmodel = yaml.safe_load((folder / "MLmodel").read_text())
-    inputs = json.loads((mlmodel.get("signature") or {}).get("inputs") or "[]")
-    return [(str(c["name"]), str(c["type"])) for c in inputs]
+    return inspect(folder, f"version {version.version}")
 
 
 def score(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Churn probability per row."""
-    out = np.asarray(model.predict(frame))
+    out = np.asarray(model.predict_proba(frame))
     return out[:, 1] if out.ndim == 2 else out

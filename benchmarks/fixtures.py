@@ -1,0 +1,99 @@
+"""Stores for the benchmarks: many runs inserted in bulk, clones of a real run."""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import uuid
+from pathlib import Path
+
+METRICS = ("roc_auc", "pr_auc", "lift_at_10", "brier")
+
+
+def bulk_runs(db: Path, experiment_id: str, n: int, seed: int = 0) -> None:
+    """Insert n finished runs with random metrics, params and tags (the shape `train` logs),
+    straight into the SQLite tables: the client would take minutes for 10,000 runs."""
+    rng = random.Random(seed)
+    con = sqlite3.connect(db)
+    with con:
+        runs, latest, metrics, params, tags = [], [], [], [], []
+        for i in range(n):
+            run = uuid.uuid4().hex
+            start = 1_700_000_000_000 + i * 1000
+            runs.append(
+                (
+                    run,
+                    f"bulk-{i}",
+                    "LOCAL",
+                    "bench",
+                    "",
+                    "bench",
+                    "FINISHED",
+                    start,
+                    start + 500,
+                    "",
+                    "active",
+                    f"file:///dev/null/{run}",
+                    int(experiment_id),
+                )
+            )
+            auc = rng.uniform(0.6, 0.9)
+            for key, value in zip(METRICS, (auc, auc / 6, auc * 5, 0.03 - auc / 100), strict=True):
+                latest.append((key, value, start, 0, 0, run))
+                metrics.append((key, value, start, run, 0, 0))
+            for key, value in (
+                ("max_depth", str(rng.randint(2, 8))),
+                ("seed", "42"),
+                ("rows", "100000"),
+            ):
+                params.append((key, value, run))
+            tags.append(("magenta.dataset_sha256", "bench", run))
+            tags.append(("mlflow.runName", f"bulk-{i}", run))
+        con.executemany(
+            "insert into runs (run_uuid, name, source_type, source_name, "
+            "entry_point_name, user_id, status, start_time, end_time, "
+            "source_version, lifecycle_stage, artifact_uri, experiment_id) values "
+            "(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            runs,
+        )
+        con.executemany("insert into latest_metrics values (?,?,?,?,?,?)", latest)
+        con.executemany(
+            'insert into metrics ("key", value, timestamp, run_uuid, step, is_nan) '
+            "values (?,?,?,?,?,?)",
+            metrics,
+        )
+        con.executemany("insert into params values (?,?,?)", params)
+        con.executemany('insert into tags ("key", value, run_uuid) values (?,?,?)', tags)
+    con.close()
+
+
+def clone_run(db: Path, run_id: str) -> str:
+    """A new run id sharing the run's artifacts, metrics, params and tags (a stand-in for
+    another training of the same model: proposing it costs what proposing a real run costs)."""
+    new = uuid.uuid4().hex
+    con = sqlite3.connect(db)
+    with con:
+        cols = [r[1] for r in con.execute("pragma table_info(runs)")]
+        row = dict(
+            zip(
+                cols,
+                con.execute("select * from runs where run_uuid = ?", (run_id,)).fetchone(),
+                strict=True,
+            )
+        )
+        row["run_uuid"] = new
+        row["start_time"] = int(row["start_time"]) + 1
+        con.execute(
+            f"insert into runs ({','.join(cols)}) values ({','.join('?' * len(cols))})",
+            [row[c] for c in cols],
+        )
+        for table in ("tags", "params", "latest_metrics", "metrics"):
+            tcols = [r[1] for r in con.execute(f"pragma table_info({table})")]
+            quoted = ",".join(f'"{c}"' for c in tcols)
+            picks = ",".join("?" if c == "run_uuid" else f'"{c}"' for c in tcols)
+            con.execute(
+                f"insert into {table} ({quoted}) select {picks} from {table} where run_uuid = ?",
+                (new, run_id),
+            )
+    con.close()
+    return new
