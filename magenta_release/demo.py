@@ -16,10 +16,11 @@ def _step(text: str) -> None:
     console().rule(f"[bold]{text}")
 
 
-def write_customers(path: Path, seed: int, rows: int) -> Path:
+def write_customers(path: str | Path, seed: int, rows: int) -> Path:
     """Current customers to score: identifiers and features, no label. Stays outside MLflow."""
     from magenta_release.data import FEATURES, IDENTIFIERS, generate
 
+    path = Path(path)
     table = generate(seed, rows).table
     path.parent.mkdir(parents=True, exist_ok=True)
     table.loc[:, [*IDENTIFIERS, *FEATURES]].to_parquet(path, index=False)
