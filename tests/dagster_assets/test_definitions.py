@@ -50,6 +50,27 @@ def test_definitions_load_with_schedule_and_no_global_automation() -> None:
     assert {j.name for j in repo.get_all_jobs()} >= {"train_and_propose", "refresh_predictions"}
 
 
+@pytest.mark.slow
+def test_dagster_cli_validates_the_code_location(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    dagster = Path(sys.executable).parent / "dagster"
+    env = {**os.environ, "DAGSTER_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "dagster_assets"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "passed validation" in done.stdout + done.stderr
+
+
 def _check(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     (evaluation,) = result.get_asset_check_evaluations()
     return evaluation

@@ -3,6 +3,7 @@ artifacts, one worker, job execution and telemetry off) per test session, on 127
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,3 +57,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         srv.stop()
         pg.stop()
+        # nothing may be left listening once the session is over
+        for port in (srv.port, pg.port):
+            with socket.socket() as s:
+                s.settimeout(1)
+                assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still listening"
