@@ -19,6 +19,13 @@ os.environ.update(TELEMETRY_OFF)
 SMALL = 4000  # accounts per training run in tests: enough churners for stable metrics
 
 
+def telemetry_free_env() -> dict[str, str]:
+    """This process's environment without the switches the tool must set by itself (and
+    without CI/pytest markers, which MLflow also treats as 'telemetry off')."""
+    drop = {*TELEMETRY_OFF, "CI", "PYTEST_CURRENT_TEST", "PYTEST_VERSION"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 @dataclass
 class Result:
     exit_code: int

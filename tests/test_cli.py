@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import Cli
+from tests.conftest import Cli, telemetry_free_env
 
-CLEAN_ENV = {
-    k: v
-    for k, v in os.environ.items()
-    if k
-    not in {
-        "CI",
-        "MLFLOW_DISABLE_TELEMETRY",
-        "DO_NOT_TRACK",
-        "DAGSTER_DISABLE_TELEMETRY",
-        "PYTEST_CURRENT_TEST",
-        "PYTEST_VERSION",
-    }
-}
+CLEAN_ENV = telemetry_free_env()
 
 
 def _python(code: str, cwd: Path, env: dict[str, str] | None = None) -> str:

@@ -3,7 +3,6 @@ entry point switches MLflow and Dagster telemetry off."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 import yaml
 
 from magenta_release import data
+from tests.conftest import telemetry_free_env
 from tests.privacy import leaked_identifiers, store_text
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,18 +41,6 @@ def test_demo_leaves_no_customer_identifiers_in_the_store(
         assert not ids, sorted(ids)[:5]
 
 
-def _clean_env() -> dict[str, str]:
-    drop = {
-        "CI",
-        "MLFLOW_DISABLE_TELEMETRY",
-        "DO_NOT_TRACK",
-        "DAGSTER_DISABLE_TELEMETRY",
-        "PYTEST_CURRENT_TEST",
-        "PYTEST_VERSION",
-    }
-    return {k: v for k, v in os.environ.items() if k not in drop}
-
-
 def test_dagster_code_location_disables_telemetry(tmp_path: Path) -> None:
     code = (
         "import os\nimport dagster_assets\n"
@@ -62,7 +50,7 @@ def test_dagster_code_location_disables_telemetry(tmp_path: Path) -> None:
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
-        env=_clean_env(),
+        env=telemetry_free_env(),
         cwd=tmp_path,
         capture_output=True,
         text=True,

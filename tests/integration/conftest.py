@@ -3,8 +3,10 @@ artifacts, one worker, job execution and telemetry off) per test session, on 127
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +28,25 @@ class Server:
         return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": password}
 
 
+@contextmanager
+def as_admin() -> Iterator[None]:
+    """MLflow's REST client reads credentials from the environment: act as the server admin
+    for the block, then restore whatever was set."""
+    keys = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update(dict(zip(keys, ("admin", ADMIN_PASSWORD), strict=True)))
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    import os
-
     from mlflow.server import get_app_client
 
     root = tmp_path_factory.mktemp("server")
@@ -37,22 +54,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = MlflowServer(root, pg.url("mlflow"), pg.url("mlflow_auth"))
     try:
         srv.start()
-        saved = {
-            k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-        }
-        os.environ.update(
-            {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": ADMIN_PASSWORD}
-        )
-        try:
+        with as_admin():
             auth = get_app_client("basic-auth", tracking_uri=srv.url)
             for user, password in USERS.items():
                 auth.create_user(user, password)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         yield Server(srv.url, pg, root)
     finally:
         srv.stop()

@@ -12,7 +12,7 @@ import pytest
 from magenta_release.demo import write_customers
 from magenta_release.settings import TELEMETRY_OFF
 from tests.conftest import SMALL, invoke, write_policy
-from tests.integration.conftest import ADMIN_PASSWORD, Server
+from tests.integration.conftest import ADMIN_PASSWORD, Server, as_admin
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group(name="server")]
 
@@ -134,22 +134,12 @@ def test_release_loop_against_the_server(cli: ServerCli, tmp_path: Path) -> None
 
 
 def _grant(server: Server, user: str, model: str, permission: str) -> None:
-    import os
-
     from mlflow.server import get_app_client
 
-    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")}
-    os.environ.update(server.creds("admin"))
-    try:
+    with as_admin():
         get_app_client("basic-auth", tracking_uri=server.url).grant_user_permission(
             user, "registered_model", model, permission
         )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def test_wrong_password_is_a_clear_exit_4(cli: ServerCli) -> None:
