@@ -63,7 +63,9 @@ def run_demo(settings: Settings, rows: int = 50_000, out: Path = Path("out")) ->
     best = comparison.best[store.policy.gates.primary_metric]
 
     _step(f"4. propose the better run as {DATA_SCIENTIST}")
-    proposal = propose(store, best, by=DATA_SCIENTIST, note="demo: deeper trees compared")
+    proposal = propose(
+        store, best, by=DATA_SCIENTIST, note="demo: the better of two tree depths on the same data"
+    )
     output.gates_table(
         f"gates for version {proposal.version}", [g.to_json() for g in proposal.gates]
     )

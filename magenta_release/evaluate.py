@@ -85,7 +85,11 @@ def lift_by_decile(y: np.ndarray, scores: np.ndarray) -> list[float]:
 
 
 def write_plots(
-    y: np.ndarray, scores: np.ndarray, importance: dict[str, float], folder: Path
+    y: np.ndarray,
+    scores: np.ndarray,
+    importance: dict[str, float],
+    folder: Path,
+    roc_pr: dict[str, Any] | None = None,
 ) -> list[Path]:
     """ROC, PR, calibration, lift-by-decile and feature-importance PNGs into `folder`.
 
@@ -95,11 +99,11 @@ def write_plots(
     from matplotlib.figure import Figure
     from sklearn.calibration import calibration_curve
 
-    c = curves(y, scores)
+    c = roc_pr or curves(y, scores)
     paths: list[Path] = []
 
     def figure(left: float = 0.16, size: tuple[float, float] = (4.5, 4)) -> tuple[Any, Any]:
-        fig = Figure(figsize=size, dpi=80)
+        fig = Figure(figsize=size, dpi=72)
         FigureCanvasAgg(fig)
         fig.subplots_adjust(left=left, bottom=0.13, right=0.96, top=0.9)
         return fig, fig.add_subplot()

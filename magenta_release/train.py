@@ -260,10 +260,11 @@ def _log(
         files = integrity.manifest(model_dir)
         plots = folder / "plots"
         plots.mkdir()
-        evaluate.write_plots(parts.y_eval, scores, feature_importance(pipeline), plots)
+        roc_pr = evaluate.curves(parts.y_eval, scores)
+        evaluate.write_plots(parts.y_eval, scores, feature_importance(pipeline), plots, roc_pr)
         evaluation = folder / "evaluation"
         evaluation.mkdir()
-        (evaluation / "curves.json").write_text(json.dumps(evaluate.curves(parts.y_eval, scores)))
+        (evaluation / "curves.json").write_text(json.dumps(roc_pr))
         (evaluation / "lift_by_decile.json").write_text(
             json.dumps(evaluate.lift_by_decile(parts.y_eval, scores))
         )

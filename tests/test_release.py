@@ -252,3 +252,17 @@ def test_mlflow_client_serves_the_champion_like_predict(trained: Trained, tmp_pa
     theirs = model.predict(frame)[:, 1]
     assert ours["churn_score"].to_numpy() == pytest.approx(theirs, abs=1e-6)  # CSV text round trip
     assert set(pd.read_parquet(customers)["rating_account_id"]) == set(ours["rating_account_id"])
+
+
+def test_interactive_approval_shows_the_comparison_and_asks(trained: Trained) -> None:
+    v1 = _propose(trained, "good")["version"]
+    _approve(trained, v1)
+    v2 = _propose(trained, "other")["version"]
+    declined = trained.cli("approve", str(v2), "--reason", "x", by=BOB, input="n\n")
+    assert declined.exit_code == 1
+    assert "confirmation declined" in declined.stderr
+    assert "challenger" in declined.stderr and "roc_auc" in declined.stderr  # the comparison
+    assert trained.cli.json("status")["champion"]["version"] == v1
+    accepted = trained.cli("approve", str(v2), "--reason", "x", by=BOB, input="y\n")
+    assert accepted.exit_code == 0, accepted.stderr
+    assert trained.cli.json("status")["champion"]["version"] == v2
