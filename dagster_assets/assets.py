@@ -24,8 +24,7 @@ RELEASE = "release"
 )
 def raw_tables(data_spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The seeded synthetic source tables (one generator stream, as `train` uses)."""
-    generated = churn_data.generate(data_spec.seed, data_spec.rows)
-    return generated.accounts, generated.usage, generated.interactions
+    return churn_data.generate_tables(data_spec.seed, data_spec.rows)
 
 
 @dg.asset(group_name=DATA)

@@ -121,8 +121,8 @@ def check_size(rows: int) -> None:
         )
 
 
-def generate(seed: int, rows: int) -> ChurnData:
-    """Generate accounts, usage, interactions and the joined, labelled feature table."""
+def generate_tables(seed: int, rows: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The raw source tables (accounts with label, monthly usage, interactions)."""
     check_size(rows)
     if seed < 0:
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
@@ -131,6 +131,12 @@ def generate(seed: int, rows: int) -> ChurnData:
     usage = generate_usage(rng, accounts["rating_account_id"].to_numpy())
     interactions = generate_interactions(rng, accounts["customer_id"].unique())
     accounts[LABEL] = churn_label(rng, accounts)
+    return accounts, usage, interactions
+
+
+def generate(seed: int, rows: int) -> ChurnData:
+    """Generate accounts, usage, interactions and the joined, labelled feature table."""
+    accounts, usage, interactions = generate_tables(seed, rows)
     table = build_features(accounts, usage, interactions)
     return ChurnData(
         DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows), accounts, usage, interactions, table
