@@ -106,7 +106,10 @@ def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
         col = frame[name]
         if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
             raise BadInput(f"input column {name} must be numeric, found {col.dtype}")
-    matrix = frame.loc[:, numeric].to_numpy(dtype=np.float64)
+    selected = frame.loc[:, [n for n, _ in inputs]]
+    if any(selected[n].dtype != np.float64 for n in numeric):
+        selected = selected.astype(dict.fromkeys(numeric, "float64"))
+    matrix = selected[numeric].to_numpy()
     with np.errstate(invalid="ignore"):
         bad_inf = np.isinf(matrix).any(axis=0)
         bad_big = (np.abs(matrix) > 1e12).any(axis=0) & ~bad_inf
@@ -116,15 +119,14 @@ def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
         raise BadInput(
             f"input column {numeric[int(bad_big.argmax())]} has values beyond 1e12; check the units"
         )
-    out = pd.DataFrame(matrix, columns=numeric, index=frame.index)
     for name, kind in inputs:
         if kind in NUMERIC_KINDS:
             continue
-        col = frame[name]
+        col = selected[name]
         if pd.api.types.is_numeric_dtype(col) and not col.isna().all():
             raise BadInput(f"input column {name} must be text, found {col.dtype}")
-        out[name] = col.astype(object).where(col.notna(), None)
-    return out.loc[:, [n for n, _ in inputs]]
+        selected[name] = col.astype(object).where(col.notna(), None)
+    return selected
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
