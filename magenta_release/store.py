@@ -452,11 +452,6 @@ class Store:
             get_artifact_repository(run.artifact_uri).delete_artifacts()  # type: ignore[no-untyped-call]
             self.client.set_tag(run.run_id, "magenta.artifacts_deleted", "true")
 
-    def list_artifacts(self, run_id: str, path: str | None = None) -> list[str]:
-        with translate(f"listing artifacts of run {run_id}"):
-            return [a.path for a in self.client.list_artifacts(run_id, path)]
-
-    # ---- registry ------------------------------------------------------------------------
     def ensure_registered_model(self, name: str | None = None) -> None:
         name = name or self.name
         with translate(f"creating registered model {name!r}"):
@@ -552,9 +547,6 @@ class Store:
                     self.client.delete_registered_model_alias(self.name, alias)
             else:
                 self.client.set_registered_model_alias(self.name, alias, str(version))
-
-    def model_uri(self, version: int) -> str:
-        return f"models:/{self.name}/{version}"
 
     def download_version(self, version: VersionInfo, dst: Path) -> Path:
         """Download a version's model files into `dst` (a fresh local folder)."""

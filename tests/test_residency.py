@@ -34,7 +34,7 @@ def test_artifact_location_outside_the_allow_list_exits_3_before_writing(cli: Cl
         ("gs://other-bucket/1", False),
         ("s3://magenta-models-eu/1", False),
         ("mlflow-artifacts:/1", True),
-        ("file:///srv/mlruns/artifacts", True),
+        ("file:///srv/magenta/artifacts", True),
     ],
 )
 def test_bucket_allow_list_matches_whole_bucket_names(location: str, allowed: bool) -> None:
