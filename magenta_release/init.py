@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from typing import Any
 
 from magenta_release.settings import Settings
-from magenta_release.store import Store, init_local_store
+from magenta_release.store import POLICY_FILE, TEMPLATE_DIR, Store, init_local_store
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,11 @@ def init(settings: Settings) -> InitResult:
     created = False
     if settings.is_local:
         _, created = init_local_store(settings)
+    elif settings.policy is None and not settings.policy_path().exists():
+        # Server mode keeps no local store, but the policy still comes from a file: start from
+        # the template, as a local store does (MAGENTA_RELEASE_POLICY points elsewhere).
+        settings.policy_path().parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(TEMPLATE_DIR / POLICY_FILE, settings.policy_path())
     store = Store.open(settings)
     store.check_residency()
     store.experiment_id(create=True)

@@ -142,6 +142,23 @@ def _grant(server: Server, user: str, model: str, permission: str) -> None:
         )
 
 
+def test_init_against_a_server_starts_the_policy_from_the_template(
+    cli: ServerCli, tmp_path: Path
+) -> None:
+    env: dict[str, str | None] = {
+        **TELEMETRY_OFF,
+        **cli.server.creds("carol"),
+        "MLFLOW_TRACKING_URI": cli.server.url,
+        "MAGENTA_RELEASE_HOME": str(tmp_path / "home"),
+        "MAGENTA_RELEASE_POLICY": None,
+    }
+    result = invoke(["init", "--json"], env)
+    assert result.exit_code == 0, result.stderr
+    assert (tmp_path / "home" / "release-policy.toml").exists()
+    assert not (tmp_path / "home" / "mlflow.db").exists()  # no local store in server mode
+    assert invoke(["status", "--json"], env).exit_code == 0
+
+
 def test_wrong_password_is_a_clear_exit_4(cli: ServerCli) -> None:
     result = cli("status", user="alice", password="wrong")
     assert result.exit_code == 4
