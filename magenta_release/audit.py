@@ -14,6 +14,11 @@ from magenta_release.store import STATUS_TAG, Store, dumps
 
 GENESIS = "0" * 64
 EVENT_PREFIX = "event."
+LOG_DESCRIPTION = (
+    "Release log of `{model}`, written by magenta-release: one hash-chained event per tag. "
+    "Never edit it here; read it with `magenta-release history`, check it with "
+    "`magenta-release audit verify`."
+)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,12 @@ def append(
         prev_hash=prev_hash,
     )
     event = Event(**{**draft.body(), "hash": draft.compute_hash()})
-    store.set_model_tag(log_name(store), f"{EVENT_PREFIX}{seq:08d}", dumps(event.to_json()))
+    store.set_model_tag(
+        log_name(store),
+        f"{EVENT_PREFIX}{seq:08d}",
+        dumps(event.to_json()),
+        description=LOG_DESCRIPTION.format(model=store.name),
+    )
     return event
 
 

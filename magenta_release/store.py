@@ -452,11 +452,11 @@ class Store:
             get_artifact_repository(run.artifact_uri).delete_artifacts()  # type: ignore[no-untyped-call]
             self.client.set_tag(run.run_id, "magenta.artifacts_deleted", "true")
 
-    def ensure_registered_model(self, name: str | None = None) -> None:
+    def ensure_registered_model(self, name: str | None = None, description: str = "") -> None:
         name = name or self.name
         with translate(f"creating registered model {name!r}"):
             try:
-                self.client.create_registered_model(name)
+                self.client.create_registered_model(name, description=description or None)
             except Exception as exc:
                 if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                     raise
@@ -569,8 +569,8 @@ class Store:
                     return {}
                 raise
 
-    def set_model_tag(self, name: str, key: str, value: str) -> None:
-        self.ensure_registered_model(name)
+    def set_model_tag(self, name: str, key: str, value: str, description: str = "") -> None:
+        self.ensure_registered_model(name, description)
         with translate(f"writing {name!r}"):
             self.client.set_registered_model_tag(name, key, value)
 
