@@ -131,6 +131,7 @@ def append(
         log_name(store),
         f"{EVENT_PREFIX}{seq:08d}",
         dumps(event.to_json()),
+        create=not existing,  # the first event creates the log's registered model
         description=LOG_DESCRIPTION.format(model=store.name),
     )
     return event

@@ -364,6 +364,11 @@ def release_report(
 
 
 # ---- approve / reject / rollback ----------------------------------------------------------------
+def _require_reason(reason: str, why: str) -> None:
+    if not reason.strip():
+        raise BadInput(f"--reason is empty; say why {why}")
+
+
 def _require_approver(store: Store, actor: str, action: str) -> None:
     approvers = store.policy.approval.approvers
     if actor not in approvers:
@@ -418,14 +423,15 @@ def approval_summary(store: Store, v: VersionInfo) -> dict[str, Any]:
 def _already(store: Store, action: str, version: int, actor: str) -> Transition | None:
     """The event of this very action by this actor if it is the latest champion move: a rerun
     after an interruption (or a double click) then reports it instead of failing."""
-    moves = [e for e in audit.events(store) if e.action in {"approve", "rollback"}]
+    log = audit.events(store)
+    moves = [e for e in log if e.action in {"approve", "rollback"}]
     if (
         moves
         and moves[-1].action == action
         and moves[-1].version == version
         and moves[-1].actor == actor
     ):
-        state = audit.expected_state(audit.events(store))
+        state = audit.expected_state(log)
         return Transition(action, version, APPROVED, state.champion, state.previous, moves[-1])
     return None
 
@@ -440,8 +446,7 @@ def approve(
 ) -> Transition:
     """Make a pending version the champion (four eyes, hashes re-checked, not stale)."""
     actor = store.settings.actor(by)
-    if not reason.strip():
-        raise BadInput("--reason is empty; say why this version should be released")
+    _require_reason(reason, "this version should be released")
     store.check_residency()
     v = store.version(version)
     if v.status == APPROVED and (done := _already(store, "approve", v.version, actor)):
@@ -498,8 +503,7 @@ def _check_rejectable(store: Store, v: VersionInfo, actor: str) -> None:
 def reject(store: Store, version: int | str, *, reason: str, by: str | None = None) -> Transition:
     """Turn down a pending proposal (an approver, or its proposer withdrawing it)."""
     actor = store.settings.actor(by)
-    if not reason.strip():
-        raise BadInput("--reason is empty; say why this version is rejected")
+    _require_reason(reason, "this version is rejected")
     store.check_residency()
     _check_rejectable(store, store.version(version), actor)  # refuse before taking the lock
     with release_lock(store):
@@ -571,8 +575,7 @@ def rollback(
 ) -> Transition:
     """Move @champion back to @previous (or to a version that once passed its gates)."""
     actor = store.settings.actor(by)
-    if not reason.strip():
-        raise BadInput("--reason is empty; say why the champion is rolled back")
+    _require_reason(reason, "the champion is rolled back")
     store.check_residency()
     _require_approver(store, actor, "roll back")
     current = store.alias("champion")

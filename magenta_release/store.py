@@ -569,8 +569,13 @@ class Store:
                     return {}
                 raise
 
-    def set_model_tag(self, name: str, key: str, value: str, description: str = "") -> None:
-        self.ensure_registered_model(name, description)
+    def set_model_tag(
+        self, name: str, key: str, value: str, *, create: bool = True, description: str = ""
+    ) -> None:
+        """Set a tag on a registered model, creating the model first unless the caller knows
+        it exists (a create attempt on an existing model is a failed write)."""
+        if create:
+            self.ensure_registered_model(name, description)
         with translate(f"writing {name!r}"):
             self.client.set_registered_model_tag(name, key, value)
 
