@@ -47,7 +47,7 @@ class Comparison:
                     "params": r.params,
                     "dataset_digest": r.dataset_sha256,
                     "delta_vs_champion": {
-                        m: self.delta(r, m) for m in PRIMARY_METRICS if self.delta(r, m) is not None
+                        m: d for m in PRIMARY_METRICS if (d := self.delta(r, m)) is not None
                     },
                 }
                 for r in self.runs

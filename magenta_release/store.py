@@ -402,15 +402,12 @@ class Store:
         base = "attributes.status = 'FINISHED'"
         candidates = best(self.search_runs(base, max_results=max(k, 50)))
         if len(candidates) < k:  # fewer than k recent runs with the metric: look at all
-            candidates = best(
+            anything = "1e308" if lower_is_better else "-1e308"  # every run with the metric
+            return best(
                 self.search_runs(
-                    f"{base} and metrics.`{metric}` >= -1e308"
-                    if not lower_is_better
-                    else f"{base} and metrics.`{metric}` <= 1e308",
-                    max_results=50_000,
+                    f"{base} and metrics.`{metric}` {op} {anything}", max_results=50_000
                 )
             )
-            return candidates
         for _ in range(20):
             bar = candidates[-1].metrics[metric]
             found = self.search_runs(

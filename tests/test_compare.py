@@ -80,3 +80,11 @@ def test_top_runs_equals_a_full_sort(store: Any) -> None:
         values, key=lambda r: values[r], reverse=True
     )[:5]
     assert lowest  # brier = 1 - roc_auc, so the best brier runs are the best roc_auc runs
+
+
+def test_top_runs_with_fewer_runs_than_asked_returns_them_all_sorted(store: Any) -> None:
+    values = _fill(store, 3, seed=9)
+    got = store.top_runs("roc_auc", 5, lower_is_better=False)
+    assert [r.run_id for r in got] == sorted(values, key=lambda r: -values[r])
+    low = store.top_runs("brier", 5, lower_is_better=True)
+    assert [r.run_id for r in low] == sorted(values, key=lambda r: -values[r])
