@@ -9,18 +9,24 @@ export DO_NOT_TRACK := true
 export DAGSTER_DISABLE_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: help setup demo test test-fast lint bench dagster ui template clean
+.PHONY: help setup lock demo test test-fast lint bench dagster ui template clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml requirements.lock
+$(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	# sync, not install: the environment is exactly the lock (hashes checked), nothing stale
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
+
+lock: ## re-resolve requirements.lock (runtime) and requirements-dev.lock (+ dev tools), with hashes
+	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --generate-hashes \
+	  --python-version 3.11 -o requirements-dev.lock -q
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 

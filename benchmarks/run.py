@@ -406,7 +406,7 @@ PROFILE_NOTES = """\
 def write_report(rows: list[Row], path: Path, seconds: float) -> None:
     versions = ", ".join(
         f"{p} {version(p)}"
-        for p in ("mlflow", "scikit-learn", "xgboost", "pandas", "numpy", "dagster")
+        for p in ("mlflow", "scikit-learn", "xgboost-cpu", "pandas", "numpy", "dagster")
     )
     lines = [
         "# Performance",

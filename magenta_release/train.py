@@ -96,8 +96,12 @@ def git_commit() -> str:
 
 
 def pip_requirements() -> list[str]:
-    """Exact versions of what loading the model needs: skips MLflow's 2.9 s inference."""
-    names = ["mlflow", "scikit-learn", "xgboost", "skops", "pandas", "numpy", "scipy"]
+    """Exact versions of what loading the model needs: skips MLflow's 2.9 s inference.
+    XGBoost is named by the distribution installed here (`xgboost-cpu` or `xgboost`)."""
+    from importlib.metadata import packages_distributions
+
+    xgboost = (packages_distributions().get("xgboost") or ["xgboost"])[0]
+    names = ["mlflow", "scikit-learn", xgboost, "skops", "pandas", "numpy", "scipy"]
     return [f"{n}=={pkg_version(n)}" for n in names]
 
 
