@@ -47,9 +47,14 @@ lint: $(STAMP) ## ruff + mypy --strict
 bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md
 	$(BIN)/python -m benchmarks.run
 
-dagster: $(STAMP) ## Dagster UI on http://127.0.0.1:3000 (project-local DAGSTER_HOME, telemetry off)
+dagster: $(STAMP) ## Dagster UI on http://127.0.0.1:3000 for ./mlruns (Ctrl-C or SIGTERM stops it)
+	$(BIN)/magenta-release init >/dev/null
 	DAGSTER_HOME=$(CURDIR)/dagster_home MAGENTA_RELEASE_HOME=$(CURDIR)/mlruns \
-	  $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m dagster_assets
+	  MAGENTA_RELEASE_TRACKING_URI= MAGENTA_RELEASE_PIPELINE_USER=dagster \
+	  MAGENTA_RELEASE_FEATURES_URI= MAGENTA_RELEASE_CUSTOMERS_URI= \
+	  MAGENTA_RELEASE_ANALYTICS_DB=$(CURDIR)/dagster_home/analytics.duckdb \
+	  MAGENTA_RELEASE_DAGSTER_DATA=$(CURDIR)/dagster_home/data \
+	  exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m dagster_assets
 
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns
 	$(BIN)/magenta-release ui

@@ -7,7 +7,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-METRICS = ("roc_auc", "pr_auc", "lift_at_10", "brier")
+from magenta_release.evaluate import HEADLINE_METRICS as METRICS
 
 
 def bulk_runs(db: Path, experiment_id: str, n: int, seed: int = 0) -> None:

@@ -1,74 +1,69 @@
-"""Assets. Each one calls the same `magenta_release` function as the CLI command it mirrors."""
+"""Assets. Each one calls the same `magenta_release` function as the CLI command it mirrors.
+
+The training asset takes its rows from the `customer_features` table (a DuckDB table locally,
+filled from the generator; the team's BigQuery export or GCS parquet in production), never
+from the generator directly; `predictions` streams the `current_customers` table."""
 
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import pandas as pd
 
-from dagster_assets.resources import DataSpec, ReleaseStore
-from magenta_release import data as churn_data
+from dagster_assets.resources import CustomerTables, ReleaseStore
+from magenta_release.evaluate import HEADLINE_METRICS
 
-DATA = "churn_data"
+DATA = "customer_data"
 RELEASE = "release"
 
 
-@dg.multi_asset(
-    outs={
-        "accounts": dg.AssetOut(description="Rating accounts with contract facts and label."),
-        "usage": dg.AssetOut(description="Monthly usage, four months per account."),
-        "interactions": dg.AssetOut(description="Service cases per customer and topic."),
-    },
-    group_name=DATA,
-)
-def raw_tables(data_spec: DataSpec) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The seeded synthetic source tables (one generator stream, as `train` uses)."""
-    return churn_data.generate_tables(data_spec.seed, data_spec.rows)
+def _local_table(tables: CustomerTables, name: str, seed: int, rows: int, label: bool) -> str:
+    """Fill a table of the local DuckDB database from the generator; its source URI."""
+    from magenta_release.data import LABEL, generate
+    from magenta_release.sources import write_duckdb
+
+    frame = generate(seed, rows).table
+    if not label:
+        frame = frame.drop(columns=[LABEL])
+    return write_duckdb(frame, Path(tables.database), name)
 
 
 @dg.asset(group_name=DATA)
-def features(
-    accounts: pd.DataFrame, usage: pd.DataFrame, interactions: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
-    """One row per account: identifiers, model inputs and label."""
-    table = churn_data.build_features(accounts, usage, interactions)
-    return dg.Output(
-        table, metadata={"rows": len(table), "dataset_sha256": churn_data.frame_digest(table)}
+def customer_features(tables: CustomerTables) -> dg.Output[str]:
+    """The labelled feature table the model trains on, as a source URI. Production names the
+    team's table (`features_uri`); locally the generator fills a DuckDB table."""
+    from magenta_release import sources
+
+    uri = tables.features_uri or _local_table(
+        tables, "customer_features", tables.seed, tables.rows, label=True
     )
+    schema = sources.schema(sources.parse(uri))
+    return dg.Output(uri, metadata={"source": uri, "columns": len(schema.names)})
 
 
 @dg.asset(group_name=DATA)
-def churn_label(features: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """The label per account (`has_churned`)."""
-    label = features.loc[:, ["rating_account_id", churn_data.LABEL]]
-    return dg.Output(label, metadata={"churn_rate": float(label[churn_data.LABEL].mean())})
+def current_customers(tables: CustomerTables) -> dg.Output[str]:
+    """Customers to score today (no label), as a source URI."""
+    uri = tables.customers_uri or _local_table(
+        tables, "current_customers", tables.scoring_seed, tables.scoring_rows, label=False
+    )
+    return dg.Output(uri, metadata={"source": uri})
 
 
-@dg.asset(group_name=RELEASE, deps=["churn_label"])
+@dg.asset(group_name=RELEASE)
 def training_run(
-    context: dg.AssetExecutionContext,
-    release: ReleaseStore,
-    data_spec: DataSpec,
-    features: pd.DataFrame,
+    context: dg.AssetExecutionContext, release: ReleaseStore, customer_features: str
 ) -> dg.Output[dict[str, Any]]:
-    """Train and track a candidate in MLflow (`magenta-release train`)."""
+    """Train and track a candidate in MLflow (`magenta-release train --data ...`)."""
     from magenta_release.train import train
 
     store = release.open()
-    result = train(
-        store,
-        rows=data_spec.rows,
-        seed=data_spec.seed,
-        by=release.identity,
-        progress=context.log.info,
-    )
-    if result.dataset_digest != churn_data.frame_digest(features):
-        raise dg.Failure("the run was trained on different data than the features asset")
+    result = train(store, data=customer_features, by=release.identity, progress=context.log.info)
     meta: dict[str, Any] = {
         "run_id": result.run_id,
+        "source": result.dataset_uri,
         "dataset_sha256": result.dataset_digest,
-        **{k: result.metrics[k] for k in ("roc_auc", "pr_auc", "lift_at_10", "brier")},
+        **{k: result.metrics[k] for k in HEADLINE_METRICS},
     }
     link = release.ui_url(result.run_id, store.experiment_id())
     if link:
@@ -90,21 +85,19 @@ def training_run(
 )
 def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg.MaterializeResult:
     """Propose the run (`magenta-release propose`) as the pipeline's identity."""
-    from magenta_release.release import PENDING, propose
+    from magenta_release.gates import markdown
+    from magenta_release.release import propose
+    from magenta_release.states import Status
 
     proposal = propose(
         release.open(), training_run["run_id"], by=release.identity, note="weekly pipeline"
     )
-    table = "\n".join(
-        ["| gate | result | detail |", "| --- | --- | --- |"]
-        + [f"| {g.name} | {'pass' if g.passed else 'FAIL'} | {g.detail} |" for g in proposal.gates]
-    )
-    passed = proposal.status == PENDING
+    passed = proposal.status == Status.PENDING
     return dg.MaterializeResult(
         metadata={
             "version": proposal.version,
-            "status": proposal.status,
-            "gates": dg.MetadataValue.md(table),
+            "status": str(proposal.status),
+            "gates": dg.MetadataValue.md(markdown([g.to_json() for g in proposal.gates])),
         },
         check_results=[
             dg.AssetCheckResult(
@@ -113,7 +106,7 @@ def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg
                 severity=dg.AssetCheckSeverity.ERROR,
                 metadata={
                     "version": proposal.version,
-                    "status": proposal.status,
+                    "status": str(proposal.status),
                     "failed": ", ".join(g.name for g in proposal.gates if not g.passed),
                 },
             )
@@ -123,15 +116,19 @@ def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg
 
 @dg.asset(group_name=RELEASE, deps=["release_candidate"])
 def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
-    """Resolve `@champion` and verify its SHA-256 manifest (no file paths in run config)."""
+    """Resolve `@champion` with the library's resolver and verify its SHA-256 manifest (no file
+    paths in run config); fails on an integrity alert."""
     from magenta_release import serving
+    from magenta_release.errors import ReleaseError
+    from magenta_release.predict import resolve
 
     store = release.open()
-    champion = store.alias("champion")
-    if champion is None:
-        raise dg.Failure("no @champion yet: approve a version with `magenta-release approve`")
-    with tempfile.TemporaryDirectory(prefix="dagster-champion-") as tmp:
-        serving.fetch_verified(store, champion, Path(tmp))
+    try:
+        champion = resolve(store, "champion")
+        with tempfile.TemporaryDirectory(prefix="dagster-champion-") as tmp:
+            serving.fetch_verified(store, champion, Path(tmp))
+    except ReleaseError as exc:
+        raise dg.Failure(str(exc)) from exc
     info = {
         "version": champion.version,
         "run_id": champion.run_id,
@@ -142,27 +139,29 @@ def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
     return dg.Output(info, metadata=info)
 
 
-@dg.asset(group_name=DATA)
-def current_customers(data_spec: DataSpec) -> pd.DataFrame:
-    """Customers to score today: a population separate from training, without labels."""
-    table = churn_data.generate(data_spec.scoring_seed, data_spec.scoring_rows).table
-    return table.loc[:, [*churn_data.IDENTIFIERS, *churn_data.FEATURES]]
-
-
 @dg.asset(group_name=RELEASE)
 def predictions(
-    release: ReleaseStore, champion_model: dict[str, Any], current_customers: pd.DataFrame
-) -> dg.Output[pd.DataFrame]:
-    """Churn scores of current customers by the verified champion; each row names the model
-    version that scored it."""
-    from magenta_release.predict import predict_frame
+    release: ReleaseStore,
+    tables: CustomerTables,
+    champion_model: dict[str, Any],
+    current_customers: str,
+) -> dg.Output[dict[str, Any]]:
+    """Churn scores of current customers by the verified champion, streamed batch by batch
+    into a parquet file beside the local database; each row names the model version."""
+    from magenta_release.errors import ReleaseError
+    from magenta_release.predict import predict
 
-    scored = predict_frame(release.open(), current_customers, str(champion_model["version"]))
+    out = Path(tables.database).parent / "predictions.parquet"
+    try:
+        result = predict(release.open(), current_customers, out, str(champion_model["version"]))
+    except ReleaseError as exc:
+        raise dg.Failure(str(exc)) from exc
+    info = {"rows": result.rows, "model_version": result.model_version, "scores": str(out)}
     return dg.Output(
-        scored,
+        info,
         metadata={
-            "rows": len(scored),
-            "model_version": int(champion_model["version"]),
-            "mean_score": float(scored["churn_score"].mean()),
+            "rows": result.rows,
+            "model_version": result.model_version,
+            "scores": dg.MetadataValue.path(str(out)),
         },
     )

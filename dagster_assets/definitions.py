@@ -1,27 +1,13 @@
 """The code location: assets, jobs, the weekly schedule, the champion sensor, resources."""
 
-import os
-from pathlib import Path
-
 import dagster as dg
 
 from dagster_assets import assets
-from dagster_assets.resources import DataSpec, ParquetJsonIOManager, ReleaseStore
-from magenta_release.settings import disable_telemetry
-
-disable_telemetry()
+from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
 
 train_and_propose_job = dg.define_asset_job(
     "train_and_propose",
-    selection=dg.AssetSelection.assets(
-        "accounts",
-        "usage",
-        "interactions",
-        "features",
-        "churn_label",
-        "training_run",
-        "release_candidate",
-    ),
+    selection=dg.AssetSelection.assets("customer_features", "training_run", "release_candidate"),
     description="Train a candidate and propose it; a human approves from the terminal.",
 )
 predictions_job = dg.define_asset_job(
@@ -69,48 +55,33 @@ def champion_moved(
     )
 
 
-def _secrets() -> dict[str, dg.EnvVar]:
-    """MLflow credentials for the pipeline's service identity, resolved at run time from the
-    environment (never stored in run config or shown in the UI); absent in local mode."""
-    names = {
-        "mlflow_username": "MAGENTA_RELEASE_MLFLOW_USERNAME",
-        "mlflow_password": "MAGENTA_RELEASE_MLFLOW_PASSWORD",
-    }
-    return {field: dg.EnvVar(var) for field, var in names.items() if os.environ.get(var)}
-
-
-def _home(*parts: str) -> str:
-    return str(Path(os.environ.get("MAGENTA_RELEASE_HOME", "mlruns")).joinpath(*parts))
-
-
 defs = dg.Definitions(
     assets=[
-        assets.raw_tables,
-        assets.features,
-        assets.churn_label,
+        assets.customer_features,
+        assets.current_customers,
         assets.training_run,
         assets.release_candidate,
         assets.champion_model,
-        assets.current_customers,
         assets.predictions,
     ],
     jobs=[train_and_propose_job, predictions_job],
     schedules=[weekly_training],
     sensors=[champion_moved],
     resources={
+        # Every value resolves from the run's environment when a run starts (never at import);
+        # `make dagster` sets them for the local store, production on the code location.
+        # An empty URI means: the local store / the generator's DuckDB tables.
         "release": ReleaseStore(
-            tracking_uri=os.environ.get("MLFLOW_TRACKING_URI") or None,
-            home=_home(),
-            identity=os.environ.get("MAGENTA_RELEASE_PIPELINE_USER", "dagster"),
-            **_secrets(),
+            tracking_uri=dg.EnvVar("MAGENTA_RELEASE_TRACKING_URI"),
+            home=dg.EnvVar("MAGENTA_RELEASE_HOME"),
+            identity=dg.EnvVar("MAGENTA_RELEASE_PIPELINE_USER"),
         ),
-        "data_spec": DataSpec(),
+        "tables": CustomerTables(
+            features_uri=dg.EnvVar("MAGENTA_RELEASE_FEATURES_URI"),
+            customers_uri=dg.EnvVar("MAGENTA_RELEASE_CUSTOMERS_URI"),
+            database=dg.EnvVar("MAGENTA_RELEASE_ANALYTICS_DB"),
+        ),
         # Outside the MLflow store: these files hold customer identifiers.
-        "io_manager": ParquetJsonIOManager(
-            base_dir=os.environ.get(
-                "MAGENTA_RELEASE_DAGSTER_DATA",
-                str(Path(os.environ.get("DAGSTER_HOME", ".dagster_home")) / "data"),
-            )
-        ),
+        "io_manager": ParquetJsonIOManager(base_dir=dg.EnvVar("MAGENTA_RELEASE_DAGSTER_DATA")),
     },
 )

@@ -1,29 +1,31 @@
-"""Resources: the release store settings and a pickle-free IO manager."""
+"""Resources: the release store settings, where the customer tables are, and a pickle-free
+IO manager. Configuration comes from `dg.EnvVar` at run time; nothing reads the environment at
+import time and nothing writes credentials into it."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pandas as pd
+from upath import UPath
 
 from magenta_release.settings import Settings, disable_telemetry
 from magenta_release.store import Store
 
 
 class ReleaseStore(dg.ConfigurableResource):  # type: ignore[misc]
-    """Where the MLflow store is and who the pipeline acts as. The same fields as the CLI's
-    settings; credentials come from the environment (`dg.EnvVar`), never from run config."""
+    """Where the MLflow store is and who the pipeline acts as: the same fields as the CLI's
+    settings. In server mode the MLflow client reads its credentials
+    (MLFLOW_TRACKING_USERNAME/PASSWORD, or the IAP header provider) from the run's own
+    environment; the resource never copies secrets anywhere."""
 
-    tracking_uri: str | None = None
+    tracking_uri: str | None = None  # empty: MLFLOW_TRACKING_URI, else the local store
     home: str = "mlruns"
     policy: str | None = None
     identity: str = "dagster"
-    mlflow_username: str | None = None
-    mlflow_password: str | None = None
 
     def settings(self) -> Settings:
         return Settings(
@@ -34,17 +36,9 @@ class ReleaseStore(dg.ConfigurableResource):  # type: ignore[misc]
         )
 
     def open(self) -> Store:
-        """Open the store (initialising the embedded one on first use)."""
+        """Open the store (it must exist: `magenta-release init`, once)."""
         disable_telemetry()
-        if self.mlflow_username:
-            # MLflow's REST client reads credentials from the environment only.
-            os.environ["MLFLOW_TRACKING_USERNAME"] = self.mlflow_username
-            os.environ["MLFLOW_TRACKING_PASSWORD"] = self.mlflow_password or ""
-        from magenta_release.init import init
-
-        settings = self.settings()
-        init(settings)
-        return Store.open(settings)
+        return Store.open(self.settings())
 
     def ui_url(self, run_id: str, experiment_id: str) -> str | None:
         uri = self.tracking_uri or ""
@@ -53,39 +47,48 @@ class ReleaseStore(dg.ConfigurableResource):  # type: ignore[misc]
         return None
 
 
-class DataSpec(dg.ConfigurableResource):  # type: ignore[misc]
-    """Which synthetic data the pipeline uses: training population and current customers."""
+class CustomerTables(dg.ConfigurableResource):  # type: ignore[misc]
+    """Where the customer tables are. In production `features_uri` / `customers_uri` name the
+    team's tables (GCS parquet such as gs://bucket/features/, or a DuckDB file); locally they
+    are left empty and the generator fills a DuckDB database at `database`, as the demo does."""
 
+    features_uri: str | None = None
+    customers_uri: str | None = None
+    database: str = "dagster_home/analytics.duckdb"
     seed: int = 42
     rows: int = 100_000
     scoring_seed: int = 2024
     scoring_rows: int = 100_000
 
 
-class ParquetJsonIOManager(dg.ConfigurableIOManager):  # type: ignore[misc]
-    """DataFrames as parquet, small values as JSON, under `base_dir`. Dagster's default IO
-    manager pickles; nothing on the release path may be a pickle."""
+class ParquetJsonFiles(dg.UPathIOManager):  # type: ignore[misc]
+    """DataFrames as parquet, small values as JSON, under a base path (local or any fsspec
+    URL, through Dagster's UPathIOManager). Dagster's default IO manager pickles; nothing on
+    the release path may be a pickle."""
+
+    extension = ".json"
+
+    def dump_to_path(self, context: dg.OutputContext, obj: Any, path: UPath) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(obj, pd.DataFrame):
+            with path.with_suffix(".parquet").open("wb") as fh:
+                obj.to_parquet(fh, index=False)
+        else:
+            path.write_text(json.dumps(obj, default=str))
+
+    def load_from_path(self, context: dg.InputContext, path: UPath) -> Any:
+        parquet = path.with_suffix(".parquet")
+        if parquet.exists():
+            with parquet.open("rb") as fh:
+                return pd.read_parquet(fh)
+        return json.loads(path.read_text())
+
+
+class ParquetJsonIOManager(dg.ConfigurableIOManagerFactory):  # type: ignore[misc]
+    """`ParquetJsonFiles` under `base_dir` (configurable, e.g. from `dg.EnvVar`). These files
+    hold customer identifiers: they live outside the MLflow store."""
 
     base_dir: str
 
-    def _path(self, context: dg.OutputContext | dg.InputContext, suffix: str) -> Path:
-        return Path(self.base_dir).joinpath(*context.asset_key.path).with_suffix(suffix)
-
-    def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
-        if obj is None:
-            return
-        if isinstance(obj, pd.DataFrame):
-            path = self._path(context, ".parquet")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            obj.to_parquet(path, index=False)
-        else:
-            path = self._path(context, ".json")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(obj, default=str))
-        context.add_output_metadata({"path": dg.MetadataValue.path(str(path))})
-
-    def load_input(self, context: dg.InputContext) -> Any:
-        parquet = self._path(context, ".parquet")
-        if parquet.exists():
-            return pd.read_parquet(parquet)
-        return json.loads(self._path(context, ".json").read_text())
+    def create_io_manager(self, context: dg.InitResourceContext) -> ParquetJsonFiles:
+        return ParquetJsonFiles(base_path=UPath(self.base_dir))

@@ -108,8 +108,24 @@ def init(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def train(
-    rows: Annotated[int, typer.Option(help="Accounts to generate.")] = 100_000,
-    seed: Annotated[int, typer.Option(help="Seed for data, split and model.")] = 42,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            "--data",
+            help="The table to train on: a parquet file or folder, a .csv file, "
+            "duckdb:///PATH.duckdb?table=NAME, or an fsspec URL such as gs://bucket/features/. "
+            "Columns follow [data] in the release policy. Default: the built-in generator.",
+            show_default=False,
+        ),
+    ] = None,
+    rows: Annotated[
+        int | None,
+        typer.Option(
+            help="Accounts to generate (built-in generator only; default 100,000).",
+            show_default=False,
+        ),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the model (and the generator).")] = 42,
     param: Annotated[
         list[str] | None,
         typer.Option("--param", help="XGBoost parameter KEY=VALUE (repeatable), e.g. max_depth=6."),
@@ -125,7 +141,13 @@ def train(
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Generate seeded data, fit the model, evaluate it and track everything in MLflow."""
+    """Train a candidate on a table, evaluate it on held-out rows and track everything in
+    MLflow (params, metrics, plots, the skops model, the table's URI and content digest; never
+    rows). Evaluation rows are chosen by a hash of the first identifier, so the gates can
+    re-read exactly them later.
+
+    Example: magenta-release train --data "duckdb:///analytics.duckdb?table=customer_features"
+    """
     from magenta_release.output import progress
 
     def action() -> Any:
@@ -135,6 +157,7 @@ def train(
         with progress(enabled=not quiet) as say:
             return do_train(
                 store,
+                data=data,
                 rows=rows,
                 seed=seed,
                 params=param or [],
@@ -151,7 +174,9 @@ def train(
             f"run {result.run_id} ({result.run_name})\n"
             f"roc_auc {m['roc_auc']:.4f}  pr_auc {m['pr_auc']:.4f}  "
             f"lift@10 {m['lift_at_10']:.2f}  brier {m['brier']:.4f}\n"
-            f"dataset {result.dataset_digest[:16]}  ({result.dataset_uri})"
+            f"data {result.dataset_digest[:16]}  ({result.dataset_uri})\n"
+            f"next: magenta-release compare --last 2, or "
+            f"magenta-release propose {result.run_id[:12]} --note ..."
         )
 
     if quiet and not as_json:
@@ -259,7 +284,9 @@ def _show_summary(summary: dict[str, Any]) -> None:
         out.print(f"note: {summary['note']}")
     rescored = summary.get("rescored")
     if rescored:
-        for m in ("roc_auc", "pr_auc", "lift_at_10", "brier"):
+        from magenta_release.evaluate import HEADLINE_METRICS
+
+        for m in HEADLINE_METRICS:
             a, b = rescored["challenger"][m], rescored["champion"][m]
             out.print(f"  {m:<11} challenger {a:.4f}  champion {b:.4f}  Δ {a - b:+.4f}")
     if summary.get("gates"):
@@ -483,7 +510,14 @@ def audit_verify(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
 
 @app.command()
 def predict(
-    input: Annotated[Path, typer.Option("--input", help="Customers to score (.parquet or .csv).")],
+    input: Annotated[
+        str,
+        typer.Option(
+            "--input",
+            help="Customers to score: a parquet file or folder, a .csv file, "
+            "duckdb:///PATH?table=NAME or an fsspec URL. Read in batches, any size.",
+        ),
+    ],
     output: Annotated[
         Path, typer.Option("--output", help="Where to write scores (.parquet or .csv).")
     ],
@@ -493,8 +527,9 @@ def predict(
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score a file with a verified model version (SHA-256 checked before loading); every row
-    records the model version that scored it."""
+    """Score a table with a verified model version (SHA-256 checked before loading), streaming
+    record batches; each output row carries the customer's identifiers, the score and the
+    model version that scored it, in input order."""
     from magenta_release.predict import predict as do_predict
 
     result = _run(as_json, lambda: do_predict(_open(tracking_uri), input, output, model))
@@ -509,14 +544,23 @@ def predict(
 
 @app.command()
 def demo(
-    rows: Annotated[int, typer.Option(help="Accounts per training run.")] = 50_000,
-    tracking_uri: UriOpt = None,
+    rows: Annotated[int, typer.Option(help="Accounts in the generated table.")] = 50_000,
+    home: Annotated[
+        Path | None,
+        typer.Option(
+            "--home",
+            help="Store folder for the demo (default ./demo/mlruns). It must be empty or a "
+            "previous demo's store; any other store is refused.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """The whole release loop: init, train two candidates, compare, propose as a data
-    scientist, approve as the release manager, predict, status and history."""
+    """The whole release loop in a throwaway store: write a generated table to DuckDB, train
+    two candidates from it, compare, propose as a data scientist, approve as the release
+    manager, predict, status and history. Never touches your store or a server."""
     from magenta_release.demo import run_demo
 
-    _run(False, lambda: run_demo(_settings(tracking_uri), rows))
+    _run(False, lambda: run_demo(_settings(None), rows, home))
 
 
 @app.command()

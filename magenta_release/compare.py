@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from magenta_release.errors import BadInput
-from magenta_release.evaluate import LOWER_IS_BETTER, PRIMARY_METRICS
+from magenta_release.evaluate import LOWER_IS_BETTER, REPORTED_METRICS
 from magenta_release.store import RunInfo, Store
 
 MAX_RUNS = 1000
@@ -47,7 +47,7 @@ class Comparison:
                     "params": r.params,
                     "dataset_digest": r.dataset_sha256,
                     "delta_vs_champion": {
-                        m: d for m in PRIMARY_METRICS if (d := self.delta(r, m)) is not None
+                        m: d for m in REPORTED_METRICS if (d := self.delta(r, m)) is not None
                     },
                 }
                 for r in self.runs
@@ -106,7 +106,7 @@ def compare(
 def _best(selected: list[RunInfo]) -> dict[str, str]:
     """The best run per primary metric."""
     best: dict[str, str] = {}
-    for m in PRIMARY_METRICS:
+    for m in REPORTED_METRICS:
         scored = [r for r in selected if m in r.metrics]
         if scored:
             ranked = sorted(scored, key=lambda r, m=m: r.metrics[m])  # type: ignore[misc]

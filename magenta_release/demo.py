@@ -1,13 +1,23 @@
-"""`demo`: the whole release loop on one store, printed as a person would see it."""
+"""`demo`: the whole release loop in a throwaway store, printed as a person would see it.
+
+The demo walks the real data path: it writes the generator's table into a DuckDB database (as
+the team's dbt build would) and trains, gates and scores from there. It never touches a store
+that matters: it refuses a non-local tracking URI and any store holding a champion or runs it
+did not create."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 
+from magenta_release.errors import PolicyRefused
 from magenta_release.settings import Settings
 
 DATA_SCIENTIST = "data-scientist"
 RELEASE_MANAGER = "release-manager"
+MARKER = ".magenta-demo"  # a store the demo created itself, and may therefore replace
+DEMO_DIR = Path("demo")
 
 
 def _step(text: str) -> None:
@@ -27,79 +37,111 @@ def write_customers(path: str | Path, seed: int, rows: int) -> Path:
     return path
 
 
-def run_demo(settings: Settings, rows: int = 50_000, out: Path = Path("out")) -> None:
+def demo_home(settings: Settings, home: Path | None) -> Path:
+    """The demo's own store folder; PolicyRefused (exit 1) for anything that may matter."""
+    if settings.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI"):
+        raise PolicyRefused(
+            "demo runs only on a throwaway local store, but a tracking URI is set "
+            f"({settings.resolved_tracking_uri()}); unset MLFLOW_TRACKING_URI / --tracking-uri"
+        )
+    target = (home or DEMO_DIR / "mlruns").expanduser().resolve()
+    if target.exists() and any(target.iterdir()) and not (target / MARKER).exists():
+        raise PolicyRefused(
+            f"demo refuses {target}: it is a store the demo did not create (it may hold a "
+            "champion or real runs); give an empty folder with --home"
+        )
+    if (target / MARKER).exists():
+        shutil.rmtree(target)  # the previous demo's store: throwaway by construction
+    target.mkdir(parents=True, exist_ok=True)
+    (target / MARKER).write_text("created by `magenta-release demo`; safe to delete\n")
+    return target
+
+
+def run_demo(settings: Settings, rows: int = 50_000, home: Path | None = None) -> Path:
     from magenta_release import output
     from magenta_release.compare import compare
+    from magenta_release.data import generate
     from magenta_release.init import init
     from magenta_release.predict import predict
-    from magenta_release.release import PENDING, approve, history, propose, status
+    from magenta_release.release import approve, history, propose, status
+    from magenta_release.sources import write_duckdb
+    from magenta_release.states import Status
     from magenta_release.store import Store
     from magenta_release.train import train
 
-    _step("1. init: the embedded store")
-    result = init(settings)
-    output.console().print(f"store {result.tracking_uri}, policy {result.policy_path}")
+    store_home = demo_home(settings, home)
+    settings = Settings(home=store_home, policy=store_home / "release-policy.toml")
+    work = store_home.parent
+    say = output.console().print
+    _step("1. init: a throwaway embedded store")
+    init(settings)
+    say(f"demo store: {store_home} (look at it with MAGENTA_RELEASE_HOME={store_home})")
     store = Store.open(settings)
 
-    _step(f"2. train two candidates ({rows:,} accounts, same seed, different depth)")
+    _step(f"2. the team's table: {rows:,} generated accounts written to DuckDB")
+    database = work / "analytics.duckdb"
+    features = write_duckdb(generate(42, rows).table, database, "customer_features")
+    customers = generate(2024, 10_000).table.drop(columns=[store.policy.data.target])
+    current = write_duckdb(customers, database, "current_customers")
+    say(f"training table: {features}\nscoring table:  {current}")
+
+    _step("3. train two candidates on the same table (different tree depth)")
     runs = []
     for depth in (3, 5):
-        with output.progress() as say:
+        with output.progress() as progress:
             r = train(
                 store,
-                rows=rows,
+                data=features,
                 seed=42,
                 params=[f"max_depth={depth}"],
                 run_name=f"demo-depth{depth}",
                 by=DATA_SCIENTIST,
-                progress=say,
+                progress=progress,
             )
-        output.console().print(f"run {r.run_id}: roc_auc {r.metrics['roc_auc']:.4f}")
+        say(f"run {r.run_id}: roc_auc {r.metrics['roc_auc']:.4f}")
         runs.append(r)
 
-    _step("3. compare")
+    _step("4. compare")
     comparison = compare(store, [r.run_id for r in runs])
     output.comparison_table(comparison)
     best = comparison.best[store.policy.gates.primary_metric]
 
-    _step(f"4. propose the better run as {DATA_SCIENTIST}")
+    _step(f"5. propose the better run as {DATA_SCIENTIST}: the gates re-read its rows")
     proposal = propose(
         store, best, by=DATA_SCIENTIST, note="demo: the better of two tree depths on the same data"
     )
     output.gates_table(
         f"gates for version {proposal.version}", [g.to_json() for g in proposal.gates]
     )
-    output.console().print(f"version {proposal.version} is {proposal.status}")
-    if proposal.status != PENDING:
-        output.console().print("the gates refused this candidate: nothing to approve")
-        return
+    say(f"version {proposal.version} is {proposal.status}")
+    if proposal.status != Status.PENDING:
+        say("the gates refused this candidate: nothing to approve")
+        return store_home
 
-    _step(f"5. approve as {RELEASE_MANAGER} (four eyes)")
+    _step(f"6. approve as {RELEASE_MANAGER} (four eyes)")
     t = approve(
         store,
         proposal.version,
-        reason="demo: beats the champion on the same rows",
+        reason="demo: first release; passed every gate on its evaluation rows",
         by=RELEASE_MANAGER,
     )
-    output.console().print(f"@champion is now version {t.champion} (previous: {t.previous})")
+    say(f"@champion is now version {t.champion} (previous: {t.previous or 'none'})")
 
     other = next(r.run_id for r in runs if r.run_id != best)
-    _step("6. propose the other candidate: the gates re-score the champion on the same rows")
+    _step("7. propose the other candidate: the gates re-score the champion on the same rows")
     second = propose(store, other, by=DATA_SCIENTIST, note="demo: the other candidate")
     output.gates_table(f"gates for version {second.version}", [g.to_json() for g in second.gates])
-    output.console().print(f"version {second.version} is {second.status}")
+    say(f"version {second.version} is {second.status}")
 
-    _step("7. predict current customers with @champion")
-    customers = write_customers(out / "customers.parquet", seed=2024, rows=10_000)
-    p = predict(store, customers, out / "predictions.parquet")
-    output.console().print(
-        f"scored {p.rows:,} customers with version {p.model_version} -> {p.output}"
-    )
+    _step("8. predict current customers with @champion, streamed from DuckDB")
+    p = predict(store, current, work / "predictions.parquet")
+    say(f"scored {p.rows:,} customers with version {p.model_version} -> {p.output}")
 
-    _step("8. status and history")
+    _step("9. status and history")
     output.status_table(status(store))
     output.history_table([e.to_json() for e in history(store, 10)])
-    output.console().print(
-        "next: `magenta-release ui` to browse runs and versions, "
-        "`magenta-release rollback --reason ...` to undo"
+    say(
+        f"next: MAGENTA_RELEASE_HOME={store_home} magenta-release ui to browse runs and "
+        "versions; then train on your own table with `magenta-release train --data ...`"
     )
+    return store_home

@@ -7,7 +7,10 @@ from typing import Any
 
 import numpy as np
 
-PRIMARY_METRICS = ("roc_auc", "pr_auc", "lift_at_10", "recall_at_10", "brier", "log_loss")
+# The metrics every report shows, in this order (one list for the CLI, reports, Dagster and
+# benchmarks); HEADLINE_METRICS are the ones short summaries print.
+REPORTED_METRICS = ("roc_auc", "pr_auc", "lift_at_10", "recall_at_10", "brier", "log_loss")
+HEADLINE_METRICS = ("roc_auc", "pr_auc", "lift_at_10", "brier")
 LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release.evaluate import LOWER_IS_BETTER
+from magenta_release.evaluate import LOWER_IS_BETTER, REPORTED_METRICS
 from magenta_release.policy import Policy
 
 
@@ -64,14 +64,15 @@ def input_gates(
     champion_inputs: list[tuple[str, str]] | None,
 ) -> list[Gate]:
     names = [n for n, _ in challenger_inputs]
-    forbidden = sorted(set(names) & set(policy.gates.forbidden_inputs))
+    identifiers = tuple(dict.fromkeys((*policy.gates.forbidden_inputs, *policy.data.identifiers)))
+    forbidden = sorted(set(names) & set(identifiers))
     gates = [
         Gate(
             "no_identifier_inputs",
             not forbidden,
             f"identifier columns among inputs: {', '.join(forbidden)}"
             if forbidden
-            else f"{len(names)} inputs, none of {', '.join(policy.gates.forbidden_inputs)}",
+            else f"{len(names)} inputs, none of {', '.join(identifiers)}",
         )
     ]
     if champion_inputs is None:
@@ -92,6 +93,27 @@ def input_gates(
         )
     )
     return gates
+
+
+def reproducible_gate(
+    policy: Policy, logged: dict[str, float], recomputed: dict[str, float]
+) -> Gate:
+    """The metrics a run logged must match what the gates compute on the same rows, within the
+    policy's tolerance: a run's own claims are never taken on trust."""
+    tolerance = policy.gates.metric_tolerance
+    checked = [m for m in REPORTED_METRICS if m in logged and m in recomputed]
+    off = [
+        f"{m} logged {logged[m]:.4f}, recomputed {recomputed[m]:.4f}"
+        for m in checked
+        if abs(logged[m] - recomputed[m]) > tolerance
+    ]
+    if off:
+        return Gate("metrics_reproducible", False, "; ".join(off) + f" (tolerance {tolerance})")
+    return Gate(
+        "metrics_reproducible",
+        True,
+        f"{len(checked)} logged metrics match the recomputed ones within {tolerance}",
+    )
 
 
 def regression_gates(
@@ -220,6 +242,20 @@ def _weighted_auc(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int
         return float("nan")
     below = np.cumsum(neg) - neg
     return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+
+
+def markdown(gates: list[dict[str, Any]]) -> str:
+    """The gate table as markdown: the one rendering of it for the release report and the
+    Dagster check (the terminal's Rich table is `output.gates_table`)."""
+    rows = [
+        f"| {g['name']} | {'pass' if g['passed'] else '**FAIL**'} | {_md_cell(g['detail'])} |"
+        for g in gates
+    ]
+    return "\n".join(["| gate | result | detail |", "| --- | --- | --- |", *rows])
+
+
+def _md_cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _f(value: float | None) -> str:

@@ -63,7 +63,7 @@ def runs_table(runs: list[RunInfo]) -> None:
 def comparison_table(c: Comparison) -> None:
     from rich.table import Table
 
-    from magenta_release.evaluate import PRIMARY_METRICS
+    from magenta_release.evaluate import REPORTED_METRICS
 
     out = console()
     table = Table(
@@ -80,7 +80,7 @@ def comparison_table(c: Comparison) -> None:
         *[r.run_id[:12] for r in c.runs],
         *([c.champion["run_id"][:12]] if c.champion else []),
     )
-    for m in PRIMARY_METRICS:
+    for m in REPORTED_METRICS:
         cells = []
         for r in c.runs:
             text = fmt(r.metrics.get(m))

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from magenta_release.contract import DataContract
 from magenta_release.errors import BadInput
+from magenta_release.evaluate import HEADLINE_METRICS
 
 IDENTIFIER_COLUMNS = ("rating_account_id", "customer_id")
 
@@ -26,7 +28,7 @@ class ModelSection(_Frozen):
 
 class GateSection(_Frozen):
     primary_metric: str = "roc_auc"
-    required_metrics: tuple[str, ...] = ("roc_auc", "pr_auc", "lift_at_10", "brier")
+    required_metrics: tuple[str, ...] = HEADLINE_METRICS
     min: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70})
     max: dict[str, float] = Field(default_factory=dict)
     max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.005})
@@ -34,6 +36,8 @@ class GateSection(_Frozen):
     bootstrap_rounds: int = Field(default=200, ge=0, le=10_000)
     bootstrap_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
     forbidden_inputs: tuple[str, ...] = IDENTIFIER_COLUMNS
+    # Logged metrics may differ from the recomputed ones by this much (float noise, not claims).
+    metric_tolerance: float = Field(default=1e-6, ge=0.0, le=0.1)
 
 
 class ApprovalSection(_Frozen):
@@ -50,6 +54,7 @@ class Policy(_Frozen):
     """What a release must satisfy. Defaults equal `mlruns_template/release-policy.toml`."""
 
     model: ModelSection = Field(default_factory=ModelSection)
+    data: DataContract = Field(default_factory=DataContract)
     gates: GateSection = Field(default_factory=GateSection)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
     residency: ResidencySection = Field(default_factory=ResidencySection)
@@ -81,7 +86,7 @@ def load_policy(path: Path) -> Policy:
         return Policy.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest()})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
+        where = ".".join(str(p) for p in first["loc"]) or "[data]"
         raise BadInput(
             f"policy file {path}: `{where}` {first['msg'].lower()}; "
             "see mlruns_template/release-policy.toml for the valid keys"

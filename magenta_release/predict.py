@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -13,12 +12,12 @@ import numpy as np
 import pandas as pd
 
 from magenta_release import serving
-from magenta_release.data import IDENTIFIERS
+from magenta_release.contract import as_category
 from magenta_release.errors import BadInput, PolicyRefused
+from magenta_release.states import SERVABLE
 from magenta_release.store import Store, VersionInfo
 
 SUFFIXES = (".parquet", ".csv")
-SERVABLE = {"approved", "retired", "rolled_back"}  # passed the gates and was approved once
 
 
 @dataclass(frozen=True)
@@ -26,7 +25,6 @@ class Prediction:
     rows: int
     model_version: int
     output: str
-    frame: pd.DataFrame
 
     def to_json(self) -> dict[str, Any]:
         return {"rows": self.rows, "model_version": self.model_version, "output": self.output}
@@ -53,43 +51,6 @@ def resolve(store: Store, model: str) -> VersionInfo:
             f"there is no @{alias} yet; approve a version first (see: magenta-release status)"
         )
     return found
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read parquet or CSV; BadInput with the reason on anything unreadable."""
-    if path.suffix.lower() not in SUFFIXES:
-        raise BadInput(f"--input {path} must end in .parquet or .csv")
-    if not path.is_file():
-        raise BadInput(f"--input {path} does not exist or is not a file")
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame = pd.read_parquet(path)
-        else:
-            frame = pd.read_csv(path, encoding="utf-8", dtype={"customer_id": str})
-    except UnicodeDecodeError as exc:
-        raise BadInput(f"--input {path} is not UTF-8 text; save it as UTF-8 CSV") from exc
-    except Exception as exc:  # pyarrow/pandas parser errors have no common base class
-        first = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
-        raise BadInput(f"--input {path} cannot be read ({first})") from exc
-    if path.suffix.lower() == ".csv":
-        _check_csv_header(path)
-    if frame.columns.duplicated().any():
-        dupes = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-        raise BadInput(f"--input {path} has duplicate columns: {', '.join(dupes)}")
-    if frame.empty:
-        raise BadInput(f"--input {path} has no rows")
-    return frame
-
-
-def _check_csv_header(path: Path) -> None:
-    """pandas renames duplicate CSV headers (`age`, `age.1`); refuse them instead."""
-    import csv
-
-    with path.open(encoding="utf-8", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    dupes = sorted({c for c in header if header.count(c) > 1})
-    if dupes:
-        raise BadInput(f"--input {path} has duplicate columns: {', '.join(dupes)}")
 
 
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})
@@ -122,56 +83,127 @@ def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
     for name, kind in inputs:
         if kind in NUMERIC_KINDS:
             continue
-        col = selected[name]
-        if pd.api.types.is_numeric_dtype(col) and not col.isna().all():
-            raise BadInput(f"input column {name} must be text, found {col.dtype}")
-        selected[name] = col.astype(object).where(col.notna(), None)
+        selected[name] = as_category(selected[name])  # codes become text, as at training
     return selected
 
 
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write atomically (temp file + rename) so a failure never leaves half a file."""
-    if path.suffix.lower() not in SUFFIXES:
-        raise BadInput(f"--output {path} must end in .parquet or .csv")
-    if not path.parent.is_dir():
-        raise BadInput(f"--output {path}: folder {path.parent} does not exist")
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        if path.suffix.lower() == ".parquet":
-            frame.to_parquet(tmp, index=False)
-        else:
-            frame.to_csv(tmp, index=False)
-        tmp.replace(path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise BadInput(f"--output {path} cannot be written ({exc.strerror})") from exc
-
-
 def predict_frame(store: Store, frame: pd.DataFrame, model: str = "champion") -> pd.DataFrame:
-    """Score a frame: identifiers passed through, churn score, model name and version."""
+    """Score an in-memory frame: identifiers passed through, churn score, model name and
+    version."""
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = serving.fetch_verified(store, version, Path(tmp))
-        x = conform(frame, verified.inputs)  # our schema check replaces pyfunc's
-        scores = serving.score(verified.load(), x)
-    out = frame.loc[:, [c for c in IDENTIFIERS if c in frame.columns]].copy()
+        return _score_frame(store, verified.load(), verified.inputs, frame, version.version)
+
+
+def _score_frame(
+    store: Store, model: Any, inputs: list[tuple[str, str]], frame: pd.DataFrame, version: int
+) -> pd.DataFrame:
+    x = conform(frame, inputs)  # our schema check replaces pyfunc's
+    scores = serving.score(model, x)
+    if not np.isfinite(scores).all():
+        raise BadInput("the model produced non-finite scores; check the input values")
+    ids = [c for c in store.policy.data.identifiers if c in frame.columns]
+    out = frame.loc[:, ids].reset_index(drop=True)
     out["churn_score"] = scores
     out["model_name"] = store.name
-    out["model_version"] = version.version
-    return out.reset_index(drop=True)
+    out["model_version"] = version
+    return out
 
 
 def predict(
-    store: Store, input_path: Path, output_path: Path, model: str = "champion"
+    store: Store, input_uri: str | Path, output_path: Path, model: str = "champion"
 ) -> Prediction:
-    """Score `input_path` into `output_path` with a verified version."""
-    if output_path.resolve() == input_path.resolve():
-        raise BadInput("--output must differ from --input; the input is never overwritten")
+    """Score a table (a path or source URI) into `output_path` with a verified version,
+    streaming record batches: peak memory is one batch, whatever the input size. The output
+    has one row per input row, in input order, with the identifiers and the model version."""
+    from magenta_release import sources
+
+    source = sources.parse(str(input_uri), "--input")
     if output_path.suffix.lower() not in SUFFIXES:
         raise BadInput(f"--output {output_path} must end in .parquet or .csv")
-    frame = read_table(input_path)
-    out = predict_frame(store, frame, model)
-    if not all(math.isfinite(s) for s in out["churn_score"]):
-        raise BadInput("the model produced non-finite scores; check the input values")
-    write_table(out, output_path)
-    return Prediction(len(out), int(out["model_version"].iloc[0]), str(output_path), out)
+    local_file = source.is_local and "://" not in source.location and source.kind != "duckdb"
+    if local_file and output_path.resolve() == Path(source.location).resolve():
+        raise BadInput("--output must differ from --input; the input is never overwritten")
+    if not output_path.parent.is_dir():
+        raise BadInput(f"--output {output_path}: folder {output_path.parent} does not exist")
+    version = resolve(store, model)
+    with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
+        verified = serving.fetch_verified(store, version, Path(tmp))
+        inputs = verified.inputs
+        columns = _input_columns(store, source, inputs)
+        loaded = verified.load()
+        text = tuple(c for c in store.policy.data.identifiers) + tuple(
+            n for n, kind in inputs if kind not in NUMERIC_KINDS
+        )
+        rows = _stream(
+            store, loaded, inputs, sources.batches(source, columns, text), version, output_path
+        )
+    return Prediction(rows, version.version, str(output_path))
+
+
+def _input_columns(store: Store, source: Any, inputs: list[tuple[str, str]]) -> list[str]:
+    """Identifiers and model inputs, checked against the source's schema before any row is
+    read: missing columns, no identifier, nested values in a column."""
+    import pyarrow as pa
+
+    from magenta_release import sources
+
+    schema = sources.schema(source)
+    names = list(schema.names)
+    missing = [n for n, _ in inputs if n not in names]
+    if missing:
+        raise BadInput(f"input is missing model columns: {', '.join(missing)}")
+    ids = [c for c in store.policy.data.identifiers if c in names]
+    if not ids:
+        raise BadInput(
+            f"input has none of the identifier columns "
+            f"({', '.join(store.policy.data.identifiers)}); scores could not be matched to "
+            "customers — include the identifier column"
+        )
+    for n, _ in inputs:
+        kind = schema.field(n).type
+        if pa.types.is_nested(kind):
+            raise BadInput(f"input column {n} holds {kind} values; a model input must be flat")
+    return [*ids, *[n for n, _ in inputs]]
+
+
+def _stream(
+    store: Store,
+    model: Any,
+    inputs: list[tuple[str, str]],
+    batches: Any,
+    version: VersionInfo,
+    path: Path,
+) -> int:
+    """Score batch by batch into a temp file, renamed into place at the end (no half file)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    writer: Any = None
+    rows = 0
+    try:
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            out = _score_frame(store, model, inputs, batch.to_pandas(), version.version)
+            table = pa.Table.from_pandas(out, preserve_index=False)
+            if writer is None:
+                is_parquet = path.suffix.lower() == ".parquet"
+                writer = (pq.ParquetWriter if is_parquet else pacsv.CSVWriter)(tmp, table.schema)
+            writer.write_table(table)
+            rows += batch.num_rows
+        if writer is None:
+            raise BadInput("--input has no rows")
+        writer.close()
+        writer = None
+        tmp.replace(path)
+    except OSError as exc:
+        raise BadInput(f"--output {path} cannot be written ({exc.strerror or exc})") from exc
+    finally:
+        if writer is not None:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+    return rows

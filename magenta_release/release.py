@@ -14,12 +14,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from magenta_release import audit, faults, integrity, serving
-from magenta_release.data import DatasetRef, frame_digest, generate
+from magenta_release import audit, dataset, evaluate, faults, integrity, serving
 from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
-from magenta_release.gates import Gate, input_gates, metric_gates, regression_gates
+from magenta_release.evaluate import REPORTED_METRICS
+from magenta_release.gates import (
+    Gate,
+    input_gates,
+    markdown,
+    metric_gates,
+    regression_gates,
+    reproducible_gate,
+)
 from magenta_release.lock import release_lock
 from magenta_release.repair import repair_locked, sync
 from magenta_release.store import (
@@ -251,55 +256,47 @@ def _existing(store: Store, v: VersionInfo) -> Proposal:
     )
 
 
-def reproduce_eval_rows(run: RunInfo) -> tuple[Any, np.ndarray] | str:
-    """The challenger's evaluation rows, rebuilt from its dataset reference; or why not."""
-    from magenta_release.train import split
-
-    try:
-        ref = DatasetRef.from_json(run.tags.get("magenta.dataset_ref", ""))
-        split_seed = int(json.loads(run.tags.get("magenta.split", "{}"))["seed"])
-    except (BadInput, KeyError, ValueError):
-        return "the run records no dataset reference"
-    from magenta_release.data import GENERATOR, GENERATOR_VERSION
-
-    if (ref.generator, ref.version) != (GENERATOR, GENERATOR_VERSION):
-        return f"data generator {ref.generator} v{ref.version} is not installed"
-    data = generate(ref.seed, ref.rows)
-    if frame_digest(data.table) != run.dataset_sha256:
-        return "regenerated data does not match the recorded dataset digest"
-    parts = split(data, split_seed)
-    if parts.eval_digest != run.tags.get("magenta.eval_sha256"):
-        return "regenerated evaluation rows do not match the recorded digest"
-    return parts.x_eval, parts.y_eval
-
-
 def evaluate_gates(
     store: Store, run: RunInfo, challenger_dir: Path, champion: VersionInfo | None, tmp: Path
 ) -> tuple[list[Gate], dict[str, Any]]:
-    """Every gate of the policy for one candidate against the current champion."""
+    """Every gate of the policy for one candidate against the current champion. The
+    challenger's evaluation rows are re-read from its source and checked against the digests
+    it recorded; both models are scored on exactly those rows."""
     policy = store.policy
-    gates = metric_gates(policy, run.metrics)
-    gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
     challenger = serving.inspect(challenger_dir, f"run {run.run_id}")
-    challenger_inputs = challenger.inputs
     evidence: dict[str, Any] = {
-        "metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
+        "logged_metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
         "dataset_sha256": run.dataset_sha256,
         "eval_sha256": run.tags.get("magenta.eval_sha256"),
+        "source": run.tags.get("magenta.data_source"),
     }
-    if champion is None:
-        gates += input_gates(policy, challenger_inputs, None)
+    ev = dataset.Evidence.from_tags(run.tags)
+    rows = dataset.reread(ev) if ev else "the run records no evaluation evidence (source, digest)"
+    champ = (
+        serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
+        if champion
+        else None
+    )
+    if isinstance(rows, str):
+        gates = metric_gates(policy, run.metrics)
+        gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
+        gates += input_gates(policy, challenger.inputs, champ.inputs if champ else None)
+        gates.append(Gate("metrics_reproducible", False, f"cannot re-score: {rows}"))
+        gates.append(Gate("no_regression", False, f"cannot re-score: {rows}"))
+        return gates, evidence
+    x_eval, y_eval, _ = rows
+    ours = serving.score(challenger.load(), serving.model_inputs(x_eval, challenger, "challenger"))
+    threshold = run.metrics.get("threshold", 0.5)
+    recomputed = evaluate.metrics(y_eval, ours, threshold)
+    evidence["metrics"] = recomputed
+    gates = metric_gates(policy, recomputed)
+    gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
+    gates += input_gates(policy, challenger.inputs, champ.inputs if champ else None)
+    gates.append(reproducible_gate(policy, run.metrics, recomputed))
+    if champ is None or champion is None:
         gates.append(Gate("no_regression", True, "no champion yet: nothing to regress against"))
         return gates, evidence
-    champ = serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
-    champion_inputs = champ.inputs
-    gates += input_gates(policy, challenger_inputs, champion_inputs)
-    rows = reproduce_eval_rows(run)
-    if isinstance(rows, str):
-        gates.append(Gate("no_regression", False, f"cannot re-score the champion: {rows}"))
-        return gates, evidence
-    x_eval, y_eval = rows
-    missing = [n for n, _ in champion_inputs if n not in x_eval.columns]
+    missing = [n for n, _ in champ.inputs if n not in x_eval.columns]
     if missing:
         gates.append(
             Gate(
@@ -309,8 +306,7 @@ def evaluate_gates(
             )
         )
         return gates, evidence
-    ours = serving.score(challenger.load(), x_eval)
-    theirs = serving.score(champ.load(), x_eval.loc[:, [n for n, _ in champion_inputs]])
+    theirs = serving.score(champ.load(), serving.model_inputs(x_eval, champ, "champion"))
     reg, reg_evidence = regression_gates(policy, y_eval, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
     return gates + reg, evidence
@@ -334,17 +330,15 @@ def release_report(
         f"- proposed by **{actor}** at {_now()}" + (f": {note}" if note else ""),
         f"- run `{run.run_id}` ({run.name}), "
         f"code `{run.tags.get('mlflow.source.git.commit', '?')}`",
-        f"- dataset `{run.dataset_sha256}` ({run.tags.get('magenta.dataset_ref', '?')})",
+        f"- data `{run.dataset_sha256}` from `{run.tags.get('magenta.data_source', '?')}`",
         f"- evaluation rows `{run.tags.get('magenta.eval_sha256', '?')}`",
         f"- policy `{store.policy.sha256}`",
         f"- champion at proposal: {'v' + str(champion.version) if champion else 'none'}",
         "",
         "## Gates",
         "",
-        "| gate | result | detail |",
-        "| --- | --- | --- |",
+        markdown([g.to_json() for g in gates]),
     ]
-    lines += [f"| {g.name} | {'pass' if g.passed else '**FAIL**'} | {g.detail} |" for g in gates]
     rescored = evidence.get("rescored")
     if rescored:
         lines += [
@@ -354,7 +348,7 @@ def release_report(
             "| metric | challenger | champion | Δ |",
             "| --- | --- | --- | --- |",
         ]
-        for m in ("roc_auc", "pr_auc", "lift_at_10", "recall_at_10", "brier", "log_loss"):
+        for m in REPORTED_METRICS:
             a, b = rescored["challenger"][m], rescored["champion"][m]
             lines.append(f"| {m} | {a:.4f} | {b:.4f} | {a - b:+.4f} |")
     else:

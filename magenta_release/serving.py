@@ -87,6 +87,20 @@ def fetch_verified(store: Store, version: VersionInfo, dst: Path) -> Verified:
     return inspect(folder, f"version {version.version}")
 
 
+def model_inputs(frame: pd.DataFrame, model: Verified, what: str) -> pd.DataFrame:
+    """The model's input columns of a prepared frame, in signature order."""
+    from magenta_release.errors import BadInput
+
+    names = [n for n, _ in model.inputs]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise BadInput(
+            f"the {what} model needs columns the rows lack: {', '.join(missing)}; "
+            "check the data contract"
+        )
+    return frame.loc[:, names]
+
+
 def score(model: Any, frame: pd.DataFrame) -> np.ndarray:
     """Churn probability per row."""
     out = np.asarray(model.predict_proba(frame))

@@ -1,4 +1,5 @@
-"""`train`: generate data, fit, evaluate, and track everything in one MLflow run."""
+"""`train`: read a table through the data contract, fit, evaluate, and track everything in one
+MLflow run."""
 
 from __future__ import annotations
 
@@ -16,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release import data as churn_data
-from magenta_release import evaluate, faults, integrity
+from magenta_release import dataset, evaluate, faults, integrity
+from magenta_release.contract import Columns
 from magenta_release.errors import BadInput
 from magenta_release.model import DEFAULT_PARAMS, SKOPS_TRUSTED_TYPES, build_pipeline, parse_params
 from magenta_release.store import Store
 
-TEST_SIZE = 0.2
+DEFAULT_ROWS = 100_000
 Progress = Callable[[str], None]
 
 
@@ -46,38 +47,6 @@ class TrainResult:
             "dataset": self.dataset_uri,
             "seconds": self.seconds,
         }
-
-
-@dataclass(frozen=True)
-class Split:
-    x_train: Any
-    x_eval: Any
-    y_train: np.ndarray
-    y_eval: np.ndarray
-    eval_digest: str
-
-
-def split(data: churn_data.ChurnData, seed: int) -> Split:
-    """Stratified, seeded hold-out split; the evaluation rows are identified by a digest."""
-    from sklearn.model_selection import train_test_split
-
-    train_idx, eval_idx = train_test_split(
-        np.arange(len(data.table)),
-        test_size=TEST_SIZE,
-        random_state=seed,
-        stratify=data.label.to_numpy(),
-    )
-    features = data.features
-    x_eval = features.iloc[eval_idx].reset_index(drop=True)
-    y_eval = data.label.to_numpy()[eval_idx].astype(int)
-    eval_frame = x_eval.assign(**{churn_data.LABEL: y_eval})
-    return Split(
-        features.iloc[train_idx].reset_index(drop=True),
-        x_eval,
-        data.label.to_numpy()[train_idx].astype(int),
-        y_eval,
-        churn_data.frame_digest(eval_frame),
-    )
 
 
 def git_commit() -> str:
@@ -105,20 +74,19 @@ def pip_requirements() -> list[str]:
     return [f"{n}=={pkg_version(n)}" for n in names]
 
 
-def model_signature() -> Any:
+def model_signature(cols: Columns) -> Any:
+    """Inputs from the data contract (numbers as double, categories as string); no example
+    rows, since production rows are customer data."""
     from mlflow.models import ModelSignature
     from mlflow.types import ColSpec, Schema, TensorSpec
 
-    columns: list[ColSpec | TensorSpec] = [
-        ColSpec("double", c) for c in churn_data.NUMERIC_FEATURES
-    ]
-    columns += [ColSpec("string", c) for c in churn_data.CATEGORICAL_FEATURES]
-    inputs = Schema(columns)
+    columns: list[ColSpec | TensorSpec] = [ColSpec("double", c) for c in cols.numeric]
+    columns += [ColSpec("string", c) for c in cols.categorical]
     outputs = Schema([TensorSpec(np.dtype("float64"), (-1, 2))])
-    return ModelSignature(inputs=inputs, outputs=outputs)
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
 
 
-def save_model(pipeline: Any, folder: Path) -> None:
+def save_model(pipeline: Any, folder: Path, cols: Columns) -> None:
     """skops, never pickle; explicit requirements; a signature but no example rows."""
     import mlflow.sklearn
 
@@ -127,50 +95,51 @@ def save_model(pipeline: Any, folder: Path) -> None:
         str(folder),
         serialization_format="skops",
         skops_trusted_types=SKOPS_TRUSTED_TYPES,
-        signature=model_signature(),
+        signature=model_signature(cols),
         pip_requirements=pip_requirements(),
         pyfunc_predict_fn="predict_proba",
     )
 
 
-def dataset_entity(data: churn_data.ChurnData, digest: str) -> Any:
-    """A metadata-only MLflow dataset: source reference, digest and schema; never rows."""
+def dataset_entity(ev: dataset.Evidence, cols: Columns) -> Any:
+    """A metadata-only MLflow dataset: source URI, digest and schema; never rows."""
     from mlflow.data.meta_dataset import MetaDataset
 
-    from magenta_release.mlflow_data import SyntheticSource
+    from magenta_release.mlflow_data import TableSource
 
     return MetaDataset(  # type: ignore[abstract]
-        source=SyntheticSource(data.ref.uri),
-        name="churn-accounts",
-        digest=digest[:32],
-        schema=model_signature().inputs,
+        source=TableSource(ev.source),
+        name="training-table",
+        digest=ev.digest[:32],
+        schema=model_signature(cols).inputs,
     )
 
 
 def train(
     store: Store,
     *,
-    rows: int = 100_000,
+    data: str | None = None,
+    rows: int | None = None,
     seed: int = 42,
     params: list[str] | None = None,
     run_name: str | None = None,
     by: str | None = None,
     progress: Progress | None = None,
 ) -> TrainResult:
-    """Train a candidate and track it. Validates everything before the first write."""
+    """Train a candidate on a table (`data`, a source URI; default: the built-in generator
+    with `rows` and `seed`) and track it. Everything is validated before the first write."""
     say = progress or (lambda _msg: None)
     xgb_params = parse_params(params or [])
-    churn_data.check_size(rows)
     if seed < 0:
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
-    if run_name is not None and (
-        not run_name.strip() or len(run_name) > 200 or any(c in run_name for c in "/\\\0\n")
-    ):
-        raise BadInput(
-            f"--run-name {run_name!r} is not allowed; use up to 200 characters "
-            "without slashes or control characters"
-        )
+    if data is not None and rows is not None:
+        raise BadInput("--rows only applies to the built-in generator; leave it out with --data")
+    uri = data if data is not None else dataset.generator_uri(seed, rows or DEFAULT_ROWS)
+    if data is None and rows is not None:
+        uri = dataset.generator_uri(seed, rows)  # --rows 0 is refused, not defaulted
+    _check_run_name(run_name)
     store.check_residency()
+    contract = store.policy.data
     seconds: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -180,22 +149,18 @@ def train(
         seconds[name] = round(now - clock, 3)
         clock = now
 
-    say(f"generating {rows:,} accounts (seed {seed})")
-    dataset = churn_data.generate(seed, rows)
-    dataset_sha = churn_data.frame_digest(dataset.table)
-    parts = split(dataset, seed)
+    say(f"reading {uri}")
+    table = dataset.load(uri, contract)
+    parts = dataset.split(table, contract)
+    ev = dataset.evidence(table, parts, contract)
     lap("data")
 
-    name = run_name or f"xgb-seed{seed}-{rows // 1000}k-{time.strftime('%Y%m%d-%H%M%S')}"
+    name = run_name or f"xgb-seed{seed}-{table.rows // 1000}k-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {
         "mlflow.source.git.commit": git_commit(),
         "mlflow.user": store.settings.actor(by),
-        "magenta.generator_version": churn_data.GENERATOR_VERSION,
-        "magenta.dataset_ref": dataset.ref.to_json(),
-        "magenta.dataset_sha256": dataset_sha,
-        "magenta.eval_sha256": parts.eval_digest,
-        "magenta.split": json.dumps({"seed": seed, "test_size": TEST_SIZE}),
-        # lets `status`/`gc` mark the run FAILED if this process is killed
+        **ev.to_tags(),
+        # lets `repair` mark the run FAILED if this process is killed
         "magenta.host": socket.gethostname(),
         "magenta.pid": str(os.getpid()),
     }
@@ -203,8 +168,10 @@ def train(
     faults.point("train.after_create_run")
     status = "FAILED"
     try:
-        say("fitting preprocessing + XGBoost")
-        pipeline = build_pipeline(xgb_params, seed)
+        say(f"fitting preprocessing + XGBoost on {len(parts.y_train):,} rows")
+        pipeline = build_pipeline(
+            xgb_params, seed, table.columns.numeric, table.columns.categorical
+        )
         pipeline.fit(parts.x_train, parts.y_train)
         # The decision threshold is part of the fitted rule: chosen on training rows, never
         # on the evaluation rows.
@@ -213,7 +180,7 @@ def train(
         )
         lap("fit")
         faults.point("train.after_fit")
-        say("evaluating on the held-out rows")
+        say(f"evaluating on {len(parts.y_eval):,} held-out rows")
         scores = pipeline.predict_proba(parts.x_eval)[:, 1]
         metrics = evaluate.metrics(parts.y_eval, scores, threshold)
         say("logging model, plots and dataset to MLflow")
@@ -221,12 +188,18 @@ def train(
             store,
             run_id,
             pipeline,
-            dataset,
-            dataset_sha,
+            ev,
+            table.columns,
             parts,
             scores,
             metrics,
-            {**DEFAULT_PARAMS, **xgb_params, "rows": rows, "seed": seed, "test_size": TEST_SIZE},
+            {
+                **DEFAULT_PARAMS,
+                **xgb_params,
+                "rows": table.rows,
+                "seed": seed,
+                "evaluation_fraction": contract.evaluation_fraction,
+            },
         )
         lap("tracking")
         status = "FINISHED"
@@ -234,23 +207,27 @@ def train(
         # Any failure, Ctrl-C included, leaves the run FAILED, never RUNNING.
         store.end_run(run_id, status)
     return TrainResult(
-        run_id,
-        name,
-        metrics,
-        {**DEFAULT_PARAMS, **xgb_params},
-        dataset_sha,
-        dataset.ref.uri,
-        seconds,
+        run_id, name, metrics, {**DEFAULT_PARAMS, **xgb_params}, ev.digest, ev.source, seconds
     )
+
+
+def _check_run_name(run_name: str | None) -> None:
+    if run_name is not None and (
+        not run_name.strip() or len(run_name) > 200 or any(c in run_name for c in "/\\\0\n")
+    ):
+        raise BadInput(
+            f"--run-name {run_name!r} is not allowed; use up to 200 characters "
+            "without slashes or control characters"
+        )
 
 
 def _log(
     store: Store,
     run_id: str,
     pipeline: Any,
-    dataset: churn_data.ChurnData,
-    dataset_sha: str,
-    parts: Split,
+    ev: dataset.Evidence,
+    cols: Columns,
+    parts: dataset.Split,
     scores: np.ndarray,
     metrics: dict[str, float],
     params: dict[str, Any],
@@ -260,7 +237,7 @@ def _log(
     with tempfile.TemporaryDirectory(prefix="magenta-train-") as tmp:
         folder = Path(tmp)
         model_dir = folder / "model"
-        save_model(pipeline, model_dir)
+        save_model(pipeline, model_dir, cols)
         files = integrity.manifest(model_dir)
         plots = folder / "plots"
         plots.mkdir()
@@ -286,4 +263,4 @@ def _log(
         faults.point("train.after_model_upload")
         store.log_artifacts(run_id, plots, "plots")
         store.log_artifacts(run_id, evaluation, "evaluation")
-    store.log_dataset(run_id, dataset_entity(dataset, dataset_sha), "training")
+    store.log_dataset(run_id, dataset_entity(ev, cols), "training")

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import Trained, invoke, make_cli
+from tests.conftest import SMALL_DATA_GATES, Trained, invoke, make_cli
 
 CAROL, ALICE = "carol", "alice"
 
@@ -174,14 +174,14 @@ CASES = [
         "predict-input-is-dir",
         ["predict", "--input", "d.parquet", "--output", "o.parquet"],
         2,
-        "not a file",
+        "no columns",
         prepare=lambda f: (f / "d.parquet").mkdir(),
     ),
     Case(
         "predict-wrong-suffix",
         ["predict", "--input", "x.txt", "--output", "o.parquet"],
         2,
-        "must end in .parquet or .csv",
+        "unknown file type",
         prepare=_write_bytes("x.txt", b"a,b\n1,2\n"),
     ),
     Case(
@@ -234,17 +234,28 @@ CASES = [
         prepare=_write_parquet("h.parquet", _set("gross_mrc", 1e300)),
     ),
     Case(
-        "predict-number-in-text",
+        "predict-nested-values",
         ["predict", "--input", "n.parquet", "--output", "o.parquet"],
         2,
-        "must be text",
-        prepare=_write_parquet("n.parquet", _set("smartphone_brand_group", 3)),
+        "must be flat",
+        prepare=_write_parquet(
+            "n.parquet", lambda f: f.assign(smartphone_brand_group=[["a", "b"]] * len(f))
+        ),
+    ),
+    Case(
+        "predict-no-identifier",
+        ["predict", "--input", "n.parquet", "--output", "o.parquet"],
+        2,
+        "none of the identifier columns",
+        prepare=_write_parquet(
+            "n.parquet", lambda f: f.drop(columns=["rating_account_id", "customer_id"])
+        ),
     ),
     Case(
         "predict-empty-csv",
         ["predict", "--input", "e.csv", "--output", "o.csv"],
         2,
-        "cannot be read",
+        "has no rows",
         prepare=_write_bytes("e.csv", b""),
     ),
     Case(
@@ -424,7 +435,7 @@ def released(trained_template: dict[str, Any], tmp_path_factory: pytest.TempPath
     write_policy(
         home,
         approval={"approvers": ["alice", "bob"], "four_eyes": True},
-        **{"gates.max_regression": {"roc_auc": 0.05}},
+        **SMALL_DATA_GATES,
     )
     t = Trained(make_cli(home), dict(trained_template["runs"]))
     assert t.cli.json("propose", t.runs["good"], by=CAROL)["version"] == 1

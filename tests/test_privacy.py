@@ -26,16 +26,13 @@ def test_demo_leaves_no_customer_identifiers_in_the_store(
     from magenta_release.settings import Settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    home = tmp_path / "mlruns"
+    home = tmp_path / "demo" / "mlruns"
     rows = 3000
-    run_demo(Settings(home=home), rows=rows, out=tmp_path / "out")
-    scored = pd.read_parquet(tmp_path / "out" / "predictions.parquet")
+    run_demo(Settings(), rows=rows, home=home)
+    scored = pd.read_parquet(tmp_path / "demo" / "predictions.parquet")
     assert scored["rating_account_id"].notna().all()  # ids exist outside the store...
     assert "churn-classifier" in store_text(home)  # ...and the scan reads the store
-    for population in (
-        data.generate(42, rows).accounts,
-        pd.read_parquet(tmp_path / "out" / "customers.parquet"),
-    ):
+    for population in (data.generate(42, rows).accounts, data.generate(2024, 10_000).accounts):
         customers, ids = leaked_identifiers(home, population)
         assert not customers, sorted(customers)[:5]
         assert not ids, sorted(ids)[:5]

@@ -84,7 +84,11 @@ def test_four_eyes_approvers_and_gates(trained: Trained) -> None:
     failed = [g for g in worse["gates"] if not g["passed"]]
     regression = next(g for g in failed if g["name"] == "no_regression_roc_auc")
     assert "paired bootstrap 95% CI" in regression["detail"]
-    assert "on the same 800 rows" in regression["detail"]
+    runs = trained.cli.json("runs", "--last", "5")["runs"]
+    eval_rows = next(r for r in runs if r["run_id"] == trained.runs["worse"])["metrics"][
+        "eval_rows"
+    ]
+    assert f"on the same {int(eval_rows):,} rows" in regression["detail"]
     assert "gates_failed" in _error(
         trained, "approve", str(worse["version"]), "--reason", "x", "--yes", by=BOB, code=1
     )

@@ -92,7 +92,7 @@ def test_mlflow_client_sees_metrics_dataset_skops_model_and_plots(cli: Cli) -> N
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1
     assert inputs[0].dataset.digest == doc["dataset_digest"][:32]
-    assert inputs[0].dataset.source_type == "synthetic"
+    assert inputs[0].dataset.source_type == "magenta-table"
     assert "seed=3" in inputs[0].dataset.source
     assert "rows=4000" in inputs[0].dataset.source
     local = Path(client.download_artifacts(doc["run_id"], "", str(cli.home.parent / "dl")))

@@ -12,16 +12,10 @@ import pytest
 
 from dagster_assets import assets
 from dagster_assets.definitions import champion_moved, defs, weekly_training
-from dagster_assets.resources import DataSpec, ParquetJsonIOManager, ReleaseStore
-from tests.conftest import SMALL, make_cli, write_policy
+from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
+from tests.conftest import SMALL, SMALL_DATA_GATES, make_cli, write_policy
 
-TRAIN = [
-    assets.raw_tables,
-    assets.features,
-    assets.churn_label,
-    assets.training_run,
-    assets.release_candidate,
-]
+TRAIN = [assets.customer_features, assets.training_run, assets.release_candidate]
 SERVE = [assets.champion_model, assets.current_customers, assets.predictions]
 
 
@@ -31,13 +25,19 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     home = tmp_path / "mlruns"
     cli = make_cli(home)
     assert cli("init").exit_code == 0
-    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True})
+    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True}, **SMALL_DATA_GATES)
     resources = {
         "release": ReleaseStore(home=str(home), identity="dagster"),
-        "data_spec": DataSpec(seed=7, rows=SMALL, scoring_seed=99, scoring_rows=300),
+        "tables": CustomerTables(
+            database=str(tmp_path / "analytics.duckdb"),
+            seed=7,
+            rows=SMALL,
+            scoring_seed=99,
+            scoring_rows=300,
+        ),
         "io_manager": ParquetJsonIOManager(base_dir=str(tmp_path / "dagster-data")),
     }
-    return {"cli": cli, "resources": resources, "home": home, "data": tmp_path / "dagster-data"}
+    return {"cli": cli, "resources": resources, "home": home, "data": tmp_path}
 
 
 def test_definitions_load_with_schedule_and_no_global_automation() -> None:

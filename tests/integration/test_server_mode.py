@@ -11,7 +11,7 @@ import pytest
 
 from magenta_release.demo import write_customers
 from magenta_release.settings import TELEMETRY_OFF
-from tests.conftest import SMALL, invoke, write_policy
+from tests.conftest import SMALL, SMALL_DATA_GATES, invoke, write_policy
 from tests.integration.conftest import ADMIN_PASSWORD, Server, as_admin
 
 pytestmark = [pytest.mark.server, pytest.mark.xdist_group(name="server")]
@@ -51,7 +51,7 @@ def cli(server: Server, tmp_path_factory: pytest.TempPathFactory) -> ServerCli:
     write_policy(
         folder,
         approval={"approvers": ["alice"], "four_eyes": True},
-        **{"gates.max_regression": {"roc_auc": 0.05}},
+        **SMALL_DATA_GATES,
     )
     return ServerCli(server, policy)
 
