@@ -210,8 +210,16 @@ def test_iap_is_on_the_cloud_run_service_and_only_iap_invokes_it() -> None:
     access = res["google_iap_web_cloud_run_service_iam_member.users"]
     assert _s(access["role"]) == "roles/iap.httpsResourceAccessor"
     assert "google_cloud_run_v2_service.mlflow.name" in str(access["cloud_run_service_name"])
-    for grantee in ("var.iap_members", "var.pipeline_service_account", "ci_build.email"):
+    for grantee in ("var.iap_members", "var.pipeline_service_account"):
         assert grantee in str(access["for_each"]), grantee
+    ci = res["google_iap_web_cloud_run_service_iam_member.ci_build"]
+    assert _s(ci["role"]) == "roles/iap.httpsResourceAccessor"
+    assert "google_service_account.ci_build.email" in str(ci["member"])
+    iap_grants = [k for k in res if k.startswith("google_iap_")]
+    assert sorted(iap_grants) == [
+        "google_iap_web_cloud_run_service_iam_member.ci_build",
+        "google_iap_web_cloud_run_service_iam_member.users",
+    ]
     public = [k for k, v in res.items() if "allUsers" in str(v) or "allAuthenticated" in str(v)]
     assert not public
 

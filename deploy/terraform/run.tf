@@ -164,19 +164,22 @@ resource "google_cloud_run_v2_service_iam_member" "iap_invokes" {
   member   = "serviceAccount:${google_project_service_identity.iap.email}"
 }
 
-# Who gets through IAP: the team's people and groups, the Dagster service account and the CI
-# build service account. Nobody else, and never allUsers.
+# Who gets through IAP: the team's people and groups and the Dagster service account (all known
+# at plan time, as for_each needs), and the CI build service account (created here, so its own
+# resource). Nobody else, and never allUsers.
 resource "google_iap_web_cloud_run_service_iam_member" "users" {
-  for_each = toset(concat(
-    var.iap_members,
-    [
-      "serviceAccount:${var.pipeline_service_account}",
-      "serviceAccount:${google_service_account.ci_build.email}",
-    ],
-  ))
+  for_each               = toset(concat(var.iap_members, ["serviceAccount:${var.pipeline_service_account}"]))
   project                = var.project_id
   location               = var.region
   cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
   role                   = "roles/iap.httpsResourceAccessor"
   member                 = each.value
+}
+
+resource "google_iap_web_cloud_run_service_iam_member" "ci_build" {
+  project                = var.project_id
+  location               = var.region
+  cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
+  role                   = "roles/iap.httpsResourceAccessor"
+  member                 = "serviceAccount:${google_service_account.ci_build.email}"
 }
