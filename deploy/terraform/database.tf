@@ -61,3 +61,10 @@ resource "google_sql_user" "mlflow" {
   instance = google_sql_database_instance.mlflow.name
   password = random_password.db.result
 }
+
+# Dagster's run, event-log and schedule storage (dagster-postgres) on the same instance, in its
+# own database: one instance to back up and restore (docs/architecture.md, "Dagster in production").
+resource "google_sql_database" "dagster" {
+  name     = "dagster"
+  instance = google_sql_database_instance.mlflow.name
+}

@@ -1,8 +1,9 @@
 # Customer-managed keys in the same region: the bucket and the database are encrypted with
 # keys Magenta controls (disable the key and the data is unreadable).
 resource "google_kms_key_ring" "mlflow" {
-  name     = "mlflow"
-  location = var.region
+  name       = "mlflow"
+  location   = var.region
+  depends_on = [google_project_service.enabled]
 }
 
 resource "google_kms_crypto_key" "artifacts" {

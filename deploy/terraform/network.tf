@@ -4,6 +4,7 @@
 resource "google_compute_network" "mlflow" {
   name                    = "mlflow"
   auto_create_subnetworks = false
+  depends_on              = [google_project_service.enabled]
 }
 
 resource "google_compute_subnetwork" "mlflow" {

@@ -1,8 +1,25 @@
-# The MLflow server on Cloud Run: scales to zero, reachable only through the load balancer
-# (IAP), egress only into the VPC.
+# The MLflow server on Cloud Run with IAP enabled directly on the service (no load balancer):
+# every request, on the run.app URL, carries a Google identity that IAP checked, and IAP passes it
+# on as the signed header x-goog-iap-jwt-assertion. The magenta-release auth plugin in the image
+# verifies that header (ES256, audience below, keys from the JWKS URL) and uses its e-mail as the
+# MLflow user. Egress only into the VPC. min_instance_count = 0: no instance runs while nobody
+# uses it, but the deployment's fixed floor is Cloud SQL (see docs/costs.md).
+locals {
+  service_name = "mlflow"
+  # Google's signed-header audience for IAP on a Cloud Run service:
+  # /projects/PROJECT_NUMBER/locations/REGION/services/SERVICE_NAME
+  # (https://cloud.google.com/iap/docs/signed-headers-howto).
+  iap_audience = "/projects/${data.google_project.this.number}/locations/${var.region}/services/${local.service_name}"
+  iap_jwks_url = "https://www.gstatic.com/iap/verify/public_key-jwk"
+  # The deterministic run.app host (SERVICE-PROJECT_NUMBER.REGION.run.app); the service cannot
+  # read its own `uri` attribute, and --allowed-hosts needs the host before the first request.
+  run_host = "${local.service_name}-${data.google_project.this.number}.${var.region}.run.app"
+}
+
 resource "google_service_account" "mlflow_server" {
   account_id   = "mlflow-server"
   display_name = "MLflow tracking server"
+  depends_on   = [google_project_service.enabled]
 }
 
 resource "google_project_iam_member" "server_sql_client" {
@@ -12,10 +29,17 @@ resource "google_project_iam_member" "server_sql_client" {
 }
 
 resource "google_cloud_run_v2_service" "mlflow" {
-  name                = "mlflow"
+  name                = local.service_name
   location            = var.region
-  ingress             = "INGRESS_TRAFFIC_INTERNAL_LOAD_BALANCER"
   deletion_protection = true
+
+  # IAP directly on the service (GA; https://cloud.google.com/run/docs/securing/identity-aware-proxy-cloud-run).
+  # Ingress stays "all" because people reach the run.app URL from their laptops; IAP refuses
+  # every request without an authorised Google identity before it reaches the container, and
+  # Cloud Run's own IAM check then admits only IAP's service agent (iap_invokes below).
+  iap_enabled          = true
+  ingress              = "INGRESS_TRAFFIC_ALL"
+  invoker_iam_disabled = false
 
   template {
     service_account = google_service_account.mlflow_server.email
@@ -52,7 +76,34 @@ resource "google_cloud_run_v2_service" "mlflow" {
       }
       env {
         name  = "MLFLOW_ALLOWED_HOSTS"
-        value = var.domain
+        value = local.run_host
+      }
+      env {
+        name  = "MAGENTA_RELEASE_IAP_AUDIENCE"
+        value = local.iap_audience
+      }
+      env {
+        name  = "MAGENTA_RELEASE_IAP_JWKS_URL"
+        value = local.iap_jwks_url
+      }
+      # Also set in the image; repeated here so a different image cannot switch them back on.
+      # AI Gateway and remote assistant could send experiment data to model providers outside
+      # the EU; the job runner is an extra process and an attack surface (CVE-2026-0545).
+      env {
+        name  = "MLFLOW_ENABLE_AI_GATEWAY"
+        value = "false"
+      }
+      env {
+        name  = "MLFLOW_ENABLE_REMOTE_ASSISTANT"
+        value = "false"
+      }
+      env {
+        name  = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
+        value = "false"
+      }
+      env {
+        name  = "MLFLOW_DISABLE_TELEMETRY"
+        value = "true"
       }
 
       dynamic "env" {
@@ -90,10 +141,17 @@ resource "google_cloud_run_v2_service" "mlflow" {
     }
   }
 
-  depends_on = [google_secret_manager_secret_version.mlflow]
+  # The first revision reads its secrets at start-up: the versions must exist and the service
+  # account must already hold Secret Accessor, or the revision fails and the apply with it.
+  depends_on = [
+    google_secret_manager_secret_version.mlflow,
+    google_secret_manager_secret_iam_member.server_reads,
+    google_project_service.enabled,
+  ]
 }
 
-# Only the load balancer's IAP service agent may invoke the service.
+# IAP's service agent is the only principal allowed to invoke the service: a request that did not
+# pass IAP has no way past Cloud Run's IAM check.
 resource "google_project_service_identity" "iap" {
   provider = google-beta
   service  = "iap.googleapis.com"
@@ -104,4 +162,24 @@ resource "google_cloud_run_v2_service_iam_member" "iap_invokes" {
   location = var.region
   role     = "roles/run.invoker"
   member   = "serviceAccount:${google_project_service_identity.iap.email}"
+}
+
+# Who gets through IAP: the team's people and groups and the Dagster service account (all known
+# at plan time, as for_each needs), and the CI build service account (created here, so its own
+# resource). Nobody else, and never allUsers.
+resource "google_iap_web_cloud_run_service_iam_member" "users" {
+  for_each               = toset(concat(var.iap_members, ["serviceAccount:${var.pipeline_service_account}"]))
+  project                = var.project_id
+  location               = var.region
+  cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
+  role                   = "roles/iap.httpsResourceAccessor"
+  member                 = each.value
+}
+
+resource "google_iap_web_cloud_run_service_iam_member" "ci_build" {
+  project                = var.project_id
+  location               = var.region
+  cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
+  role                   = "roles/iap.httpsResourceAccessor"
+  member                 = "serviceAccount:${google_service_account.ci_build.email}"
 }

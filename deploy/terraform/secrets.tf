@@ -19,8 +19,9 @@ resource "random_password" "flask" {
 }
 
 resource "google_secret_manager_secret" "mlflow" {
-  for_each  = local.secrets
-  secret_id = each.key
+  for_each   = local.secrets
+  secret_id  = each.key
+  depends_on = [google_project_service.enabled]
 
   replication {
     user_managed {

@@ -36,6 +36,12 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  # force_destroy = false refuses to delete a bucket with objects; prevent_destroy refuses the
+  # plan that would delete it at all.
+  lifecycle {
+    prevent_destroy = true
+  }
+
   depends_on = [google_kms_crypto_key_iam_member.gcs_uses_artifacts_key]
 }
 

@@ -18,13 +18,8 @@ variable "image" {
   type        = string
 }
 
-variable "domain" {
-  description = "Host name behind IAP, e.g. mlflow.magenta.example."
-  type        = string
-}
-
 variable "iap_members" {
-  description = "People and groups allowed through IAP (data scientists, approvers)."
+  description = "People and groups allowed through IAP (data scientists, approvers), e.g. group:ds@magenta.example."
   type        = list(string)
   default     = []
 }
@@ -36,6 +31,21 @@ variable "pipeline_service_account" {
 
 variable "artifact_retention_days" {
   description = "Noncurrent artifact object versions are deleted after this many days."
+  type        = number
+  default     = 30
+}
+
+variable "github_repository" {
+  description = "owner/name of the one GitHub repository whose workflows may federate into GCP."
+  type        = string
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name."
+  }
+}
+
+variable "log_retention_days" {
+  description = "Days the europe-west3 log bucket keeps request and IAP logs (purpose limitation: docs/security.md)."
   type        = number
   default     = 30
 }
