@@ -43,6 +43,7 @@ lint: $(STAMP) ## ruff + mypy --strict
 	$(BIN)/ruff format --check magenta_release dagster_assets tests benchmarks
 	$(BIN)/ruff check magenta_release dagster_assets tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/zizmor --offline --no-progress .github/workflows
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md
 	$(BIN)/python -m benchmarks.run
