@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export DAGSTER_DISABLE_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock demo test test-fast lint bench dagster ui template clean
+.PHONY: help setup lock demo test test-fast lint bench dagster ui template clean slides
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -43,6 +43,7 @@ lint: $(STAMP) ## ruff + mypy --strict
 	$(BIN)/ruff format --check magenta_release dagster_assets tests benchmarks
 	$(BIN)/ruff check magenta_release dagster_assets tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/zizmor --offline --no-progress .github/workflows
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md
 	$(BIN)/python -m benchmarks.run
@@ -61,6 +62,10 @@ ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns
 
 template: $(STAMP) ## rebuild mlruns_template/mlflow.db after an MLflow upgrade
 	$(BIN)/python -c 'from pathlib import Path; from magenta_release.store import build_template_db, template_db; build_template_db(template_db())'
+
+slides: ## render docs/presentation.md (Marp) to out/presentation.html; no browser needed
+	mkdir -p out
+	npx --yes @marp-team/marp-cli@4.5.1 docs/presentation.md -o out/presentation.html
 
 clean: ## remove the local store and caches (not .venv)
 	rm -rf mlruns .pytest_cache .mypy_cache .ruff_cache
