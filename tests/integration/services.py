@@ -90,24 +90,29 @@ class Postgres:
             timeout=120,
         )
         for db in ("mlflow", "mlflow_auth"):
-            subprocess.run(
-                _as_postgres(
-                    [
-                        str(PG_BIN / "createdb"),
-                        "-h",
-                        "127.0.0.1",
-                        "-p",
-                        str(self.port),
-                        "-U",
-                        "postgres",
-                        db,
-                    ]
-                ),
-                check=True,
-                capture_output=True,
-                timeout=60,
-            )
+            self.create_db(db)
         return self
+
+    def create_db(self, db: str) -> str:
+        """Create database `db`; returns its SQLAlchemy URL."""
+        subprocess.run(
+            _as_postgres(
+                [
+                    str(PG_BIN / "createdb"),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    db,
+                ]
+            ),
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        return self.url(db)
 
     def stop(self) -> None:
         subprocess.run(
@@ -121,11 +126,28 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+# What the deploy image sets (deploy/mlflow-server/Dockerfile): no AI Gateway (it stores provider
+# keys and can send experiment data to providers outside the EU), no remote Assistant, no job
+# runner, no telemetry.
+SIDE_DOORS_OFF = {
+    "MLFLOW_ENABLE_AI_GATEWAY": "false",
+    "MLFLOW_ENABLE_REMOTE_ASSISTANT": "false",
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+}
+
+
 @dataclass
 class MlflowServer:
+    """`mlflow server` as the deploy image runs it: the magenta-release plugin app
+    (`MAGENTA_RELEASE_AUTH` basic or iap, the server policy in `plugin_env`), one worker."""
+
     root: Path
     backend_uri: str
     auth_db_uri: str
+    plugin_env: dict[str, str] = field(default_factory=dict)
+    app_name: str = "magenta-release-auth"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -141,7 +163,7 @@ class MlflowServer:
             f"database_uri = {self.auth_db_uri}\n"
             "admin_username = admin\n"
             f"admin_password = {ADMIN_PASSWORD}\n"
-            "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            "authorization_function = magenta_release.server.auth:authenticate\n"
             # Every request re-checks the password with PBKDF2 (~0.2 s of CPU) unless cached.
             "auth_cache_ttl_seconds = 60\n"
         )
@@ -149,9 +171,8 @@ class MlflowServer:
             **os.environ,
             "MLFLOW_AUTH_CONFIG_PATH": str(ini),
             "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key-not-for-production",
-            "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            "DO_NOT_TRACK": "true",
+            **SIDE_DOORS_OFF,
+            **self.plugin_env,
         }
 
     def start(self, timeout: float = 90) -> MlflowServer:
@@ -173,9 +194,11 @@ class MlflowServer:
             "--artifacts-destination",
             (self.root / "artifacts").as_uri(),
             "--app-name",
-            "basic-auth",
+            self.app_name,
             "--allowed-hosts",
             f"127.0.0.1:{self.port}",
+            "--x-frame-options",
+            "DENY",
         ]
         self.proc = subprocess.Popen(
             cmd, env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
