@@ -611,10 +611,20 @@ class Store:
                 raise
 
     def whoami(self) -> str | None:
-        """The authenticated MLflow user in server mode (basic-auth), else None."""
+        """The identity the server will authenticate: the e-mail in the IAP ID token when the
+        tracking server is behind IAP, else the basic-auth user in server mode, else None."""
         import os
 
-        return os.environ.get("MLFLOW_TRACKING_USERNAME") if not self.settings.is_local else None
+        from magenta_release import iap
+
+        if self.settings.is_local:
+            return None
+        if iap.active():
+            try:
+                return iap.identity()
+            except iap.IapCredentialsError as exc:
+                raise StoreUnreachable(f"reaching the MLflow server through IAP: {exc}") from exc
+        return os.environ.get("MLFLOW_TRACKING_USERNAME")
 
 
 def _location_allowed(location: str, allowed: tuple[str, ...]) -> bool:

@@ -1,5 +1,6 @@
-"""Server mode for real: one PostgreSQL cluster and one `mlflow server` (basic-auth, proxied
-artifacts, one worker, job execution and telemetry off) per test session, on 127.0.0.1."""
+"""Server mode for real: one PostgreSQL cluster and one `mlflow server` (the magenta-release plugin
+in basic-auth mode, proxied artifacts, one worker, AI Gateway, Assistant, job execution and
+telemetry off) per test session, on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -12,9 +13,21 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import write_policy
 from tests.integration.services import ADMIN_PASSWORD, MlflowServer, Postgres
 
 USERS = {"carol": "carol-Pass-1", "alice": "alice-Pass-1", "mallory": "mallory-Pass-1"}
+APPROVERS = ["alice"]
+
+
+def server_policy(folder: Path, approvers: list[str]) -> Path:
+    """The policy the server enforces (its own file, not the client's): the template with
+    these approvers and four eyes on."""
+    from magenta_release.store import TEMPLATE_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "release-policy.toml").write_text((TEMPLATE_DIR / "release-policy.toml").read_text())
+    return write_policy(folder, approval={"approvers": approvers, "four_eyes": True})
 
 
 @dataclass
@@ -51,7 +64,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
     root = tmp_path_factory.mktemp("server")
     pg = Postgres().start()
-    srv = MlflowServer(root, pg.url("mlflow"), pg.url("mlflow_auth"))
+    policy = server_policy(root / "server-policy", APPROVERS)
+    srv = MlflowServer(
+        root,
+        pg.url("mlflow"),
+        pg.url("mlflow_auth"),
+        plugin_env={"MAGENTA_RELEASE_AUTH": "basic", "MAGENTA_RELEASE_SERVER_POLICY": str(policy)},
+    )
     try:
         srv.start()
         with as_admin():

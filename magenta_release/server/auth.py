@@ -1,0 +1,166 @@
+"""Who is calling: the MLflow `authorization_function` and the `mlflow.app` factory.
+
+Why an `mlflow.app` entry point of our own (`magenta-release-auth`) that wraps the basic-auth app,
+rather than only an `authorization_function`: MLflow's auth module lets the function decide *who*
+the caller is, and nothing else. Its per-endpoint validators decide *what* a user may do from
+READ/EDIT/MANAGE grants, and setting an alias needs only EDIT; admins skip the validators
+entirely (`mlflow.server.auth._before_request`). No grant can say "only after the audit log
+authorizes it". So the factory builds MLflow's own basic-auth app unchanged (users, grants, the UI,
+the FastAPI middleware) and registers one more Flask `before_request` hook after MLflow's
+(`guard.check`), which runs for every user, admins included, on both `/api/` and `/ajax-api/`
+routes (it matches Flask endpoints, not paths).
+
+Identity, chosen by `MAGENTA_RELEASE_AUTH`:
+- `iap` (production): the e-mail in IAP's signed header `x-goog-iap-jwt-assertion` (ES256;
+  signature, audience `MAGENTA_RELEASE_IAP_AUDIENCE`, issuer, expiry checked; keys from
+  `MAGENTA_RELEASE_IAP_JWKS_URL`, cached). Basic-auth credentials are ignored. A person IAP lets
+  through but MLflow's user table does not know yet is created on first sight with a random,
+  never-disclosed password (MLflow's validators and after-request hooks look every user up in
+  that table), so their rights are the ini's `default_permission` until an admin grants more.
+  E-mails in `MAGENTA_RELEASE_IAP_ADMINS` are created as MLflow admins.
+- `basic` (local server mode, tests): MLflow's own basic-auth check.
+
+Any missing, forged, expired or wrong-audience assertion is HTTP 401 with error code
+UNAUTHENTICATED, which the CLI reports with exit 4."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask, Response
+    from jwt import PyJWKClient
+    from werkzeug.datastructures import Authorization
+
+IAP_HEADER = "x-goog-iap-jwt-assertion"
+IAP_ISSUER = "https://cloud.google.com/iap"
+GOOGLE_IAP_JWKS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+# IAP prefixes identities with their namespace, e.g. `accounts.google.com:alice@example.com`.
+IDENTITY_PREFIX = "accounts.google.com:"
+JWKS_CACHE_SECONDS = 3600
+
+
+class IapTokenError(Exception):
+    """The IAP assertion is missing or does not verify; the text says which."""
+
+
+def auth_mode() -> str:
+    mode = os.environ.get("MAGENTA_RELEASE_AUTH", "iap").strip().lower()
+    if mode not in {"iap", "basic"}:
+        raise ValueError(f"MAGENTA_RELEASE_AUTH={mode!r}; use `iap` or `basic`")
+    return mode
+
+
+@functools.lru_cache(maxsize=4)
+def _jwks_client(url: str) -> PyJWKClient:
+    """One key client per URL for the process: PyJWKClient caches the key set and refetches
+    when an unknown key id shows up (IAP rotates its keys)."""
+    from jwt import PyJWKClient
+
+    return PyJWKClient(url, cache_keys=True, cache_jwk_set=True, lifespan=JWKS_CACHE_SECONDS)
+
+
+def verify_iap_assertion(token: str | None, *, audience: str, jwks_url: str) -> str:
+    """The e-mail IAP vouches for in `token`, or IapTokenError saying why not."""
+    import jwt
+
+    if not token:
+        raise IapTokenError(f"no {IAP_HEADER} header: reach this server through IAP")
+    try:
+        key = _jwks_client(jwks_url).get_signing_key_from_jwt(token)
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.key,
+            algorithms=["ES256"],
+            audience=audience,
+            issuer=IAP_ISSUER,
+            options={"require": ["exp", "iat", "aud", "iss", "email"]},
+            leeway=30,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise IapTokenError("the IAP assertion has expired") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise IapTokenError("the IAP assertion is for another audience") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise IapTokenError("the IAP assertion was not issued by IAP") from exc
+    except jwt.PyJWKClientConnectionError as exc:
+        raise IapTokenError("the IAP signing keys cannot be fetched") from exc
+    except jwt.PyJWTError as exc:
+        raise IapTokenError(f"the IAP assertion does not verify ({type(exc).__name__})") from exc
+    email = str(claims["email"]).removeprefix(IDENTITY_PREFIX).strip()
+    if not email:
+        raise IapTokenError("the IAP assertion names no e-mail")
+    return email
+
+
+def _unauthenticated(why: str) -> Response:
+    from flask import make_response
+
+    res = make_response(
+        json.dumps({"error_code": "UNAUTHENTICATED", "message": f"not authenticated: {why}"})
+    )
+    res.status_code = 401
+    res.mimetype = "application/json"
+    return res
+
+
+def _ensure_user(email: str) -> None:
+    """Create an MLflow user for a person IAP let through, on first sight."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth import store
+
+    if store.has_user(email):
+        return
+    admins = {
+        a.strip() for a in os.environ.get("MAGENTA_RELEASE_IAP_ADMINS", "").split(",") if a.strip()
+    }
+    try:
+        store.create_user(email, secrets.token_urlsafe(32), is_admin=email in admins)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":  # another request created it meanwhile
+            raise
+
+
+def authenticate() -> Authorization | Response:
+    """MLflow `authorization_function`: the authenticated user of the current Flask request."""
+    from flask import request
+    from mlflow.server.auth import authenticate_request_basic_auth
+    from werkzeug.datastructures import Authorization
+
+    if auth_mode() == "basic":
+        result: Authorization | Response = authenticate_request_basic_auth()
+        return result
+    try:
+        email = verify_iap_assertion(
+            request.headers.get(IAP_HEADER),
+            audience=os.environ["MAGENTA_RELEASE_IAP_AUDIENCE"],
+            jwks_url=os.environ.get("MAGENTA_RELEASE_IAP_JWKS_URL", GOOGLE_IAP_JWKS_URL),
+        )
+    except IapTokenError as exc:
+        return _unauthenticated(str(exc))
+    _ensure_user(email)
+    return Authorization("basic", {"username": email})
+
+
+def create_app(app: Flask | None = None) -> Any:
+    """`mlflow.app` factory: MLflow's basic-auth app plus the release guard."""
+    from mlflow.server import app as mlflow_app
+    from mlflow.server.auth import create_app as create_basic_auth_app
+
+    from magenta_release.server import guard
+
+    flask_app = app if app is not None else mlflow_app
+    if auth_mode() == "iap" and not os.environ.get("MAGENTA_RELEASE_IAP_AUDIENCE"):
+        raise ValueError(
+            "MAGENTA_RELEASE_AUTH=iap needs MAGENTA_RELEASE_IAP_AUDIENCE (the IAP audience, "
+            "/projects/NUMBER/locations/REGION/services/SERVICE for IAP on Cloud Run)"
+        )
+    rules = guard.Rules.from_environment()  # fail at start, not on the first request
+    served = create_basic_auth_app(flask_app)
+    # Registered after MLflow's own hook, so it sees the authenticated user.
+    flask_app.before_request(functools.partial(guard.check, rules))
+    return served

@@ -1,0 +1,333 @@
+"""What the server refuses, whoever asks: alias moves the audit log does not authorize, and any
+edit of an audit log other than appending its next event.
+
+- A protected alias (`@champion`, `@previous`) of the protected model (the server policy's
+  `[model] registered_name`) moves only to where the audit log's latest champion move (an
+  `approve` or `rollback` event) puts it, and only when the caller is the user who wrote that
+  event, is one of the policy's approvers, and (for `approve`, under four eyes) did not propose
+  the version. The event authorizes one move: from its `champion_before` to its
+  `champion_after` (and `@previous` to what it implies); any later move needs a later event.
+  Deleting the model, renaming it, or deleting a version that holds a protected alias would
+  move an alias too, so they are refused.
+- An audit log (`<model>-audit-log`) only grows: the one tag that may be written is the next
+  event, chained to the last one (seq + 1, prev_hash, its own hash), written by the user it
+  names in `mlflow_user`. Overwriting or deleting a tag, deleting or renaming the log, and
+  creating it with events already in it are refused. On the protected model's log an
+  `approve` or `rollback` event is also checked against the policy when it is written.
+
+The policy comes from the server's own file (`MAGENTA_RELEASE_SERVER_POLICY`), never from the
+client. Refusals are HTTP 403 with error code PERMISSION_DENIED and a message saying why."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
+from magenta_release.policy import Policy, load_policy
+
+if TYPE_CHECKING:
+    from flask import Response
+
+PROTECTED_ALIASES = ("champion", "previous")
+LOG_SUFFIX = "-audit-log"
+CHAMPION_MOVES = ("approve", "rollback")
+
+
+class Refused(Exception):
+    """The request is refused; the text says why."""
+
+
+class Registry(Protocol):
+    """The two reads the rules need (the server's own registry store in production)."""
+
+    def tags(self, name: str) -> dict[str, str] | None: ...
+
+    def aliases(self, name: str) -> dict[str, int]: ...
+
+
+@dataclass(frozen=True)
+class Rules:
+    policy: Policy
+
+    @property
+    def model(self) -> str:
+        return self.policy.registered_name
+
+    @property
+    def log(self) -> str:
+        return f"{self.model}{LOG_SUFFIX}"
+
+    @classmethod
+    def from_environment(cls) -> Rules:
+        path = os.environ.get("MAGENTA_RELEASE_SERVER_POLICY")
+        if not path:
+            raise ValueError(
+                "MAGENTA_RELEASE_SERVER_POLICY is not set; point it at the server's "
+                "release-policy.toml (the approvers the server enforces)"
+            )
+        return cls(load_policy(Path(path)))
+
+
+# ---- the log ------------------------------------------------------------------------------
+def chain(tags: Mapping[str, str]) -> list[Event]:
+    """The log's events in order; Refused if the stored chain itself does not verify."""
+    out: list[Event] = []
+    prev = GENESIS
+    for i, (key, raw) in enumerate(
+        sorted((k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX)), start=1
+    ):
+        try:
+            event = Event(**json.loads(raw))
+        except (TypeError, ValueError):
+            raise Refused(f"audit event {key} is not a valid event; run `audit verify`") from None
+        if (
+            key != f"{EVENT_PREFIX}{i:08d}"
+            or event.seq != i
+            or event.prev_hash != prev
+            or event.compute_hash() != event.hash
+        ):
+            raise Refused(f"the audit log does not verify at {key}; run `audit verify`")
+        out.append(event)
+        prev = event.hash
+    return out
+
+
+def proposers(log: list[Event], version: int | None) -> set[str]:
+    return {
+        who
+        for e in log
+        if e.action == "propose" and e.version == version
+        for who in (e.actor, e.mlflow_user)
+        if who
+    }
+
+
+def authorize_move(event: Event, log: list[Event], user: str, policy: Policy) -> None:
+    """Refused unless `user` may make the champion move `event` records."""
+    where = f"event {event.seq} ({event.action} of version {event.version})"
+    if event.mlflow_user != user:
+        raise Refused(f"{where} was written by {event.mlflow_user}, not by {user}")
+    if user not in policy.approval.approvers:
+        raise Refused(f"{user} is not one of the server policy's approvers ({where})")
+    if event.action == "approve":
+        if event.champion_after != event.version:
+            raise Refused(f"{where} does not make its version the champion")
+        if policy.approval.four_eyes and user in proposers(log, event.version):
+            raise Refused(
+                f"{user} proposed version {event.version} and cannot approve it too (four eyes)"
+            )
+
+
+def expected_aliases(log: list[Event]) -> dict[str, int | None]:
+    """Where @champion and @previous must point after the log's champion moves."""
+    champion = previous = None
+    for e in log:
+        if e.action == "approve":
+            previous = e.champion_before if e.champion_before is not None else previous
+            champion = e.champion_after
+        elif e.action == "rollback":
+            previous, champion = None, e.champion_after
+    return {"champion": champion, "previous": previous}
+
+
+# ---- the decisions --------------------------------------------------------------------------
+def alias_move(rules: Rules, registry: Registry, user: str, alias: str, target: int | None) -> None:
+    """Refused unless the audit log's latest champion move, made by `user`, puts `@alias` at
+    `target` (None: deleted)."""
+    what = f"@{alias} -> {target}" if target is not None else f"deleting @{alias}"
+    log = chain(registry.tags(rules.log) or {})
+    moves = [e for e in log if e.action in CHAMPION_MOVES]
+    if not moves:
+        raise Refused(
+            f"{what} on {rules.model}: no approve or rollback event in {rules.log} authorizes "
+            "it; use `magenta-release approve` or `rollback`"
+        )
+    latest = moves[-1]
+    authorize_move(latest, log, user, rules.policy)
+    if expected_aliases(log)[alias] != target:
+        raise Refused(
+            f"{what} on {rules.model}: the latest champion move (event {latest.seq}, "
+            f"{latest.action} of version {latest.version}) does not authorize it"
+        )
+    current = registry.aliases(rules.model).get("champion")
+    if alias == "champion" and current not in {latest.champion_before, latest.champion_after}:
+        raise Refused(
+            f"{what} on {rules.model}: event {latest.seq} moves @champion from "
+            f"{latest.champion_before}, but it is at {current}; an event authorizes one move"
+        )
+
+
+def append(
+    rules: Rules, registry: Registry, user: str, log_name: str, key: str, value: str
+) -> None:
+    """Refused unless (key, value) is the next valid event of `log_name`, written by `user`."""
+    tags = registry.tags(log_name) or {}
+    if key in tags:
+        raise Refused(f"{log_name} is append-only: {key} exists and cannot be overwritten")
+    if not key.startswith(EVENT_PREFIX):
+        return  # not an event: the chain does not read it
+    log = chain(tags)
+    seq = len(log) + 1
+    prev = log[-1].hash if log else GENESIS
+    try:
+        event = Event(**json.loads(value))
+    except (TypeError, ValueError):
+        raise Refused(f"{log_name}: {key} is not a valid audit event") from None
+    if key != f"{EVENT_PREFIX}{seq:08d}" or event.seq != seq:
+        raise Refused(f"{log_name} is append-only: the next event is {EVENT_PREFIX}{seq:08d}")
+    if event.prev_hash != prev:
+        raise Refused(f"{log_name}: event {seq} is not chained to event {seq - 1}'s hash")
+    if event.compute_hash() != event.hash:
+        raise Refused(f"{log_name}: event {seq}'s hash does not match its content")
+    if event.mlflow_user != user:
+        raise Refused(
+            f"{log_name}: event {seq} names {event.mlflow_user!r} as its MLflow user, but "
+            f"{user!r} is writing it"
+        )
+    if log_name == rules.log and event.action in CHAMPION_MOVES:
+        authorize_move(event, log, user, rules.policy)
+
+
+def _is_log(name: str) -> bool:
+    return name.endswith(LOG_SUFFIX)
+
+
+def _version(raw: Any) -> int | None:
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise Refused(f"version {raw!r} is not a version number") from None
+
+
+def decide(rules: Rules, registry: Registry, user: str, op: str, params: Mapping[str, Any]) -> None:
+    """Refused if the operation `op` with request `params` breaks a rule; else None."""
+    name = str(params.get("name", ""))
+    if op in {"set_alias", "delete_alias"}:
+        alias = str(params.get("alias", ""))
+        if name == rules.model and alias in PROTECTED_ALIASES:
+            target = _version(params.get("version")) if op == "set_alias" else None
+            alias_move(rules, registry, user, alias, target)
+    elif op == "rename_model":
+        new = str(params.get("new_name", ""))
+        if rules.model in {name, new} or _is_log(name) or _is_log(new):
+            raise Refused(
+                f"renaming {name} to {new} is refused: the released model and audit logs keep "
+                "their names"
+            )
+    elif _is_log(name):
+        _log_request(rules, registry, user, op, name, params)
+    elif name == rules.model:
+        _model_request(registry, op, name, params)
+
+
+def _log_request(
+    rules: Rules, registry: Registry, user: str, op: str, name: str, params: Mapping[str, Any]
+) -> None:
+    if op == "set_tag":
+        append(rules, registry, user, name, str(params.get("key", "")), str(params.get("value")))
+    elif op == "delete_tag":
+        raise Refused(f"{name} is append-only: its tags cannot be deleted")
+    elif op == "delete_model":
+        raise Refused(f"{name} is an audit log and cannot be deleted")
+    elif op == "create_model":
+        keys = [str(t.get("key", "")) for t in params.get("tags") or [] if isinstance(t, dict)]
+        if any(k.startswith(EVENT_PREFIX) for k in keys):
+            raise Refused(f"{name} must start empty: events are appended one at a time")
+
+
+def _model_request(registry: Registry, op: str, name: str, params: Mapping[str, Any]) -> None:
+    if op == "delete_model":
+        raise Refused(f"{name} is protected by the release policy and cannot be deleted")
+    if op == "delete_version":
+        version = _version(params.get("version"))
+        held = [
+            a for a, v in registry.aliases(name).items() if a in PROTECTED_ALIASES and v == version
+        ]
+        if held:
+            raise Refused(
+                f"version {version} of {name} holds @{', @'.join(held)}; it cannot be deleted"
+            )
+
+
+# ---- Flask glue -------------------------------------------------------------------------------
+# Flask endpoint names of MLflow's registry handlers: the same for /api/ and /ajax-api/ routes
+# and for every API version, so no path can slip past a prefix match.
+ENDPOINTS = {
+    "_set_registered_model_alias": "set_alias",
+    "_delete_registered_model_alias": "delete_alias",
+    "_set_registered_model_tag": "set_tag",
+    "_delete_registered_model_tag": "delete_tag",
+    "_delete_registered_model": "delete_model",
+    "_rename_registered_model": "rename_model",
+    "_create_registered_model": "create_model",
+    "_delete_model_version": "delete_version",
+}
+
+
+class ServerRegistry:
+    """The server's own registry store (no HTTP round trip, no client credentials)."""
+
+    def __init__(self) -> None:
+        from mlflow.server.handlers import _get_model_registry_store
+
+        self._store = _get_model_registry_store()
+
+    def _model(self, name: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return self._store.get_registered_model(name)  # type: ignore[no-untyped-call]
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return None
+            raise
+
+    def tags(self, name: str) -> dict[str, str] | None:
+        model = self._model(name)
+        return None if model is None else dict(model.tags or {})
+
+    def aliases(self, name: str) -> dict[str, int]:
+        model = self._model(name)
+        raw = {} if model is None else (model.aliases or {})
+        if not isinstance(raw, dict):  # older entities: a list of alias objects
+            raw = {a.alias: a.version for a in raw}
+        return {str(a): int(v) for a, v in raw.items()}
+
+
+def _params() -> dict[str, Any]:
+    """The request's parameters, read the way MLflow's handlers read them."""
+    from flask import request
+
+    if request.method == "GET" or (request.method == "DELETE" and not request.is_json):
+        return dict(request.args)
+    body = request.get_json(silent=True)
+    return body if isinstance(body, dict) else {}
+
+
+def _forbidden(why: str) -> Response:
+    from flask import make_response
+
+    res = make_response(json.dumps({"error_code": "PERMISSION_DENIED", "message": why}))
+    res.status_code = 403
+    res.mimetype = "application/json"
+    return res
+
+
+def check(rules: Rules, registry: Callable[[], Registry] = ServerRegistry) -> Response | None:
+    """Flask `before_request` hook, after MLflow's authentication: 403 when a rule is broken."""
+    from flask import g, request
+
+    op = ENDPOINTS.get(request.endpoint or "")
+    if op is None or request.method == "OPTIONS":
+        return None
+    user = str(getattr(g, "mlflow_authenticated_user", "") or "")
+    try:
+        decide(rules, registry(), user, op, _params())
+    except Refused as exc:
+        return _forbidden(f"magenta-release server policy: {exc}")
+    return None

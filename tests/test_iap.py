@@ -1,0 +1,88 @@
+"""The IAP request-header provider: what the MLflow client sends when the server is behind IAP."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import jwt
+import pytest
+
+from magenta_release import iap
+
+CLIENT_ID = "magenta-release-cli.apps.googleusercontent.com"
+
+
+def _token(email: str, exp_in: float) -> str:
+    # The client never verifies its own ID token (IAP does), so an HS256 token is enough here.
+    now = int(time.time())
+    claims = {"email": email, "aud": CLIENT_ID, "iat": now, "exp": now + int(exp_in)}
+    return jwt.encode(claims, "test-secret-of-at-least-32-bytes!!", algorithm="HS256")
+
+
+@pytest.fixture
+def token_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    path = tmp_path / "id-token"
+    path.write_text(_token("alice@magenta.example", 3600) + "\n")
+    monkeypatch.setenv(iap.AUDIENCE_ENV, CLIENT_ID)
+    monkeypatch.setenv(iap.TOKEN_FILE_ENV, str(path))
+    iap._cache.clear()
+    yield path
+    iap._cache.clear()
+
+
+def test_inactive_without_an_audience(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(iap.AUDIENCE_ENV, raising=False)
+    assert iap.IapRequestHeaderProvider().in_context() is False
+
+
+def test_adds_the_id_token_as_proxy_authorization(token_file: Path) -> None:
+    provider = iap.IapRequestHeaderProvider()
+    assert provider.in_context() is True
+    assert provider.request_headers() == {
+        "Proxy-Authorization": f"Bearer {token_file.read_text().strip()}"
+    }
+    assert iap.identity() == "alice@magenta.example"
+
+
+def test_mlflow_sends_it_through_the_entry_point(token_file: Path) -> None:
+    """Registered as `mlflow.request_header_provider`: MLflow's own resolver includes it."""
+    from mlflow.tracking.request_header.registry import resolve_request_headers
+
+    headers = resolve_request_headers()
+    assert headers["Proxy-Authorization"] == f"Bearer {token_file.read_text().strip()}"
+    assert "Authorization" not in headers  # basic-auth, if any, still has its own header
+
+
+def test_a_token_is_reused_until_shortly_before_it_expires(token_file: Path) -> None:
+    first = iap.id_token()
+    token_file.write_text(_token("alice@magenta.example", 3600))
+    assert iap.id_token() == first  # cached
+    iap._cache.clear()
+    token_file.write_text(_token("alice@magenta.example", iap.REFRESH_BEFORE_SECONDS - 60))
+    short = iap.id_token()
+    token_file.write_text(_token("alice@magenta.example", 3600))
+    assert iap.id_token() != short  # too close to expiry: fetched again
+
+
+def test_an_unreadable_token_file_is_a_clear_error(
+    token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(iap.TOKEN_FILE_ENV, str(token_file.with_name("missing")))
+    with pytest.raises(iap.IapCredentialsError, match="cannot be read"):
+        iap.id_token()
+
+
+def test_whoami_is_the_iap_email_in_server_mode(
+    token_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from magenta_release.policy import Policy
+    from magenta_release.settings import Settings
+    from magenta_release.store import Store
+
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "release-manager")
+    server = Store(Settings(tracking_uri="http://127.0.0.1:9"), Policy())
+    assert server.whoami() == "alice@magenta.example"
+    monkeypatch.delenv(iap.AUDIENCE_ENV)
+    assert server.whoami() == "release-manager"
