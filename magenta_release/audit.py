@@ -1,6 +1,7 @@
 """The release log: hash-chained events stored as tags of a registered model in the MLflow
 store itself, so it is the same log against SQLite or a server. Each event carries the hash of
-the one before; `verify` recomputes the chain and cross-checks the registry's current state."""
+the one before; `verify` recomputes the chain and cross-checks the registry's current state
+(the state machine that replays the log is `lifecycle`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from magenta_release.store import STATUS_TAG, Store, dumps
+from magenta_release.store import Store, dumps
 
 GENESIS = "0" * 64
 EVENT_PREFIX = "event."
@@ -137,121 +138,6 @@ def append(
     return event
 
 
-@dataclass(frozen=True)
-class State:
-    """What the log says the registry must look like."""
-
-    status: dict[int, str]
-    champion: int | None
-    previous: int | None
-    challenger: int | None
-    manifests: dict[int, str]
-
-
-@dataclass(frozen=True)
-class Drift:
-    """One difference between the registry and the log."""
-
-    kind: str  # "status" | "alias" | "orphan" | "manifest"
-    version: int | None
-    key: str
-    expected: Any
-    actual: Any
-
-    def message(self) -> str:
-        if self.kind == "orphan":
-            return f"registry: version {self.version} has no event in the log"
-        if self.kind == "alias":
-            return (
-                f"registry: @{self.key} is {self.actual} but the log says {self.expected} "
-                "(moved outside magenta-release, or an interrupted command)"
-            )
-        if self.kind == "manifest":
-            return (
-                f"registry: version {self.version}'s manifest hash differs from the one "
-                "recorded at proposal"
-            )
-        return (
-            f"registry: version {self.version} has status {self.actual!r} but the log "
-            f"says {self.expected!r}"
-        )
-
-
-def _manifest_tag_digest(tags: dict[str, str]) -> str | None:
-    """The hash of the recorded manifest, recomputed from the manifest itself: both the
-    manifest and its hash tag must agree with the log."""
-    from magenta_release.integrity import manifest_digest
-
-    try:
-        digest = manifest_digest(json.loads(tags.get("release.manifest", "")))
-    except ValueError:
-        return None
-    return digest if digest == tags.get("release.manifest_sha256") else None
-
-
-def expected_state(log: list[Event]) -> State:
-    """Replay the log: each version's status and where each alias must point."""
-    status: dict[int, str] = {}
-    manifests: dict[int, str] = {}
-    champion = previous = challenger = None
-    for e in log:
-        if e.action == "repair":
-            continue
-        if e.version is not None and e.status:
-            status[e.version] = e.status
-        if e.action == "propose" and e.version is not None:
-            manifests[e.version] = e.manifest_sha256
-            if e.status == "pending_approval":
-                challenger = e.version
-        if e.action in {"approve", "reject"} and challenger == e.version:
-            challenger = None
-        if e.action in {"approve", "rollback"}:
-            if e.champion_before is not None and e.champion_before != e.champion_after:
-                status[e.champion_before] = "retired" if e.action == "approve" else "rolled_back"
-            if e.action == "approve":
-                previous = e.champion_before if e.champion_before is not None else previous
-            else:
-                previous = None
-            champion = e.champion_after
-    return State(status, champion, previous, challenger, manifests)
-
-
-def drift(store: Store, log: list[Event] | None = None) -> list[Drift]:
-    """Every difference between the registry and the state the log implies."""
-    state = expected_state(events(store) if log is None else log)
-    found: list[Drift] = []
-    versions = store.versions()
-    actual_alias = {a: v.version for v in versions for a in v.aliases}
-    for alias, expected in (
-        ("champion", state.champion),
-        ("previous", state.previous),
-        ("challenger", state.challenger),
-    ):
-        if actual_alias.get(alias) != expected:
-            found.append(Drift("alias", None, alias, expected, actual_alias.get(alias)))
-    for v in versions:
-        if v.version not in state.status:
-            found.append(Drift("orphan", v.version, "", None, v.status))
-            continue
-        if v.tags.get(STATUS_TAG) != state.status[v.version]:
-            found.append(
-                Drift(
-                    "status", v.version, STATUS_TAG, state.status[v.version], v.tags.get(STATUS_TAG)
-                )
-            )
-        if _manifest_tag_digest(v.tags) != state.manifests.get(v.version):
-            found.append(
-                Drift(
-                    "manifest",
-                    v.version,
-                    "release.manifest_sha256",
-                    state.manifests.get(v.version),
-                    v.tags.get("release.manifest_sha256"),
-                )
-            )
-    return found
-
-
 def verify(store: Store) -> Verification:
     """Recompute the chain; then check that the registry matches what the log says."""
     problems: list[str] = []
@@ -279,9 +165,7 @@ def verify(store: Store) -> Verification:
         parsed.append(event)
         prev = event.hash
     if not problems:
-        problems += _registry_drift(store, parsed)
+        from magenta_release.lifecycle import drift
+
+        problems += [d.message() for d in drift(store, parsed)]
     return Verification(not problems, len(raw), problems)
-
-
-def _registry_drift(store: Store, log: list[Event]) -> list[str]:
-    return [d.message() for d in drift(store, log)]

@@ -316,8 +316,8 @@ def propose(
     """Register a run's model and run the release gates: pass -> pending_approval and
     @challenger; fail -> gates_failed (exit 1). Proposing a run twice returns its version."""
     from magenta_release.output import gates_table, progress
-    from magenta_release.release import FAILED
     from magenta_release.release import propose as do_propose
+    from magenta_release.states import Status
 
     def action() -> Any:
         store = _open(tracking_uri)
@@ -336,13 +336,13 @@ def propose(
             + (" (proposed before)" if result.existing else "")
             + (
                 ""
-                if result.status == FAILED
+                if result.status == Status.FAILED
                 else f"; approve with: magenta-release approve {result.version} --reason ..."
             )
         )
 
     _emit(as_json, result.to_json(), human)
-    if result.status == FAILED:
+    if result.status == Status.FAILED:
         raise typer.Exit(1)
 
 
@@ -416,26 +416,50 @@ def rollback(
 
 
 @app.command()
-def status(tracking_uri: UriOpt = None, by: ByOpt = None, as_json: JsonOpt = False) -> None:
-    """Show @champion, @challenger, @previous and the versions waiting for approval.
+def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+    """Show @champion, @challenger, @previous and the versions waiting for approval (with their
+    age).
 
-    If an interrupted command left the store inconsistent (a killed training run, a decision
-    in the audit log the registry does not show yet), it is repaired first and the repair is
-    recorded in the audit log.
+    Reads only. If an alias or a status disagrees with the audit log (moved outside
+    magenta-release, or an interrupted command), it exits 3 naming what moved; restore with
+    `magenta-release repair --reason ...`.
     """
     from magenta_release.output import status_table
     from magenta_release.release import status as do_status
 
-    doc = _run(as_json, lambda: do_status(_open(tracking_uri), by=by))
+    doc = _run(as_json, lambda: do_status(_open(tracking_uri)))
+    _emit(as_json, doc, lambda: status_table(doc))
+
+
+@app.command()
+def repair(
+    reason: ReasonOpt,
+    by: ByOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Restore the registry to what the audit log says, after an interrupted command or an
+    out-of-band alias move: records orphaned proposals, moves aliases and statuses back, marks
+    runs of dead training processes FAILED, and appends a `repair` event naming who, why and
+    what was found."""
+    from magenta_release.repair import repair as do_repair
+
+    def action() -> Any:
+        store = _open(tracking_uri)
+        return do_repair(store, store.actor(by), reason)
+
+    result = _run(as_json, action)
 
     def human() -> None:
-        for fix in doc["repaired"]["fixes"] + [
-            f"run {r} marked FAILED (its process is gone)" for r in doc["repaired"]["failed_runs"]
-        ]:
-            typer.echo(f"repaired: {fix}", err=True)
-        status_table(doc)
+        for line in result.found:
+            typer.echo(f"found: {line}")
+        for line in result.fixes + [f"run {r} marked FAILED" for r in result.failed_runs]:
+            typer.echo(f"fixed: {line}")
+        typer.echo(
+            f"repaired (audit event {result.event})" if result.event else "nothing to repair"
+        )
 
-    _emit(as_json, doc, human)
+    _emit(as_json, result.to_json(), human)
 
 
 @app.command()
@@ -446,7 +470,6 @@ def gc(
     apply: Annotated[
         bool, typer.Option("--apply", help="Delete (default: only list what would be deleted).")
     ] = False,
-    by: ByOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -455,7 +478,7 @@ def gc(
     from magenta_release.gc import gc as do_gc
 
     result = _run(
-        as_json, lambda: do_gc(_open(tracking_uri), older_than_days=older_than, apply=apply, by=by)
+        as_json, lambda: do_gc(_open(tracking_uri), older_than_days=older_than, apply=apply)
     )
 
     def human() -> None:
@@ -590,11 +613,22 @@ def ui(
         uri,
         "--workers",
         "1",
+        "--x-frame-options",
+        "DENY",
     ]
     if settings.is_local:
         cmd += ["--default-artifact-root", settings.artifact_root.as_uri()]
     typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
-    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    # Started as the deploy image starts it: no AI Gateway (it stores provider keys and can
+    # send experiment data to model providers outside the EU), no remote Assistant, no jobs.
+    env = {
+        **os.environ,
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+        "MLFLOW_ENABLE_AI_GATEWAY": "false",
+        "MLFLOW_ENABLE_REMOTE_ASSISTANT": "false",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+    }
     raise typer.Exit(subprocess.call(cmd, env=env))
 
 

@@ -1,14 +1,15 @@
-"""`gc`: free artifact storage of runs nobody proposed. Dry-run unless asked; never touches
-registered versions, their runs or the audit log."""
+"""`gc`: free artifact storage of runs nobody proposed. A dry run (the default) only reads;
+`--apply` takes the release lock, skips every run that has a model version (a proposal being
+registered included), and deletes only inside the store it was given."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-from magenta_release.errors import BadInput
-from magenta_release.repair import RepairReport, repair
+from magenta_release.errors import BadInput, IntegrityViolation
+from magenta_release.lock import release_lock
 from magenta_release.store import RunInfo, Store
 
 
@@ -18,7 +19,6 @@ class GcResult:
     older_than_days: float
     runs: list[dict[str, Any]]
     bytes: int
-    repaired: RepairReport = field(default_factory=RepairReport)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -27,31 +27,25 @@ class GcResult:
             "runs": self.runs,
             "bytes": self.bytes,
             "bytes_freed": self.bytes if self.applied else 0,
-            "repaired": self.repaired.to_json(),
         }
 
 
-def gc(
-    store: Store, *, older_than_days: float = 30, apply: bool = False, by: str | None = None
-) -> GcResult:
+def gc(store: Store, *, older_than_days: float = 30, apply: bool = False) -> GcResult:
     """List (or with apply=True delete) artifacts of unproposed runs older than the limit."""
     if not 0 <= older_than_days <= 36500:
         raise BadInput(f"--older-than {older_than_days} is out of range; use 0 to 36500 days")
-    if apply:
+    if not apply:
+        candidates = _candidates(store, older_than_days)
+    else:
         store.check_residency()
-    repaired = repair(store, store.settings.actor(by))
-    cutoff = (time.time() - older_than_days * 86400) * 1000
-    proposed = {v.run_id for v in store.versions()}
-    candidates: list[tuple[RunInfo, int]] = []
-    for run in store.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
-        if run.run_id in proposed or run.start_time > cutoff:
-            continue
-        if run.tags.get("magenta.artifacts_deleted") == "true":
-            continue
-        candidates.append((run, store.artifact_bytes(run.run_id)))
-    if apply:
-        for run, _ in candidates:
-            store.delete_run_artifacts(run)
+        # Under the lock: propose registers under it too, so a run cannot gain a version
+        # between the check and the delete.
+        with release_lock(store):
+            candidates = _candidates(store, older_than_days)
+            for run, _ in candidates:
+                _check_inside(store, run)
+            for run, _ in candidates:
+                store.delete_run_artifacts(run)
     now = time.time() * 1000
     runs = [
         {
@@ -63,4 +57,30 @@ def gc(
         }
         for r, size in candidates
     ]
-    return GcResult(apply, older_than_days, runs, sum(size for _, size in candidates), repaired)
+    return GcResult(apply, older_than_days, runs, sum(size for _, size in candidates))
+
+
+def _candidates(store: Store, older_than_days: float) -> list[tuple[RunInfo, int]]:
+    cutoff = (time.time() - older_than_days * 86400) * 1000
+    proposed = {v.run_id for v in store.versions()}
+    found: list[tuple[RunInfo, int]] = []
+    for run in store.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
+        if run.run_id in proposed or run.start_time > cutoff:
+            continue
+        if run.tags.get("magenta.artifacts_deleted") == "true":
+            continue
+        found.append((run, store.artifact_bytes(run.run_id)))
+    return found
+
+
+def _check_inside(store: Store, run: RunInfo) -> None:
+    """An embedded store deletes only below its own artifact folder: a copied store
+    (`cp -a mlruns copy`) still records the original's absolute paths."""
+    if not store.settings.is_local:
+        return
+    root = store.settings.artifact_root.resolve().as_uri().rstrip("/") + "/"
+    if not run.artifact_uri.startswith(root):
+        raise IntegrityViolation(
+            f"run {run.run_id} keeps its artifacts at {run.artifact_uri}, outside this store "
+            f"({root}); it is a copy of another store — gc refuses to delete there"
+        )

@@ -69,6 +69,11 @@ def release_lock(
             store.delete_model(name)
 
 
+def lock_held(store: Store) -> bool:
+    """True while some process holds the release lock (a state change is in flight)."""
+    return store.model_created(lock_name(store)) is not None
+
+
 def process_gone(host: str | None, pid: str | None) -> bool:
     """True when `pid` ran on this host and no longer exists (killed or crashed)."""
     if host != socket.gethostname() or not (pid or "").isdigit():

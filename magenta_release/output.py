@@ -145,10 +145,25 @@ def status_table(doc: dict[str, Any]) -> None:
         else "no versions yet: propose a run with `magenta-release propose RUN_ID`"
     )
     champ = doc["champion"]
+    waiting = ", ".join(
+        f"v{p['version']} ({p['age_days']} days)"
+        if p.get("age_days") is not None
+        else f"v{p['version']}"
+        for p in doc["pending"]
+    )
     out.print(
         f"champion: {'v' + str(champ['version']) if champ else 'none'}   "
-        f"pending approval: {', '.join('v' + str(p['version']) for p in doc['pending']) or 'none'}"
+        f"pending approval: {waiting or 'none'}"
     )
+    for run in doc.get("dead_runs", []):
+        out.print(
+            f"[yellow]run {run} is RUNNING but its process is gone[/] (repair marks it FAILED)"
+        )
+    if not doc.get("identity_verified", True):
+        out.print(
+            "[dim]embedded store: names are typed (--by), not verified; a server verifies "
+            "identity[/dim]"
+        )
 
 
 def history_table(events: list[dict[str, Any]]) -> None:

@@ -31,26 +31,33 @@ class Prediction:
 
 
 def resolve(store: Store, model: str) -> VersionInfo:
-    """`champion` (or another alias) or a version number that passed its gates."""
+    """`champion` (or another alias) or a version number that passed its gates. Refuses
+    (IntegrityAlert, exit 3) while the registry disagrees with the audit log: an alias moved
+    outside magenta-release must never be served."""
+    from magenta_release import lifecycle
+
+    lifecycle.check(store)
     if model.isdigit():
         v = store.version(model)
-        if v.tags.get("release.passed_gates") != "true" or v.status not in SERVABLE:
-            raise PolicyRefused(
-                f"version {v.version} is {v.status or 'not proposed'}; only "
-                "versions that were approved once can be served"
+    else:
+        alias = model.lstrip("@")
+        if alias not in {"champion", "challenger", "previous"}:
+            raise BadInput(
+                f"--model {model!r} is neither champion/challenger/previous nor a version number"
             )
-        return v
-    alias = model.lstrip("@")
-    if alias not in {"champion", "challenger", "previous"}:
-        raise BadInput(
-            f"--model {model!r} is neither champion/challenger/previous nor a version number"
-        )
-    found = store.alias(alias)
-    if found is None:
+        found = store.alias(alias)
+        if found is None:
+            raise PolicyRefused(
+                f"there is no @{alias} now; see `magenta-release status` for what there is"
+            )
+        v = found
+    # The same rule for an alias and a number: @challenger is a proposal nobody approved yet.
+    if v.tags.get("release.passed_gates") != "true" or v.status not in SERVABLE:
         raise PolicyRefused(
-            f"there is no @{alias} yet; approve a version first (see: magenta-release status)"
+            f"version {v.version} is {v.status or 'not proposed'}; only versions that were "
+            "approved once can be served (approve it first)"
         )
-    return found
+    return v
 
 
 NUMERIC_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})

@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from magenta_release import audit, dataset, evaluate, faults, integrity, serving
+from magenta_release import (
+    audit,
+    dataset,
+    evaluate,
+    faults,
+    identity,
+    integrity,
+    lifecycle,
+    serving,
+)
 from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
 from magenta_release.evaluate import REPORTED_METRICS
 from magenta_release.gates import (
@@ -26,7 +35,7 @@ from magenta_release.gates import (
     reproducible_gate,
 )
 from magenta_release.lock import release_lock
-from magenta_release.repair import repair_locked, sync
+from magenta_release.states import Status
 from magenta_release.store import (
     STATUS_TAG,
     RunInfo,
@@ -37,9 +46,6 @@ from magenta_release.store import (
     version_description,
 )
 
-PENDING, FAILED, APPROVED = "pending_approval", "gates_failed", "approved"
-REJECTED, RETIRED, ROLLED_BACK = "rejected", "retired", "rolled_back"
-STATUSES = (PENDING, FAILED, APPROVED, REJECTED, RETIRED, ROLLED_BACK)
 Confirm = Callable[[dict[str, Any]], bool]
 
 
@@ -97,7 +103,7 @@ def _number(v: VersionInfo | None) -> int | None:
 def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "") -> Proposal:
     """Register a run's model, evaluate the gates and record the outcome. Proposing the same
     run again returns the version it already has."""
-    actor = store.settings.actor(by)
+    actor = store.actor(by)
     store.check_residency()
     run = store.get_run(run_id)
     if run.status != "FINISHED":
@@ -126,7 +132,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
                 )
             )
             with release_lock(store):
-                repair_locked(store, actor)
+                lifecycle.check_locked(store)
                 raced = store.version_for_run(run_id)
                 moved = _number(store.alias("champion")) != _number(champion)
                 if raced is None and not moved:
@@ -148,7 +154,7 @@ def _register(
     champion: VersionInfo | None,
 ) -> Proposal:
     passed = all(g.passed for g in gates)
-    status = PENDING if passed else FAILED
+    status = Status.PENDING if passed else Status.FAILED
     digest = integrity.manifest_digest(files)
     evidence_doc = {
         "run_id": run.run_id,
@@ -194,7 +200,7 @@ def _register(
         details={"run_id": run.run_id, "failed_gates": [g.name for g in gates if not g.passed]},
     )
     faults.point("propose.after_audit")
-    sync(store)
+    lifecycle.sync(store)
     report = _publish_report(store, store.version(version), run)
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
 
@@ -238,7 +244,7 @@ def _publish_report(store: Store, v: VersionInfo, run: RunInfo | None = None) ->
 def _existing(store: Store, v: VersionInfo) -> Proposal:
     """The proposal a run already has; completes one an interrupted command left behind."""
     with release_lock(store):
-        repair_locked(store, store.settings.actor())
+        lifecycle.check_locked(store)
         v = store.version(v.version)
         report = ""
         if not version_description(store, v.version):
@@ -363,29 +369,33 @@ def _require_reason(reason: str, why: str) -> None:
         raise BadInput(f"--reason is empty; say why {why}")
 
 
+def _is_approver(store: Store, actor: str) -> bool:
+    return any(identity.same(actor, a) for a in store.policy.approval.approvers)
+
+
 def _require_approver(store: Store, actor: str, action: str) -> None:
-    approvers = store.policy.approval.approvers
-    if actor not in approvers:
+    if not _is_approver(store, actor):
+        approvers = store.policy.approval.approvers
         raise PolicyRefused(
-            f"{actor} may not {action}: not in the policy's approvers "
-            f"({', '.join(approvers)}); ask one of them"
+            f"{actor} may not {action}: not in `approvers` under [approval] of the release "
+            f"policy {store.settings.policy_path()} ({', '.join(approvers)}); ask one of them, "
+            "or add the person there"
         )
 
 
-def _identities(store: Store, actor: str) -> set[str]:
-    who = store.whoami()
-    return {actor} | ({who} if who else set())
+def _same_person(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and identity.same(str(a), str(b))
 
 
 def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
-    if v.status != PENDING:
+    if v.status != Status.PENDING:
         raise PolicyRefused(
             f"version {v.version} is {v.status or 'not proposed'}; only "
-            f"{PENDING} versions can be approved (see: magenta-release history)"
+            f"{Status.PENDING} versions can be approved (see: magenta-release history)"
         )
     _require_approver(store, actor, "approve")
-    proposers = {v.tags.get("release.proposed_by"), v.tags.get("release.proposed_by_mlflow_user")}
-    if store.policy.approval.four_eyes and _identities(store, actor) & (proposers - {None}):
+    proposers = (v.tags.get("release.proposed_by"), v.tags.get("release.proposed_by_mlflow_user"))
+    if store.policy.approval.four_eyes and any(_same_person(actor, p) for p in proposers):
         raise PolicyRefused(
             f"{actor} proposed version {v.version} and cannot approve it too "
             "(four eyes); ask another approver"
@@ -425,8 +435,10 @@ def _already(store: Store, action: str, version: int, actor: str) -> Transition 
         and moves[-1].version == version
         and moves[-1].actor == actor
     ):
-        state = audit.expected_state(log)
-        return Transition(action, version, APPROVED, state.champion, state.previous, moves[-1])
+        state = lifecycle.expected_state(log)
+        return Transition(
+            action, version, Status.APPROVED, state.champion, state.previous, moves[-1]
+        )
     return None
 
 
@@ -439,19 +451,19 @@ def approve(
     confirm: Confirm | None = None,
 ) -> Transition:
     """Make a pending version the champion (four eyes, hashes re-checked, not stale)."""
-    actor = store.settings.actor(by)
+    actor = store.actor(by)
     _require_reason(reason, "this version should be released")
     store.check_residency()
     v = store.version(version)
-    if v.status == APPROVED and (done := _already(store, "approve", v.version, actor)):
+    if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
         return done
     _check_approvable(store, v, actor)
     if confirm is not None and not confirm(approval_summary(store, v)):
         raise PolicyRefused(f"version {v.version} not approved: confirmation declined")
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
-        repair_locked(store, actor)
+        lifecycle.check_locked(store)
         v = store.version(version)
-        if v.status == APPROVED and (done := _already(store, "approve", v.version, actor)):
+        if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
             return done
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
         serving.fetch_verified(store, v, Path(tmp))
@@ -470,7 +482,7 @@ def approve(
             actor=actor,
             action="approve",
             version=v.version,
-            status=APPROVED,
+            status=Status.APPROVED,
             champion_before=_number(old),
             champion_after=v.version,
             reason=reason,
@@ -478,17 +490,19 @@ def approve(
             manifest_sha256=v.tags.get("release.manifest_sha256", ""),
         )
         faults.point("approve.after_audit")
-        sync(store)
-    return Transition("approve", v.version, APPROVED, v.version, _number(old), event)
+        lifecycle.sync(store)
+    return Transition("approve", v.version, Status.APPROVED, v.version, _number(old), event)
 
 
 def _check_rejectable(store: Store, v: VersionInfo, actor: str) -> None:
-    if v.status != PENDING:
+    if v.status != Status.PENDING:
         raise PolicyRefused(
             f"version {v.version} is {v.status or 'not proposed'}; only "
-            f"{PENDING} versions can be rejected"
+            f"{Status.PENDING} versions can be rejected"
         )
-    if actor not in store.policy.approval.approvers and actor != v.tags.get("release.proposed_by"):
+    if not _is_approver(store, actor) and not _same_person(
+        actor, v.tags.get("release.proposed_by")
+    ):
         raise PolicyRefused(
             f"{actor} may not reject version {v.version}: only an approver or its proposer can"
         )
@@ -496,12 +510,12 @@ def _check_rejectable(store: Store, v: VersionInfo, actor: str) -> None:
 
 def reject(store: Store, version: int | str, *, reason: str, by: str | None = None) -> Transition:
     """Turn down a pending proposal (an approver, or its proposer withdrawing it)."""
-    actor = store.settings.actor(by)
+    actor = store.actor(by)
     _require_reason(reason, "this version is rejected")
     store.check_residency()
     _check_rejectable(store, store.version(version), actor)  # refuse before taking the lock
     with release_lock(store):
-        repair_locked(store, actor)
+        lifecycle.check_locked(store)
         v = store.version(version)
         _check_rejectable(store, v, actor)
         store.set_version_tags(
@@ -518,16 +532,16 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
             actor=actor,
             action="reject",
             version=v.version,
-            status=REJECTED,
+            status=Status.REJECTED,
             champion_before=champion,
             champion_after=champion,
             reason=reason,
             evidence_sha256=v.tags.get("release.evidence_sha256", ""),
             manifest_sha256=v.tags.get("release.manifest_sha256", ""),
         )
-        sync(store)
+        lifecycle.sync(store)
     return Transition(
-        "reject", v.version, REJECTED, champion, _number(store.alias("previous")), event
+        "reject", v.version, Status.REJECTED, champion, _number(store.alias("previous")), event
     )
 
 
@@ -547,9 +561,9 @@ def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, V
     if target.version == champion.version:
         raise PolicyRefused(f"version {target.version} is already the champion")
     if target.tags.get("release.passed_gates") != "true" or target.status not in {
-        APPROVED,
-        RETIRED,
-        ROLLED_BACK,
+        Status.APPROVED,
+        Status.RETIRED,
+        Status.ROLLED_BACK,
     }:
         raise PolicyRefused(
             f"version {target.version} is {target.status or 'not proposed'}; roll back only to "
@@ -568,7 +582,7 @@ def rollback(
     confirm: Confirm | None = None,
 ) -> Transition:
     """Move @champion back to @previous (or to a version that once passed its gates)."""
-    actor = store.settings.actor(by)
+    actor = store.actor(by)
     _require_reason(reason, "the champion is rolled back")
     store.check_residency()
     _require_approver(store, actor, "roll back")
@@ -583,7 +597,7 @@ def rollback(
     ):
         raise PolicyRefused("rollback not done: confirmation declined")
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-rollback-") as tmp:
-        repair_locked(store, actor)
+        lifecycle.check_locked(store)
         now_champion, now_target = _rollback_target(store, to)
         if (now_champion.version, now_target.version) != (champion.version, target.version):
             raise PolicyRefused(
@@ -600,7 +614,7 @@ def rollback(
             actor=actor,
             action="rollback",
             version=target.version,
-            status=APPROVED,
+            status=Status.APPROVED,
             champion_before=champion.version,
             champion_after=target.version,
             reason=reason,
@@ -608,31 +622,43 @@ def rollback(
             manifest_sha256=target.tags.get("release.manifest_sha256", ""),
         )
         faults.point("rollback.after_audit")
-        sync(store)
-    return Transition("rollback", target.version, APPROVED, target.version, None, event)
+        lifecycle.sync(store)
+    return Transition(
+        "rollback", target.version, Status.APPROVED, target.version, champion.version, event
+    )
 
 
 # ---- status / history ---------------------------------------------------------------------------
-def status(store: Store, by: str | None = None) -> dict[str, Any]:
-    """Champion, challenger, previous and pending versions, after repairing what an
-    interrupted command left behind."""
-    from magenta_release.repair import RepairReport, needs_repair, repair
+def status(store: Store) -> dict[str, Any]:
+    """Champion, challenger, previous and pending versions (with their age). Reads only: an
+    alias or status that disagrees with the audit log raises an IntegrityAlert (exit 3)."""
+    from magenta_release.repair import dead_runs
 
-    repaired = repair(store, store.settings.actor(by)) if needs_repair(store) else RepairReport()
+    lifecycle.check(store)
     versions = store.versions()
     by_alias = {a: v for v in versions for a in v.aliases}
+    now = datetime.now(UTC)
 
     def doc(v: VersionInfo | None) -> dict[str, Any] | None:
         return v.to_json() if v else None
+
+    def pending(v: VersionInfo) -> dict[str, Any]:
+        proposed = v.tags.get("release.proposed_at", "")
+        try:
+            age = (now - datetime.fromisoformat(proposed)).total_seconds() / 86400
+        except ValueError:
+            age = None
+        return {**v.to_json(), "age_days": None if age is None else round(age, 1)}
 
     return {
         "registered_model": store.name,
         "champion": doc(by_alias.get("champion")),
         "challenger": doc(by_alias.get("challenger")),
         "previous": doc(by_alias.get("previous")),
-        "pending": [v.to_json() for v in versions if v.status == PENDING],
+        "pending": [pending(v) for v in versions if v.status == Status.PENDING],
         "versions": [v.to_json() for v in versions],
-        "repaired": repaired.to_json(),
+        "dead_runs": dead_runs(store),
+        "identity_verified": store.whoami() is not None,
     }
 
 

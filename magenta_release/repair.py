@@ -1,9 +1,10 @@
-"""Repair after an interrupted command (a killed process, a lost connection).
+"""`repair`: the explicit restore after an interrupted command or an out-of-band change.
 
-The audit log is written before the registry is changed, so it is the record of every decision:
-repair brings statuses and aliases back to what the log says, records proposals whose event was
-never written, marks runs of dead training processes FAILED, and appends one `repair` event
-naming every fix so nothing is silently rewritten."""
+The audit log is written before the registry is changed, so it is the record of every decision.
+Repair records proposals whose event was never written, brings statuses and aliases back to
+what the log says, marks runs of dead training processes FAILED, and appends one `repair` event
+naming who repaired, why, and every difference it found, so nothing is silently rewritten.
+Nothing else repairs: read commands report drift as an integrity alert (exit 3)."""
 
 from __future__ import annotations
 
@@ -11,24 +12,32 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from magenta_release import audit, faults
+from magenta_release import audit, lifecycle
+from magenta_release.errors import BadInput
 from magenta_release.lock import process_gone, release_lock
-from magenta_release.store import STATUS_TAG, Store
+from magenta_release.store import Store
 
 STALE_RUN_HOURS = 24
 
 
 @dataclass(frozen=True)
 class RepairReport:
+    found: list[str] = field(default_factory=list)
     failed_runs: list[str] = field(default_factory=list)
     fixes: list[str] = field(default_factory=list)
+    event: int | None = None
 
     @property
     def changed(self) -> bool:
         return bool(self.failed_runs or self.fixes)
 
     def to_json(self) -> dict[str, Any]:
-        return {"failed_runs": self.failed_runs, "fixes": self.fixes}
+        return {
+            "found": self.found,
+            "failed_runs": self.failed_runs,
+            "fixes": self.fixes,
+            "event": self.event,
+        }
 
 
 def dead_runs(store: Store) -> list[str]:
@@ -42,11 +51,9 @@ def dead_runs(store: Store) -> list[str]:
     return dead
 
 
-def repair_locked(store: Store, actor: str) -> list[str]:
-    """Bring the registry in line with the log. Call with the release lock held."""
-    log = audit.events(store)
-    problems = audit.drift(store, log)
-    fixes: list[str] = []
+def _record_orphans(store: Store, problems: list[lifecycle.Drift]) -> list[str]:
+    """Proposals an interrupted command left without an event: record them first."""
+    fixes = []
     for d in problems:
         if d.kind != "orphan" or d.version is None:
             continue
@@ -70,10 +77,27 @@ def repair_locked(store: Store, actor: str) -> list[str]:
             f"recorded the proposal of version {v.version} ({v.status}) that an "
             "interrupted command left without an event"
         )
-    fixes += sync(store, audit.drift(store) if fixes else problems)
-    if fixes:
-        champion = audit.expected_state(audit.events(store)).champion
-        audit.append(
+    return fixes
+
+
+def repair(store: Store, actor: str, reason: str) -> RepairReport:
+    """Under the release lock: mark dead runs FAILED, record orphaned proposals, replay the log
+    onto the registry, and append a `repair` event with what was found and fixed."""
+    if not reason.strip():
+        raise BadInput("--reason is empty; say why the store is repaired (what happened)")
+    store.check_residency()  # before any write, repair included
+    with release_lock(store):
+        problems = lifecycle.drift(store)
+        found = [d.message() for d in problems]
+        failed = dead_runs(store)
+        for run_id in failed:
+            store.end_run(run_id, "FAILED")
+        fixes = _record_orphans(store, problems)
+        fixes += lifecycle.sync(store, lifecycle.drift(store) if fixes else problems)
+        if not (fixes or failed):
+            return RepairReport(found, failed, fixes)
+        champion = lifecycle.expected_state(audit.events(store)).champion
+        event = audit.append(
             store,
             actor=actor,
             action="repair",
@@ -81,42 +105,12 @@ def repair_locked(store: Store, actor: str) -> list[str]:
             status=None,
             champion_before=champion,
             champion_after=champion,
-            reason="; ".join(fixes)[:2000],
-            details={"fixes": fixes},
+            reason=reason,
+            # bounded: an audit event must fit the store's tag limit (5,000 on PostgreSQL)
+            details={
+                "found": [f[:200] for f in found[:10]],
+                "fixes": [f[:200] for f in fixes[:10]],
+                "failed_runs": failed[:10],
+            },
         )
-    return fixes
-
-
-def sync(store: Store, problems: list[audit.Drift] | None = None) -> list[str]:
-    """Apply the state the log implies: statuses first, then @champion, @previous,
-    @challenger. Every state change appends its event and then calls this."""
-    problems = audit.drift(store) if problems is None else problems
-    done: list[str] = []
-    for d in problems:
-        if d.kind == "status" and d.version is not None:
-            store.set_version_tags(d.version, {STATUS_TAG: str(d.expected)})
-            done.append(f"version {d.version}: status {d.actual!r} -> {d.expected!r}")
-    order = {"champion": 0, "previous": 1, "challenger": 2}
-    for d in sorted((d for d in problems if d.kind == "alias"), key=lambda d: order[d.key]):
-        store.set_alias(d.key, d.expected)
-        done.append(f"@{d.key}: {d.actual} -> {d.expected}")
-        if d.key == "champion":
-            faults.point("sync.after_champion_alias")
-    return done
-
-
-def needs_repair(store: Store) -> bool:
-    """Cheap check (no lock): any drift other than a manifest mismatch, or a dead run."""
-    return any(d.kind != "manifest" for d in audit.drift(store)) or bool(dead_runs(store))
-
-
-def repair(store: Store, actor: str) -> RepairReport:
-    """Mark dead runs FAILED; under the release lock, replay the log onto the registry."""
-    failed = dead_runs(store)
-    for run_id in failed:
-        store.end_run(run_id, "FAILED")
-    fixes: list[str] = []
-    if any(d.kind != "manifest" for d in audit.drift(store)):
-        with release_lock(store):
-            fixes = repair_locked(store, actor)
-    return RepairReport(failed, fixes)
+    return RepairReport(found, failed, fixes, event.seq)

@@ -117,8 +117,8 @@ def _translate_code(what: str, code: str, text: str) -> ReleaseError:
         )
     if code == "PERMISSION_DENIED":
         return PolicyRefused(
-            f"{what}: the MLflow server denies this user permission; ask an admin "
-            "to grant it on the registered model"
+            f"{what}: the MLflow server refused it ({text}); if this is a permission, ask an "
+            "admin to grant it on the registered model"
         )
     if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST", "RESOURCE_ALREADY_EXISTS"}:
         return BadInput(f"{what}: {text}")
@@ -609,6 +609,24 @@ class Store:
                 if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
                     return False
                 raise
+
+    def actor(self, by: str | None = None) -> str:
+        """Who is acting, normalised (`identity.normalise`). Where the store authenticates
+        (server mode), it is the authenticated user, and `--by` may only name that user; in
+        embedded mode it is the typed name (--by, else MAGENTA_RELEASE_USER, else the OS
+        login), which nothing verifies."""
+        from magenta_release import identity
+
+        typed = self.settings.actor(by)
+        authenticated = self.whoami()
+        if authenticated:
+            if (by or self.settings.user) and not identity.same(typed, authenticated):
+                raise PolicyRefused(
+                    f"--by {typed} is not the authenticated MLflow user {authenticated}; "
+                    "act as yourself (leave --by out) or log in as that person"
+                )
+            return identity.normalise(authenticated)
+        return identity.normalise(typed)
 
     def whoami(self) -> str | None:
         """The identity the server will authenticate: the e-mail in the IAP ID token when the

@@ -158,7 +158,7 @@ def train(
     name = run_name or f"xgb-seed{seed}-{table.rows // 1000}k-{time.strftime('%Y%m%d-%H%M%S')}"
     tags = {
         "mlflow.source.git.commit": git_commit(),
-        "mlflow.user": store.settings.actor(by),
+        "mlflow.user": store.actor(by),
         **ev.to_tags(),
         # lets `repair` mark the run FAILED if this process is killed
         "magenta.host": socket.gethostname(),

@@ -70,6 +70,17 @@ class Cli:
         return json.loads(result.stdout)
 
 
+def snapshot(home: Path) -> dict[str, str]:
+    """SHA-256 of every file under a store folder: equal snapshots mean nothing was written."""
+    import hashlib
+
+    return {
+        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(home.rglob("*"))
+        if p.is_file()
+    }
+
+
 def make_cli(home: Path) -> Cli:
     return Cli(
         home,

@@ -3,7 +3,6 @@ and no traceback, and leaves the store byte-identical."""
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections.abc import Callable
@@ -15,7 +14,7 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import SMALL_DATA_GATES, Trained, invoke, make_cli
+from tests.conftest import SMALL_DATA_GATES, Trained, invoke, make_cli, snapshot
 
 CAROL, ALICE = "carol", "alice"
 
@@ -418,14 +417,6 @@ CASES = [
 ]
 
 
-def _snapshot(home: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(home)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(home.rglob("*"))
-        if p.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
 def released(trained_template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
     """v1 approved (@champion, no @previous), v2 pending, in a store of its own."""
@@ -463,7 +454,7 @@ def test_bad_input(
             if key in {"MAGENTA_RELEASE_HOME", "MAGENTA_RELEASE_POLICY"}
             else value
         )
-    before = _snapshot(released)
+    before = snapshot(released)
     result = invoke(case.args, env)
     assert result.exit_code == case.code, (result.stdout, result.stderr)
     # progress lines may come first; the error itself is exactly one line, and the last
@@ -472,6 +463,6 @@ def test_bad_input(
     assert result.stderr.splitlines()[-1] == errors[0]
     assert case.needle in errors[0]
     assert "Traceback" not in result.stderr + result.stdout
-    assert _snapshot(released) == before
+    assert snapshot(released) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("o.") or ".tmp" in p.name]
     assert os.environ.get("MLFLOW_TRACKING_URI") in (None, "")

@@ -353,7 +353,8 @@ def test_server_image_is_pinned_non_root_and_quiet() -> None:
     ]
     assert all("==" in line for line in requirements)
     entry = (DEPLOY / "mlflow-server" / "entrypoint.sh").read_text()
-    assert "--workers 1" in entry and "--app-name" in entry
+    assert "--workers 1" in entry and "--app-name magenta-release-auth" in entry
+    assert "magenta_release.server.auth:authenticate" in entry
     assert "--allowed-hosts" in entry
 
 

@@ -1,5 +1,6 @@
-"""Fault injection: SIGKILL `train`, `propose`, `approve` and `rollback` at named steps; then
-`status` repairs the store, `audit verify` passes, and the command reruns to completion."""
+"""Fault injection: SIGKILL `train`, `propose`, `approve` and `rollback` at named steps. Then
+`status` (a read command) reports the damage without writing (exit 3 where the registry and the
+log disagree), `repair --reason` restores, `audit verify` passes, and a rerun is idempotent."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from magenta_release.faults import STEPS
-from tests.conftest import Trained
+from tests.conftest import Trained, snapshot
 
 pytestmark = pytest.mark.slow
 CAROL, ALICE = "carol", "alice"
@@ -48,9 +49,22 @@ def _json(t: Trained, *args: str, by: str = ALICE, code: int = 0) -> Any:
     return t.cli.json(*args, by=by, code=code)
 
 
+def _repair(t: Trained) -> dict[str, Any]:
+    return _json(t, "repair", "--reason", "killed in a drill", by=ALICE)
+
+
+def _alert(t: Trained) -> str:
+    """`status` exits 3 naming the problem, and leaves the store byte-identical."""
+    before = snapshot(t.cli.home)
+    result = t.cli("status", by=ALICE)
+    assert result.exit_code == 3, (result.stdout, result.stderr)
+    assert snapshot(t.cli.home) == before
+    return result.stderr
+
+
 def _consistent(t: Trained) -> dict[str, Any]:
-    """After `status` (which repairs): the chain verifies, no run RUNNING, every version has a
-    status, every alias points at an existing version."""
+    """After `repair`: the chain verifies, no run RUNNING, every version has a status, every
+    alias points at an existing version."""
     status = _json(t, "status")
     assert _json(t, "audit", "verify")["ok"] is True
     runs = _json(t, "runs", "--last", "50")["runs"]
@@ -67,11 +81,15 @@ def _consistent(t: Trained) -> dict[str, Any]:
 )
 def test_killed_training_is_marked_failed_and_reruns(trained: Trained, step: str) -> None:
     _killed(trained, "train", "--rows", "1000", "--seed", "3", by=CAROL, fault=step)
-    status = _json(trained, "status")
-    assert len(status["repaired"]["failed_runs"]) == 1
+    before = snapshot(trained.cli.home)
+    status = _json(trained, "status")  # a dead run is news, not an integrity alert
+    assert len(status["dead_runs"]) == 1
+    assert snapshot(trained.cli.home) == before
+    repaired = _repair(trained)
+    assert repaired["failed_runs"] == status["dead_runs"]
     _consistent(trained)
     again = _json(trained, "train", "--rows", "1000", "--seed", "3", by=CAROL)
-    assert again["run_id"] not in status["repaired"]["failed_runs"]
+    assert again["run_id"] not in repaired["failed_runs"]
 
 
 @pytest.mark.parametrize("step", ["propose.after_create_version", "propose.after_audit"])
@@ -80,8 +98,9 @@ def test_killed_proposal_is_completed(trained: Trained, step: str) -> None:
     _killed(trained, "propose", run, by=CAROL, fault=step)
     if step == "propose.after_create_version":  # the log lacks the proposal until repaired
         assert _json(trained, "audit", "verify", code=3)["ok"] is False
+        assert "version 1 has no event in the log" in _alert(trained)
+    assert _repair(trained)["fixes"]
     status = _consistent(trained)
-    assert status["repaired"]["fixes"]
     assert status["challenger"]["version"] == 1
     again = _json(trained, "propose", run, by=CAROL)
     assert (again["version"], again["status"], again["existing"]) == (1, "pending_approval", True)
@@ -96,6 +115,9 @@ def test_killed_approval_is_completed_and_rerun_is_idempotent(trained: Trained) 
         trained, "approve", "1", "--reason", "go", "--yes", by=ALICE, fault="approve.after_audit"
     )
     assert _json(trained, "audit", "verify", code=3)["ok"] is False  # decision, no alias yet
+    assert "@champion is None but the log says 1" in _alert(trained)
+    assert _json(trained, "predict", "--input", "x.parquet", "--output", "o.parquet", code=3)
+    _repair(trained)
     again = _json(trained, "approve", "1", "--reason", "go", "--yes", by=ALICE)
     assert again["champion"] == 1
     status = _consistent(trained)
@@ -117,14 +139,18 @@ def test_killed_between_aliases_and_rollback(trained: Trained) -> None:
         by="bob",
         fault="sync.after_champion_alias",
     )
+    _alert(trained)
+    _repair(trained)
     status = _consistent(trained)
     assert (status["champion"]["version"], status["previous"]["version"]) == (2, 1)
     assert {v["version"]: v["status"] for v in status["versions"]} == {1: "retired", 2: "approved"}
     _killed(
         trained, "rollback", "--reason", "drill", "--yes", by=ALICE, fault="rollback.after_audit"
     )
+    _alert(trained)
+    _repair(trained)
     status = _consistent(trained)
-    assert status["champion"]["version"] == 1 and status["previous"] is None
+    assert status["champion"]["version"] == 1 and status["previous"]["version"] == 2
     rerun = _json(trained, "rollback", "--reason", "drill", "--yes", by=ALICE)
     assert rerun["champion"] == 1
     assert [e["action"] for e in _json(trained, "history")["events"]].count("rollback") == 1

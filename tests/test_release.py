@@ -72,9 +72,10 @@ def test_four_eyes_approvers_and_gates(trained: Trained) -> None:
     assert "four eyes" in _error(
         trained, "approve", str(v), "--reason", "x", "--yes", by=CAROL, code=1
     )
-    assert "not in the policy's approvers" in _error(
-        trained, "approve", str(v), "--reason", "x", "--yes", by=MALLORY, code=1
-    )
+    refusal = _error(trained, "approve", str(v), "--reason", "x", "--yes", by=MALLORY, code=1)
+    # names the file and the key to change
+    assert "not in `approvers` under [approval]" in refusal
+    assert str(trained.cli.home / "release-policy.toml") in refusal
     done = _approve(trained, v)
     assert (done["champion"], done["status"], done["previous"]) == (v, "approved", None)
 
@@ -184,8 +185,10 @@ def test_rollback_restores_previous_champion(trained: Trained) -> None:
     assert status["previous"]["version"] == v1
     assert status["versions"][-1]["status"] == "retired"
     back = trained.cli.json("rollback", "--reason", "complaints", "--yes", by=ALICE)
-    assert (back["champion"], back["previous"]) == (v1, None)
+    # @previous is the champion the rollback replaced: predict can still reach it by alias
+    assert (back["champion"], back["previous"]) == (v1, v2["version"])
     status = trained.cli.json("status")
+    assert status["previous"]["version"] == v2["version"]
     statuses = {v["version"]: v["status"] for v in status["versions"]}
     assert statuses == {v1: "approved", v2["version"]: "rolled_back"}
     # and forward again to the rolled-back version, which once passed its gates

@@ -6,7 +6,7 @@
 #   MLFLOW_AUTH_ADMIN_PASSWORD initial admin password (secret)
 #   MLFLOW_FLASK_SERVER_SECRET_KEY session signing key (secret)
 #   MLFLOW_ARTIFACTS_DESTINATION gs://BUCKET/artifacts   (regional, CMEK)
-#   MLFLOW_ALLOWED_HOSTS       the service's host name
+#   MLFLOW_ALLOWED_HOSTS       the run.app host, e.g. mlflow-123456789.europe-west3.run.app
 #   MAGENTA_RELEASE_IAP_AUDIENCE  /projects/PROJECT_NUMBER/locations/europe-west3/services/mlflow
 #                                 (the `aud` IAP puts in x-goog-iap-jwt-assertion on Cloud Run)
 #   MAGENTA_RELEASE_IAP_ADMINS    optional: comma-separated e-mails that are MLflow admins

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from magenta_release import identity
 from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
 from magenta_release.policy import Policy, load_policy
 
@@ -112,27 +113,26 @@ def authorize_move(event: Event, log: list[Event], user: str, policy: Policy) ->
     where = f"event {event.seq} ({event.action} of version {event.version})"
     if event.mlflow_user != user:
         raise Refused(f"{where} was written by {event.mlflow_user}, not by {user}")
-    if user not in policy.approval.approvers:
+    if not any(identity.same(user, a) for a in policy.approval.approvers):
         raise Refused(f"{user} is not one of the server policy's approvers ({where})")
     if event.action == "approve":
         if event.champion_after != event.version:
             raise Refused(f"{where} does not make its version the champion")
-        if policy.approval.four_eyes and user in proposers(log, event.version):
+        if policy.approval.four_eyes and any(
+            identity.same(user, p) for p in proposers(log, event.version)
+        ):
             raise Refused(
                 f"{user} proposed version {event.version} and cannot approve it too (four eyes)"
             )
 
 
 def expected_aliases(log: list[Event]) -> dict[str, int | None]:
-    """Where @champion and @previous must point after the log's champion moves."""
-    champion = previous = None
-    for e in log:
-        if e.action == "approve":
-            previous = e.champion_before if e.champion_before is not None else previous
-            champion = e.champion_after
-        elif e.action == "rollback":
-            previous, champion = None, e.champion_after
-    return {"champion": champion, "previous": previous}
+    """Where @champion and @previous must point after the log's champion moves: the same
+    replay the client uses (`lifecycle.expected_state`), so the two can never disagree."""
+    from magenta_release.lifecycle import expected_state
+
+    state = expected_state(log)
+    return {"champion": state.champion, "previous": state.previous}
 
 
 # ---- the decisions --------------------------------------------------------------------------

@@ -1,0 +1,206 @@
+"""The release state machine (DESIGN.md §6) and its replay: the audit log is the record of
+every decision, `expected_state` replays it into where each alias and status must be, `drift`
+compares that with the registry, and `sync` (write commands, and the explicit `repair`) makes
+the registry follow the log. A read command that finds drift raises an `IntegrityAlert`
+(exit 3) naming what moved: it never writes."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from magenta_release import audit, faults
+from magenta_release.errors import IntegrityViolation
+from magenta_release.states import Status
+from magenta_release.store import STATUS_TAG, Store
+
+# A state change writes its event, then moves aliases: a reader that lands in between sees
+# drift for a moment. It waits for the release lock before it raises the alarm.
+IN_FLIGHT_WAIT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class State:
+    """What the log says the registry must look like."""
+
+    status: dict[int, str]
+    champion: int | None
+    previous: int | None
+    challenger: int | None
+    manifests: dict[int, str]
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One difference between the registry and the log."""
+
+    kind: str  # "status" | "alias" | "orphan" | "manifest"
+    version: int | None
+    key: str
+    expected: Any
+    actual: Any
+
+    def message(self) -> str:
+        if self.kind == "orphan":
+            return f"registry: version {self.version} has no event in the log"
+        if self.kind == "alias":
+            return (
+                f"registry: @{self.key} is {self.actual} but the log says {self.expected} "
+                "(moved outside magenta-release, or an interrupted command)"
+            )
+        if self.kind == "manifest":
+            return (
+                f"registry: version {self.version}'s manifest hash differs from the one "
+                "recorded at proposal"
+            )
+        return (
+            f"registry: version {self.version} has status {self.actual!r} but the log "
+            f"says {self.expected!r}"
+        )
+
+
+def _manifest_tag_digest(tags: dict[str, str]) -> str | None:
+    """The hash of the recorded manifest, recomputed from the manifest itself: both the
+    manifest and its hash tag must agree with the log."""
+    from magenta_release.integrity import manifest_digest
+
+    try:
+        digest = manifest_digest(json.loads(tags.get("release.manifest", "")))
+    except ValueError:
+        return None
+    return digest if digest == tags.get("release.manifest_sha256") else None
+
+
+def expected_state(log: list[audit.Event]) -> State:
+    """Replay the log: each version's status and where each alias must point."""
+    status: dict[int, str] = {}
+    manifests: dict[int, str] = {}
+    champion = previous = challenger = None
+    for e in log:
+        if e.action == "repair":
+            continue
+        if e.version is not None and e.status:
+            status[e.version] = e.status
+        if e.action == "propose" and e.version is not None:
+            manifests[e.version] = e.manifest_sha256
+            if e.status == Status.PENDING:
+                challenger = e.version
+        if e.action in {"approve", "reject"} and challenger == e.version:
+            challenger = None
+        if e.action in {"approve", "rollback"}:
+            if e.champion_before is not None and e.champion_before != e.champion_after:
+                status[e.champion_before] = (
+                    Status.RETIRED if e.action == "approve" else Status.ROLLED_BACK
+                )
+            if e.action == "approve":
+                previous = e.champion_before if e.champion_before is not None else previous
+            else:  # the champion a rollback replaced: a second rollback rolls forward again
+                previous = e.champion_before
+            champion = e.champion_after
+    return State(status, champion, previous, challenger, manifests)
+
+
+def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
+    """Every difference between the registry and the state the log implies."""
+    state = expected_state(audit.events(store) if log is None else log)
+    found: list[Drift] = []
+    versions = store.versions()
+    actual_alias = {a: v.version for v in versions for a in v.aliases}
+    for alias, expected in (
+        ("champion", state.champion),
+        ("previous", state.previous),
+        ("challenger", state.challenger),
+    ):
+        if actual_alias.get(alias) != expected:
+            found.append(Drift("alias", None, alias, expected, actual_alias.get(alias)))
+    for v in versions:
+        if v.version not in state.status:
+            found.append(Drift("orphan", v.version, "", None, v.status))
+            continue
+        if v.tags.get(STATUS_TAG) != state.status[v.version]:
+            found.append(
+                Drift(
+                    "status", v.version, STATUS_TAG, state.status[v.version], v.tags.get(STATUS_TAG)
+                )
+            )
+        if _manifest_tag_digest(v.tags) != state.manifests.get(v.version):
+            found.append(
+                Drift(
+                    "manifest",
+                    v.version,
+                    "release.manifest_sha256",
+                    state.manifests.get(v.version),
+                    v.tags.get("release.manifest_sha256"),
+                )
+            )
+    return found
+
+
+def sync(store: Store, problems: list[Drift] | None = None) -> list[str]:
+    """Apply the state the log implies: statuses first, then @champion, @previous,
+    @challenger. Every state change appends its event and then calls this."""
+    problems = drift(store) if problems is None else problems
+    done: list[str] = []
+    for d in problems:
+        if d.kind == "status" and d.version is not None:
+            store.set_version_tags(d.version, {STATUS_TAG: str(d.expected)})
+            done.append(f"version {d.version}: status {d.actual!r} -> {d.expected!r}")
+    order = {"champion": 0, "previous": 1, "challenger": 2}
+    for d in sorted((d for d in problems if d.kind == "alias"), key=lambda d: order[d.key]):
+        store.set_alias(d.key, d.expected)
+        done.append(f"@{d.key}: {d.actual} -> {d.expected}")
+        if d.key == "champion":
+            faults.point("sync.after_champion_alias")
+    return done
+
+
+class IntegrityAlert(IntegrityViolation):
+    """The registry disagrees with the audit log (exit 3): an alias or status moved outside
+    magenta-release, or a command was interrupted. Only `magenta-release repair` restores."""
+
+    def __init__(self, problems: list[Drift]) -> None:
+        self.problems = problems
+        found = "; ".join(d.message().removeprefix("registry: ") for d in problems[:4])
+        more = f" (and {len(problems) - 4} more)" if len(problems) > 4 else ""
+        super().__init__(
+            f"integrity alert: {found}{more}; nothing was changed — find out who moved it "
+            "(magenta-release history), then restore with "
+            "`magenta-release repair --reason ...`"
+        )
+
+
+def check(store: Store) -> None:
+    """Raise IntegrityAlert if the registry disagrees with the log. Reads only; if a state
+    change is in flight (the release lock is held) it waits for it before deciding."""
+    from magenta_release.lock import lock_held
+
+    problems = drift(store)
+    deadline = time.monotonic() + IN_FLIGHT_WAIT_SECONDS
+    while problems and lock_held(store) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        problems = drift(store)
+    if problems:
+        raise IntegrityAlert(problems)
+
+
+def check_locked(store: Store) -> None:
+    """`check` for a caller that holds the release lock: nothing else can be in flight."""
+    problems = drift(store)
+    if problems:
+        raise IntegrityAlert(problems)
+
+
+def alert_json(exc: IntegrityAlert) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": d.kind,
+            "version": d.version,
+            "key": d.key,
+            "expected": d.expected,
+            "actual": d.actual,
+            "message": d.message(),
+        }
+        for d in exc.problems
+    ]
