@@ -83,6 +83,7 @@ class Split:
     x_eval: pd.DataFrame
     y_eval: np.ndarray
     eval_digest: str
+    eval_frame: pd.DataFrame  # the evaluation rows as read (contract columns), for re-scoring
 
 
 def split(table: Table, contract: dc.DataContract) -> Split:
@@ -108,6 +109,7 @@ def split(table: Table, contract: dc.DataContract) -> Split:
         dc.prepare(eval_rows, table.columns).reset_index(drop=True),
         dc.target(eval_rows, contract),
         dc.digest(eval_rows),
+        eval_rows.reset_index(drop=True),
     )
 
 
@@ -153,7 +155,7 @@ def evidence(table: Table, parts: Split, contract: dc.DataContract) -> Evidence:
     )
 
 
-def reread(ev: Evidence) -> tuple[pd.DataFrame, np.ndarray, dc.Columns] | str:
+def reread(ev: Evidence) -> tuple[pd.DataFrame, np.ndarray] | str:
     """The run's evaluation rows, re-read from its source and checked against its digests;
     or why not, in words that say what to do."""
     contract = dc.DataContract.model_validate(ev.contract)
@@ -172,4 +174,4 @@ def reread(ev: Evidence) -> tuple[pd.DataFrame, np.ndarray, dc.Columns] | str:
     parts = split(table, contract)
     if parts.eval_digest != ev.eval_digest:
         return "the evaluation rows differ from those recorded (split rule changed); retrain"
-    return parts.x_eval, parts.y_eval, table.columns
+    return parts.eval_frame, parts.y_eval

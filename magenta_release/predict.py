@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from magenta_release import serving
-from magenta_release.contract import as_category
 from magenta_release.errors import BadInput, PolicyRefused
+from magenta_release.serving import NUMERIC_KINDS, conform
 from magenta_release.states import SERVABLE
 from magenta_release.store import Store, VersionInfo
 
@@ -60,47 +60,13 @@ def resolve(store: Store, model: str) -> VersionInfo:
     return v
 
 
-NUMERIC_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})
-
-
-def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
-    """Select and type the model's inputs; BadInput naming missing or mistyped columns.
-    Numbers are checked as one float matrix (one pass over 100k rows, not one per column)."""
-    missing = [n for n, _ in inputs if n not in frame.columns]
-    if missing:
-        raise BadInput(f"input is missing model columns: {', '.join(missing)}")
-    numeric = [n for n, kind in inputs if kind in NUMERIC_KINDS]
-    for name in numeric:
-        col = frame[name]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
-            raise BadInput(f"input column {name} must be numeric, found {col.dtype}")
-    selected = frame.loc[:, [n for n, _ in inputs]]
-    if any(selected[n].dtype != np.float64 for n in numeric):
-        selected = selected.astype(dict.fromkeys(numeric, "float64"))
-    matrix = selected[numeric].to_numpy()
-    with np.errstate(invalid="ignore"):
-        bad_inf = np.isinf(matrix).any(axis=0)
-        bad_big = (np.abs(matrix) > 1e12).any(axis=0) & ~bad_inf
-    if bad_inf.any():
-        raise BadInput(f"input column {numeric[int(bad_inf.argmax())]} contains infinite values")
-    if bad_big.any():
-        raise BadInput(
-            f"input column {numeric[int(bad_big.argmax())]} has values beyond 1e12; check the units"
-        )
-    for name, kind in inputs:
-        if kind in NUMERIC_KINDS:
-            continue
-        selected[name] = as_category(selected[name])  # codes become text, as at training
-    return selected
-
-
 def predict_frame(store: Store, frame: pd.DataFrame, model: str = "champion") -> pd.DataFrame:
     """Score an in-memory frame: identifiers passed through, churn score, model name and
     version."""
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = serving.fetch_verified(store, version, Path(tmp))
-        return _score_frame(store, verified.load(), verified.inputs, frame, version.version)
+        return _score_frame(store, verified.model, verified.all_inputs, frame, version.version)
 
 
 def _score_frame(
@@ -137,9 +103,9 @@ def predict(
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = serving.fetch_verified(store, version, Path(tmp))
-        inputs = verified.inputs
+        inputs = verified.all_inputs
         columns = _input_columns(store, source, inputs)
-        loaded = verified.load()
+        loaded = verified.model
         text = tuple(c for c in store.policy.data.identifiers) + tuple(
             n for n, kind in inputs if kind not in NUMERIC_KINDS
         )

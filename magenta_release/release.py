@@ -16,7 +16,7 @@ from typing import Any
 
 from magenta_release import (
     audit,
-    dataset,
+    candidate,
     evaluate,
     faults,
     identity,
@@ -106,6 +106,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
     actor = store.actor(by)
     store.check_residency()
     run = store.get_run(run_id)
+    run_id = run.run_id  # a prefix was given: the full id from here on
     if run.status != "FINISHED":
         raise BadInput(
             f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
@@ -113,12 +114,14 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
     existing = store.version_for_run(run_id)
     if existing is not None:
         return _existing(store, existing)
+    model = candidate.locate_model(store, run)
     with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
-        challenger_dir = store.download(run_id, "model", Path(tmp) / "challenger")
-        integrity.check_not_pickle(challenger_dir, f"run {run_id}")
+        challenger_dir = store.download_uri(model.source, Path(tmp) / "challenger")
+        integrity.check_not_pickle(challenger_dir, model.label)
         files = integrity.manifest(challenger_dir)
         digest = integrity.manifest_digest(files)
-        if digest != run.tags.get("magenta.model_manifest_sha256"):
+        recorded = run.tags.get("magenta.model_manifest_sha256")
+        if recorded and digest != recorded:
             raise IntegrityViolation(
                 f"run {run_id}: model files differ from those recorded at "
                 "training (SHA-256 mismatch); train again"
@@ -136,7 +139,9 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
                 raced = store.version_for_run(run_id)
                 moved = _number(store.alias("champion")) != _number(champion)
                 if raced is None and not moved:
-                    return _register(store, run, actor, note, gates, evidence, files, champion)
+                    return _register(
+                        store, run, model, actor, note, gates, evidence, files, champion
+                    )
             if raced is not None:  # proposed meanwhile by another process
                 return _existing(store, raced)
             # else the champion moved while we evaluated: evaluate again
@@ -146,6 +151,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
 def _register(
     store: Store,
     run: RunInfo,
+    model: candidate.ModelRef,
     actor: str,
     note: str,
     gates: list[Gate],
@@ -169,8 +175,9 @@ def _register(
     # One call creates the version with every tag: no version ever exists without a status.
     version = store.create_version(
         run.run_id,
-        f"runs:/{run.run_id}/model",
-        {
+        model.source,
+        model_id=model.model_id,
+        tags={
             STATUS_TAG: status,
             "release.proposed_by": actor,
             "release.proposed_by_mlflow_user": store.whoami() or "",
@@ -266,54 +273,48 @@ def evaluate_gates(
     store: Store, run: RunInfo, challenger_dir: Path, champion: VersionInfo | None, tmp: Path
 ) -> tuple[list[Gate], dict[str, Any]]:
     """Every gate of the policy for one candidate against the current champion. The
-    challenger's evaluation rows are re-read from its source and checked against the digests
-    it recorded; both models are scored on exactly those rows."""
+    challenger's evaluation rows are re-read from their source and checked against what the
+    run recorded; both models are scored on exactly those rows, and the run's own metrics are
+    only compared, never used."""
     policy = store.policy
     challenger = serving.inspect(challenger_dir, f"run {run.run_id}")
     evidence: dict[str, Any] = {
         "logged_metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
         "dataset_sha256": run.dataset_sha256,
         "eval_sha256": run.tags.get("magenta.eval_sha256"),
-        "source": run.tags.get("magenta.data_source"),
     }
-    ev = dataset.Evidence.from_tags(run.tags)
-    rows = dataset.reread(ev) if ev else "the run records no evaluation evidence (source, digest)"
+    rows = candidate.evaluation_rows(store, run)
     champ = (
         serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
         if champion
         else None
     )
+    base = [Gate("skops_format", True, "serialization_format: skops, no pickle files")]
+    base += input_gates(policy, challenger.all_inputs, champ.all_inputs if champ else None)
     if isinstance(rows, str):
-        gates = metric_gates(policy, run.metrics)
-        gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
-        gates += input_gates(policy, challenger.inputs, champ.inputs if champ else None)
-        gates.append(Gate("metrics_reproducible", False, f"cannot re-score: {rows}"))
-        gates.append(Gate("no_regression", False, f"cannot re-score: {rows}"))
-        return gates, evidence
-    x_eval, y_eval, _ = rows
-    ours = serving.score(challenger.load(), serving.model_inputs(x_eval, challenger, "challenger"))
-    threshold = run.metrics.get("threshold", 0.5)
-    recomputed = evaluate.metrics(y_eval, ours, threshold)
+        return [
+            *metric_gates(policy, {}),
+            *base,
+            Gate("metrics_reproducible", False, f"cannot re-score: {rows}"),
+            Gate("no_regression", False, f"cannot re-score: {rows}"),
+        ], evidence
+    evidence["source"] = rows.source
+    x = candidate.model_frame(rows.frame, challenger.all_inputs, "challenger", policy.data)
+    ours = serving.score(challenger.model, x)
+    recomputed = evaluate.metrics(rows.y, ours, run.metrics.get("threshold", 0.5))
     evidence["metrics"] = recomputed
-    gates = metric_gates(policy, recomputed)
-    gates.append(Gate("skops_format", True, "serialization_format: skops, no pickle files"))
-    gates += input_gates(policy, challenger.inputs, champ.inputs if champ else None)
+    gates = [*metric_gates(policy, recomputed), *base]
     gates.append(reproducible_gate(policy, run.metrics, recomputed))
     if champ is None or champion is None:
         gates.append(Gate("no_regression", True, "no champion yet: nothing to regress against"))
         return gates, evidence
-    missing = [n for n, _ in champ.inputs if n not in x_eval.columns]
-    if missing:
-        gates.append(
-            Gate(
-                "no_regression",
-                False,
-                "the champion needs inputs the challenger's rows lack: " + ", ".join(missing),
-            )
-        )
+    try:
+        x_champion = candidate.model_frame(rows.frame, champ.all_inputs, "champion", policy.data)
+    except BadInput as exc:
+        gates.append(Gate("no_regression", False, f"cannot score the champion: {exc}"))
         return gates, evidence
-    theirs = serving.score(champ.load(), serving.model_inputs(x_eval, champ, "champion"))
-    reg, reg_evidence = regression_gates(policy, y_eval, ours, theirs, champion.version)
+    theirs = serving.score(champ.model, x_champion)
+    reg, reg_evidence = regression_gates(policy, rows.y, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
     return gates + reg, evidence
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from magenta_release import audit, integrity
-from magenta_release.errors import IntegrityViolation
+from magenta_release.contract import as_category
+from magenta_release.errors import BadInput, IntegrityViolation
 from magenta_release.store import Store, VersionInfo
 
 
@@ -56,6 +58,20 @@ class Verified:
         raw = (self.mlmodel.get("signature") or {}).get("inputs") or "[]"
         return [(str(c["name"]), str(c["type"])) for c in json.loads(raw)]
 
+    @cached_property
+    def model(self) -> Any:
+        """The loaded model (once)."""
+        return self.load()
+
+    @property
+    def all_inputs(self) -> list[tuple[str, str]]:
+        """The signature's inputs; for a model logged without one, the column names it was
+        fitted on (`feature_names_in_`), typed "any": passed through as read."""
+        if self.inputs:
+            return self.inputs
+        names = getattr(self.model, "feature_names_in_", None)
+        return [(str(n), "any") for n in (names if names is not None else [])]
+
     def load(self) -> Any:
         """The sklearn pipeline, read with skops trusting only the types this project's
         pipeline needs: a model file naming any other type fails to load instead of running."""
@@ -87,18 +103,38 @@ def fetch_verified(store: Store, version: VersionInfo, dst: Path) -> Verified:
     return inspect(folder, f"version {version.version}")
 
 
-def model_inputs(frame: pd.DataFrame, model: Verified, what: str) -> pd.DataFrame:
-    """The model's input columns of a prepared frame, in signature order."""
-    from magenta_release.errors import BadInput
+NUMERIC_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})
 
-    names = [n for n, _ in model.inputs]
-    missing = [n for n in names if n not in frame.columns]
+
+def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
+    """Select and type the model's inputs; BadInput naming missing or mistyped columns.
+    Numbers are checked as one float matrix (one pass over 100k rows, not one per column)."""
+    missing = [n for n, _ in inputs if n not in frame.columns]
     if missing:
+        raise BadInput(f"input is missing model columns: {', '.join(missing)}")
+    numeric = [n for n, kind in inputs if kind in NUMERIC_KINDS]
+    for name in numeric:
+        col = frame[name]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise BadInput(f"input column {name} must be numeric, found {col.dtype}")
+    selected = frame.loc[:, [n for n, _ in inputs]]
+    if any(selected[n].dtype != np.float64 for n in numeric):
+        selected = selected.astype(dict.fromkeys(numeric, "float64"))
+    matrix = selected[numeric].to_numpy()
+    with np.errstate(invalid="ignore"):
+        bad_inf = np.isinf(matrix).any(axis=0)
+        bad_big = (np.abs(matrix) > 1e12).any(axis=0) & ~bad_inf
+    if bad_inf.any():
+        raise BadInput(f"input column {numeric[int(bad_inf.argmax())]} contains infinite values")
+    if bad_big.any():
         raise BadInput(
-            f"the {what} model needs columns the rows lack: {', '.join(missing)}; "
-            "check the data contract"
+            f"input column {numeric[int(bad_big.argmax())]} has values beyond 1e12; check the units"
         )
-    return frame.loc[:, names]
+    for name, kind in inputs:
+        if kind in NUMERIC_KINDS or kind == "any":  # "any": a model without a signature
+            continue
+        selected[name] = as_category(selected[name])  # codes become text, as at training
+    return selected
 
 
 def score(model: Any, frame: pd.DataFrame) -> np.ndarray:

@@ -36,6 +36,32 @@ ALIASES = ("champion", "challenger", "previous")
 
 
 @dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run logged as an input (`mlflow.log_input`): where and what, never rows."""
+
+    context: str
+    name: str
+    digest: str
+    source_type: str
+    source: dict[str, Any]
+
+    @property
+    def uri(self) -> str:
+        return str(
+            self.source.get("uri") or self.source.get("url") or self.source.get("path") or ""
+        )
+
+
+@dataclass(frozen=True)
+class LoggedModelInfo:
+    """An MLflow 3 LoggedModel of a run."""
+
+    model_id: str
+    name: str
+    artifact_location: str
+
+
+@dataclass(frozen=True)
 class RunInfo:
     """A tracked training run, as the commands need it."""
 
@@ -47,6 +73,7 @@ class RunInfo:
     params: dict[str, str]
     tags: dict[str, str]
     artifact_uri: str = ""
+    inputs: tuple[DatasetInput, ...] = ()
 
     @property
     def dataset_sha256(self) -> str:
@@ -349,8 +376,12 @@ class Store:
             self.client.set_terminated(run_id, status)
 
     def get_run(self, run_id: str) -> RunInfo:
+        """A run by its id or by a unique prefix of at least 8 characters (the tables print
+        12); an ambiguous prefix is BadInput listing the matches."""
         if not run_id or len(run_id) > 64 or not run_id.replace("-", "").isalnum():
             raise BadInput(f"run id {run_id!r} is malformed; list runs with `magenta-release runs`")
+        if len(run_id) < 32:
+            run_id = self._expand_prefix(run_id)
         from mlflow.exceptions import MlflowException
 
         try:
@@ -365,6 +396,60 @@ class Store:
         if run.info.experiment_id != self.experiment_id():
             raise BadInput(f"run {run_id} is not in experiment {self.policy.model.experiment!r}")
         return _run_info(run)
+
+    def _expand_prefix(self, prefix: str) -> str:
+        if len(prefix) < 8:
+            raise BadInput(
+                f"run id {prefix!r} is too short; give at least 8 characters of it "
+                "(see: magenta-release runs)"
+            )
+        matches = [
+            r.run_id
+            for r in self.search_runs(max_results=50_000)
+            if r.run_id.startswith(prefix.lower())
+        ]
+        if len(matches) > 1:
+            raise BadInput(
+                f"run id prefix {prefix!r} is ambiguous: {', '.join(m[:16] for m in matches[:5])}"
+                f"{' ...' if len(matches) > 5 else ''}; give more characters"
+            )
+        if not matches:
+            raise BadInput(f"run {prefix} does not exist; list runs with `magenta-release runs`")
+        return matches[0]
+
+    def logged_models(self, run: RunInfo) -> list[LoggedModelInfo]:
+        """The MLflow 3 LoggedModels a run produced (`mlflow.sklearn.log_model(..., name=...)`)."""
+        with translate(f"listing the models of run {run.run_id}"):
+            found = self.client.search_logged_models(
+                experiment_ids=[self.experiment_id()],
+                filter_string=f"source_run_id = '{run.run_id}'",
+                max_results=50,
+            )
+        return [
+            LoggedModelInfo(str(m.model_id), str(m.name or ""), str(m.artifact_location or ""))
+            for m in found
+        ]
+
+    def artifact_paths(self, run_id: str, path: str | None = None, depth: int = 3) -> list[str]:
+        """Every artifact path of a run (files and folders), `depth` levels deep."""
+        with translate(f"listing artifacts of run {run_id}"):
+            out: list[str] = []
+            for item in self.client.list_artifacts(run_id, path):
+                out.append(item.path)
+                if item.is_dir and depth > 1:
+                    out += self.artifact_paths(run_id, item.path, depth - 1)
+            return out
+
+    def download_uri(self, uri: str, dst: Path) -> Path:
+        """Download any artifact URI (`runs:/...`, `models:/m-...`) into a local folder."""
+        import mlflow.artifacts
+
+        with translate(f"downloading {uri}"):
+            return Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri, dst_path=str(dst), tracking_uri=self.tracking_uri
+                )
+            )
 
     def search_runs(
         self, filter_string: str = "", max_results: int = 100, order_by: list[str] | None = None
@@ -526,10 +611,14 @@ class Store:
                 return v
         return None
 
-    def create_version(self, run_id: str, source: str, tags: dict[str, str]) -> int:
+    def create_version(
+        self, run_id: str, source: str, tags: dict[str, str], model_id: str | None = None
+    ) -> int:
         self.ensure_registered_model()
         with translate(f"registering the model of run {run_id}"):
-            mv = self.client.create_model_version(self.name, source, run_id=run_id, tags=tags)
+            mv = self.client.create_model_version(
+                self.name, source, run_id=run_id, tags=tags, model_id=model_id
+            )
         return int(mv.version)
 
     def set_version_tags(self, version: int, tags: dict[str, str]) -> None:
@@ -656,6 +745,26 @@ def _location_allowed(location: str, allowed: tuple[str, ...]) -> bool:
     return False
 
 
+def _dataset_inputs(run: Any) -> tuple[DatasetInput, ...]:
+    found = []
+    for item in getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []:
+        tags = {t.key: t.value for t in item.tags or []}
+        try:
+            source = json.loads(item.dataset.source or "{}")
+        except ValueError:
+            source = {}
+        found.append(
+            DatasetInput(
+                tags.get("mlflow.data.context", ""),
+                str(item.dataset.name or ""),
+                str(item.dataset.digest or ""),
+                str(item.dataset.source_type or ""),
+                source if isinstance(source, dict) else {},
+            )
+        )
+    return tuple(found)
+
+
 def _run_info(run: Any) -> RunInfo:
     return RunInfo(
         run_id=run.info.run_id,
@@ -666,6 +775,7 @@ def _run_info(run: Any) -> RunInfo:
         params=dict(run.data.params),
         tags={k: v for k, v in run.data.tags.items()},
         artifact_uri=str(run.info.artifact_uri or ""),
+        inputs=_dataset_inputs(run),
     )
 
 

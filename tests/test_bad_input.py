@@ -138,7 +138,7 @@ CASES = [
         "rollback-non-approver",
         ["rollback", "--to", "2", "--reason", "x", "--yes", "--by", "eve"],
         1,
-        "not in the policy's approvers",
+        "not in `approvers` under [approval]",
     ),
     # predict: model selection
     Case(

@@ -107,7 +107,10 @@ def test_a_rollback_supersedes_the_approval(approved: Memory) -> None:
     with pytest.raises(Refused, match="written by bob"):
         _move(approved, "alice", "champion", 2)  # replaying alice's approval
     _move(approved, "bob", "champion", 1)
-    _move(approved, "bob", "previous", None)
+    # @previous follows the rollback to the champion it replaced; deleting it is not the move
+    with pytest.raises(Refused):
+        _move(approved, "bob", "previous", None)
+    _move(approved, "bob", "previous", 2)
 
 
 def test_self_approval_is_refused_when_written(approved: Memory) -> None:

@@ -18,7 +18,7 @@ import pytest
 
 from magenta_release.audit import EVENT_PREFIX, Event
 from magenta_release.settings import TELEMETRY_OFF
-from tests.conftest import SMALL, invoke, write_policy
+from tests.conftest import SMALL, SMALL_DATA_GATES, invoke, write_policy
 from tests.integration.conftest import Server, server_policy
 from tests.integration.services import (
     ADMIN_PASSWORD,
@@ -131,7 +131,7 @@ def iap(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ia
     client_policy = root / "client" / "release-policy.toml"
     client_policy.parent.mkdir()
     client_policy.write_text(policy.read_text())
-    write_policy(client_policy.parent, **{"gates.max_regression": {"roc_auc": 0.05}})
+    write_policy(client_policy.parent, **SMALL_DATA_GATES)
     proxy: IapProxy | None = None
     try:
         srv.start()

@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import SMALL, write_policy
-from tests.integration.conftest import USERS, Server, as_admin
+from tests.conftest import SMALL, SMALL_DATA_GATES, write_policy
+from tests.integration.conftest import USERS, Server, as_admin, server_policy
 from tests.integration.services import PG_BIN, MlflowServer, Postgres, _as_postgres
 from tests.integration.test_server_mode import ServerCli
 
@@ -44,7 +44,15 @@ def _databases(pg: Postgres) -> set[str]:
 
 
 def _start(root: Path, pg: Postgres) -> MlflowServer:
-    return MlflowServer(root, pg.url(DATABASES[0]), pg.url(DATABASES[1])).start()
+    """The drill's own server, run as the session's is: the plugin in basic mode with a server
+    policy whose approver is alice."""
+    policy = server_policy(root / "server-policy", ["alice"])
+    return MlflowServer(
+        root,
+        pg.url(DATABASES[0]),
+        pg.url(DATABASES[1]),
+        plugin_env={"MAGENTA_RELEASE_AUTH": "basic", "MAGENTA_RELEASE_SERVER_POLICY": str(policy)},
+    ).start()
 
 
 def _grant(url: str, user: str, model: str, permission: str) -> None:
@@ -80,7 +88,7 @@ def _release(cli: ServerCli) -> int:
 def _evidence(cli: ServerCli, customers: Path, scores: Path) -> dict[str, Any]:
     """What a restore must preserve, as the tool reports it."""
     status = cli.json("status", user="alice")
-    status.pop("repaired", None)  # what this call fixed, not state
+    status.pop("dead_runs", None)
     return {
         "status": status,
         "events": cli.json("history", user="alice")["events"],
@@ -106,7 +114,9 @@ def test_backup_destroy_restore(
     policy = tmp_path / "policy" / "release-policy.toml"
     policy.parent.mkdir()
     policy.write_text((TEMPLATE_DIR / "release-policy.toml").read_text())
-    write_policy(policy.parent, approval={"approvers": ["alice"], "four_eyes": True})
+    write_policy(
+        policy.parent, approval={"approvers": ["alice"], "four_eyes": True}, **SMALL_DATA_GATES
+    )
     customers = write_customers(tmp_path / "customers.parquet", seed=5, rows=300)
 
     srv = _start(live, pg)

@@ -90,11 +90,11 @@ def test_release_loop_against_the_server(cli: ServerCli, tmp_path: Path) -> None
     # Removing an alias (clearing @challenger/@previous) needs MANAGE in MLflow's basic-auth:
     # an admin grants it to the approvers once (docs/architecture.md, "Permissions").
     _grant(cli.server, "alice", "churn-classifier", "MANAGE")
-    # carol claims to be alice, but the server says she is carol: four eyes still holds
+    # carol claims to be alice, but the server says she is carol: refused before any write
     spoof = cli(
         "approve", str(v1["version"]), "--reason", "x", "--yes", "--by", "alice", user="carol"
     )
-    assert spoof.exit_code == 1 and "four eyes" in spoof.stderr
+    assert spoof.exit_code == 1 and "not the authenticated MLflow user carol" in spoof.stderr
     done = cli.json(
         "approve",
         str(v1["version"]),
@@ -174,7 +174,7 @@ def test_user_without_permission_is_refused_with_exit_1(cli: ServerCli, server: 
     _grant(server, "mallory", "churn-classifier", "DENY")
     result = cli("status", user="mallory")
     assert result.exit_code == 1, (result.stdout, result.stderr)
-    assert "denies this user permission" in result.stderr and "Traceback" not in result.stderr
+    assert "the MLflow server refused it" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_tracking_host_outside_the_allow_list_exits_3(cli: ServerCli, tmp_path: Path) -> None:
