@@ -29,10 +29,12 @@ from Secret Manager into the environment of the Cloud Run job / Dagster code loc
 
 Delivery never blocks, delays beyond a bound, or undoes a release: every webhook is tried in
 parallel, each attempt times out after `timeout_seconds`, at most `attempts` attempts with
-doubling backoff, so the whole call ends within about attempts x timeout + backoff x
-(2^(attempts-1) - 1) seconds. The outcome of an event about a version is recorded after the
-fact as the version tag `release.notify.<event>` (JSON; `status` lists failures). An integrity
-alert comes from a read command, which never writes: it is sent, not recorded.
+doubling backoff, so the whole call ends within attempts x timeout + backoff x
+(2^(attempts-1) - 1) seconds (18 s by default; the policy refuses more than 60 s, because
+propose notifies before it releases the release lock). The outcome of an event about a
+version is recorded after the fact as the version tag `release.notify.<event>` (JSON; `status`
+lists failures). An integrity alert comes from a read command, which never writes: it is sent,
+not recorded.
 
 Messages carry the model, version, actor, status, gate names (passed / failed), champion
 numbers, a link to the version in the MLflow UI and the exact next command. Never customer

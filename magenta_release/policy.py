@@ -17,6 +17,7 @@ from magenta_release.errors import BadInput
 from magenta_release.evaluate import HEADLINE_METRICS
 
 IDENTIFIER_COLUMNS = ("rating_account_id", "customer_id")
+MAX_NOTIFY_SECONDS = 60
 
 
 class _Frozen(BaseModel):
@@ -115,6 +116,22 @@ class NotifySection(_Frozen):
     backoff_seconds: float = Field(default=1, ge=0, le=10)  # doubled after each attempt
     # Base of the MLflow UI for links when the tracking URI is not http(s) (postgresql://).
     ui_url: str | None = None
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest a notification can take (webhooks are tried in parallel)."""
+        waits = self.backoff_seconds * float(2 ** (self.attempts - 1) - 1)
+        return self.attempts * self.timeout_seconds + waits
+
+    @model_validator(mode="after")
+    def _bounded(self) -> NotifySection:
+        # propose notifies before it releases the release lock (TTL 120 s): stay well inside.
+        if self.worst_case_seconds > MAX_NOTIFY_SECONDS:
+            raise ValueError(
+                f"attempts x timeout_seconds + backoff may take {self.worst_case_seconds:g} s; "
+                f"keep it under {MAX_NOTIFY_SECONDS} s (a release must not wait on a webhook)"
+            )
+        return self
 
 
 class ResidencySection(_Frozen):

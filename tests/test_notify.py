@@ -463,3 +463,8 @@ def test_policy_refuses_unsafe_webhooks(trained: Trained) -> None:
         result = trained.cli("status")
         assert result.exit_code == 2, (hook, result.stderr)
         assert why in result.stderr, (hook, result.stderr)
+    # a release never waits long on a webhook: the worst case is bounded by the policy
+    configure(trained, [], attempts=5, timeout_seconds=30)
+    result = trained.cli("status")
+    assert result.exit_code == 2
+    assert "may take 150.15 s; keep it under 60 s" in result.stderr
