@@ -24,6 +24,30 @@ weekly_training = dg.ScheduleDefinition(
 )
 
 
+@dg.op(description="One reminder per version waiting too long for approval (release.remind).")
+def send_reminders(context: dg.OpExecutionContext, release: ReleaseStore) -> None:
+    from magenta_release.release import remind
+
+    sent = remind(release.open())
+    for r in sent:
+        if r.delivered is False:  # recorded on the version and shown by `status`
+            context.log.warning(f"reminder for version {r.version} was not delivered")
+    context.log.info(f"{len(sent)} reminders: versions {[r.version for r in sent]}")
+
+
+@dg.job(description="Remind approvers of pending versions; expired ones are named.")
+def remind_approvers() -> None:
+    send_reminders()
+
+
+daily_reminders = dg.ScheduleDefinition(
+    name="daily_reminders",
+    job=remind_approvers,
+    cron_schedule="0 9 * * *",  # every day 09:00
+    execution_timezone="Europe/Berlin",
+)
+
+
 @dg.sensor(
     job=predictions_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
 )
@@ -64,8 +88,8 @@ defs = dg.Definitions(
         assets.champion_model,
         assets.predictions,
     ],
-    jobs=[train_and_propose_job, predictions_job],
-    schedules=[weekly_training],
+    jobs=[train_and_propose_job, predictions_job, remind_approvers],
+    schedules=[weekly_training, daily_reminders],
     sensors=[champion_moved],
     resources={
         # Every value resolves from the run's environment when a run starts (never at import);

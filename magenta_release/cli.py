@@ -432,6 +432,36 @@ def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @app.command()
+def remind(by: ByOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+    """Send one reminder per version waiting for approval longer than `remind_after_days`
+    ([approval] in the policy) to the webhooks under [notify]; expired versions are named as
+    such. Dagster runs this daily; each delivery is recorded on its version (see: status)."""
+    from magenta_release.release import remind as do_remind
+
+    def action() -> Any:
+        store = _open(tracking_uri)
+        return store, do_remind(store, by=by)
+
+    store, sent = _run(as_json, action)
+
+    def human() -> None:
+        if not store.policy.notify.webhooks:
+            typer.echo("no webhooks under [notify] in the policy: nothing was sent")
+        for r in sent:
+            age = "?" if r.age_days is None else f"{r.age_days:.1f}"
+            result = {True: "sent", False: "delivery FAILED", None: "not sent"}[r.delivered]
+            typer.echo(
+                f"version {r.version}: waiting {age} days"
+                + (" (expired)" if r.expired else "")
+                + f": reminder {result}"
+            )
+        if not sent:
+            typer.echo("no version has waited long enough for a reminder")
+
+    _emit(as_json, {"reminders": [r.to_json() for r in sent]}, human)
+
+
+@app.command()
 def repair(
     reason: ReasonOpt,
     by: ByOpt = None,

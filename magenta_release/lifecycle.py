@@ -182,7 +182,11 @@ def check(store: Store) -> None:
         time.sleep(0.2)
         problems = drift(store)
     if problems:
-        raise IntegrityAlert(problems)
+        from magenta_release import notify
+
+        alert = IntegrityAlert(problems)
+        notify.alert(store, alert)  # sent, never recorded: this is a read
+        raise alert
 
 
 def check_locked(store: Store) -> None:

@@ -124,6 +124,7 @@ def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
 
 
 def status_table(doc: dict[str, Any]) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=f"Release status of {doc['registered_model']}")
@@ -155,6 +156,12 @@ def status_table(doc: dict[str, Any]) -> None:
         f"champion: {'v' + str(champ['version']) if champ else 'none'}   "
         f"pending approval: {waiting or 'none'}"
     )
+    for f in doc.get("notify_failures", []):
+        why = "; ".join(f"{d['webhook']}: {d['error']}" for d in f["failed"])
+        out.print(
+            f"[yellow]notification failed:[/] v{f['version']} {f['event']} at {f['at']} "
+            f"({escape(why)})"
+        )
     for run in doc.get("dead_runs", []):
         out.print(
             f"[yellow]run {run} is RUNNING but its process is gone[/] (repair marks it FAILED)"

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import hashlib
 import tomllib
+from enum import StrEnum
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from magenta_release.contract import DataContract
 from magenta_release.errors import BadInput
 from magenta_release.evaluate import HEADLINE_METRICS
 
 IDENTIFIER_COLUMNS = ("rating_account_id", "customer_id")
+MAX_NOTIFY_SECONDS = 60
 
 
 class _Frozen(BaseModel):
@@ -43,6 +47,91 @@ class GateSection(_Frozen):
 class ApprovalSection(_Frozen):
     approvers: tuple[str, ...] = ("release-manager",)
     four_eyes: bool = True
+    # A proposal's evidence (champion, data, policy) ages: after this it cannot be approved.
+    expires_after_days: float = Field(default=14, ge=0, le=365)
+    # `magenta-release remind` nags about pending versions older than this.
+    remind_after_days: float = Field(default=2, ge=0, le=365)
+
+
+class NotifyEvent(StrEnum):
+    """What a webhook can be told about (one message per event and webhook)."""
+
+    PROPOSED = "proposed"
+    GATES_FAILED = "gates_failed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+    INTEGRITY_ALERT = "integrity_alert"
+    REMINDER = "reminder"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why a URL may not receive release messages, or None. https only; plain http only to
+    the loopback interface (a local relay or a test receiver): anything else (file:, ftp:,
+    http to another host) would send the message in clear or read a local file."""
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return None
+    if parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    return "must be an https:// URL (plain http only to 127.0.0.1 or localhost)"
+
+
+class Webhook(_Frozen):
+    """One endpoint. The URL of a Slack or Google Chat webhook is itself a credential, so it
+    normally comes from the environment variable named by `url_env`; `url` is for endpoints
+    that authenticate by the signature instead."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["slack", "google_chat", "signed"]
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    events: tuple[NotifyEvent, ...] = tuple(NotifyEvent)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        problem = None if url is None else webhook_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(f"webhook {self.name!r} needs exactly one of `url` and `url_env`")
+        if self.kind == "signed" and not self.secret_env:
+            raise ValueError(
+                f"webhook {self.name!r} is `signed` and needs `secret_env` (the name of the "
+                "environment variable holding the signing secret)"
+            )
+        return self
+
+
+class NotifySection(_Frozen):
+    webhooks: tuple[Webhook, ...] = ()
+    timeout_seconds: float = Field(default=5, gt=0, le=30)  # per attempt
+    attempts: int = Field(default=3, ge=1, le=5)
+    backoff_seconds: float = Field(default=1, ge=0, le=10)  # doubled after each attempt
+    # Base of the MLflow UI for links when the tracking URI is not http(s) (postgresql://).
+    ui_url: str | None = None
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest a notification can take (webhooks are tried in parallel)."""
+        waits = self.backoff_seconds * float(2 ** (self.attempts - 1) - 1)
+        return self.attempts * self.timeout_seconds + waits
+
+    @model_validator(mode="after")
+    def _bounded(self) -> NotifySection:
+        # propose notifies before it releases the release lock (TTL 120 s): stay well inside.
+        if self.worst_case_seconds > MAX_NOTIFY_SECONDS:
+            raise ValueError(
+                f"attempts x timeout_seconds + backoff may take {self.worst_case_seconds:g} s; "
+                f"keep it under {MAX_NOTIFY_SECONDS} s (a release must not wait on a webhook)"
+            )
+        return self
 
 
 class ResidencySection(_Frozen):
@@ -58,6 +147,7 @@ class Policy(_Frozen):
     gates: GateSection = Field(default_factory=GateSection)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
     residency: ResidencySection = Field(default_factory=ResidencySection)
+    notify: NotifySection = Field(default_factory=NotifySection)
     sha256: str = Field(default="", description="SHA-256 of the file it was read from.")
 
     @property

@@ -22,6 +22,7 @@ from magenta_release import (
     identity,
     integrity,
     lifecycle,
+    notify,
     serving,
 )
 from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
@@ -35,6 +36,7 @@ from magenta_release.gates import (
     reproducible_gate,
 )
 from magenta_release.lock import release_lock
+from magenta_release.policy import NotifyEvent
 from magenta_release.states import Status
 from magenta_release.store import (
     STATUS_TAG,
@@ -209,6 +211,9 @@ def _register(
     faults.point("propose.after_audit")
     lifecycle.sync(store)
     report = _publish_report(store, store.version(version), run)
+    notify.announce(
+        store, NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED, version, actor
+    )
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
 
 
@@ -394,6 +399,7 @@ def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
             f"version {v.version} is {v.status or 'not proposed'}; only "
             f"{Status.PENDING} versions can be approved (see: magenta-release history)"
         )
+    _check_not_expired(store, v)
     _require_approver(store, actor, "approve")
     proposers = (v.tags.get("release.proposed_by"), v.tags.get("release.proposed_by_mlflow_user"))
     if store.policy.approval.four_eyes and any(_same_person(actor, p) for p in proposers):
@@ -492,6 +498,7 @@ def approve(
         )
         faults.point("approve.after_audit")
         lifecycle.sync(store)
+    notify.announce(store, NotifyEvent.APPROVED, v.version, actor, champion_before=_number(old))
     return Transition("approve", v.version, Status.APPROVED, v.version, _number(old), event)
 
 
@@ -541,6 +548,7 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
             manifest_sha256=v.tags.get("release.manifest_sha256", ""),
         )
         lifecycle.sync(store)
+    notify.announce(store, NotifyEvent.REJECTED, v.version, actor)
     return Transition(
         "reject", v.version, Status.REJECTED, champion, _number(store.alias("previous")), event
     )
@@ -624,6 +632,9 @@ def rollback(
         )
         faults.point("rollback.after_audit")
         lifecycle.sync(store)
+    notify.announce(
+        store, NotifyEvent.ROLLED_BACK, target.version, actor, champion_before=champion.version
+    )
     return Transition(
         "rollback", target.version, Status.APPROVED, target.version, champion.version, event
     )
@@ -644,12 +655,12 @@ def status(store: Store) -> dict[str, Any]:
         return v.to_json() if v else None
 
     def pending(v: VersionInfo) -> dict[str, Any]:
-        proposed = v.tags.get("release.proposed_at", "")
-        try:
-            age = (now - datetime.fromisoformat(proposed)).total_seconds() / 86400
-        except ValueError:
-            age = None
-        return {**v.to_json(), "age_days": None if age is None else round(age, 1)}
+        age = proposal_age_days(v, now)
+        return {
+            **v.to_json(),
+            "age_days": None if age is None else round(age, 1),
+            "expired": _expired(store, age),
+        }
 
     return {
         "registered_model": store.name,
@@ -659,6 +670,7 @@ def status(store: Store) -> dict[str, Any]:
         "pending": [pending(v) for v in versions if v.status == Status.PENDING],
         "versions": [v.to_json() for v in versions],
         "dead_runs": dead_runs(store),
+        "notify_failures": notify.failures(versions),
         "identity_verified": store.whoami() is not None,
     }
 
@@ -668,3 +680,79 @@ def history(store: Store, limit: int = 20) -> list[audit.Event]:
     if not 1 <= limit <= 100_000:
         raise BadInput(f"--limit {limit} is out of range; use 1 to 100000")
     return list(reversed(audit.events(store)))[:limit]
+
+
+# ---- approval expiry and reminders ---------------------------------------------------------
+def proposal_age_days(v: VersionInfo, now: datetime | None = None) -> float | None:
+    """Days since the version was proposed (None if its `release.proposed_at` is unreadable)."""
+    try:
+        proposed = datetime.fromisoformat(v.tags.get("release.proposed_at", ""))
+    except ValueError:
+        return None
+    if proposed.tzinfo is None:
+        return None
+    return ((now or datetime.now(UTC)) - proposed).total_seconds() / 86400
+
+
+def _expired(store: Store, age: float | None) -> bool:
+    # An unreadable age cannot prove the evidence is fresh: treat it as expired.
+    return age is None or age >= store.policy.approval.expires_after_days
+
+
+def _check_not_expired(store: Store, v: VersionInfo) -> None:
+    age = proposal_age_days(v)
+    if _expired(store, age):
+        limit = store.policy.approval.expires_after_days
+        when = "at an unreadable time" if age is None else f"{age:.1f} days ago"
+        raise PolicyRefused(
+            f"version {v.version} was proposed {when} and expired after {limit:g} days "
+            f"(`expires_after_days` under [approval] of {store.settings.policy_path()}); "
+            f"proposing its run again returns this same version, so reject it "
+            f"(magenta-release reject {v.version} --reason expired) and train and propose "
+            "a new run"
+        )
+
+
+@dataclass(frozen=True)
+class Reminder:
+    version: int
+    age_days: float | None
+    expired: bool
+    delivered: bool | None  # None: no webhook subscribes to reminders
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "age_days": None if self.age_days is None else round(self.age_days, 1),
+            "expired": self.expired,
+            "delivered": self.delivered,
+        }
+
+
+def remind(store: Store, *, by: str | None = None) -> list[Reminder]:
+    """Send one reminder per version waiting for approval longer than `remind_after_days`
+    (policy [approval]); expired ones say so. The Dagster code location runs this daily."""
+    actor = store.actor(by)
+    store.check_residency()  # it records each delivery as a version tag
+    now = datetime.now(UTC)
+    sent = []
+    for v in sorted(store.versions(), key=lambda v: v.version):
+        age = proposal_age_days(v, now)
+        if v.status != Status.PENDING or (
+            age is not None and age < store.policy.approval.remind_after_days
+        ):
+            continue
+        expired = _expired(store, age)
+        facts = (
+            "waiting " + ("for an unknown time" if age is None else f"{age:.1f} days"),
+            "EXPIRED: it can no longer be approved; reject it and propose a new run"
+            if expired
+            else f"expires after {store.policy.approval.expires_after_days:g} days",
+        )
+        # An expired version can only be rejected: say so rather than suggest a doomed approve.
+        commands = (f"magenta-release reject {v.version} --reason expired",) if expired else None
+        outcome = notify.announce(
+            store, NotifyEvent.REMINDER, v.version, actor, facts=facts, commands=commands
+        )
+        sent.append(Reminder(v.version, age, expired, None if outcome is None else outcome.ok))
+    return sent
