@@ -141,9 +141,15 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
                 raced = store.version_for_run(run_id)
                 moved = _number(store.alias("champion")) != _number(champion)
                 if raced is None and not moved:
-                    return _register(
+                    proposal = _register(
                         store, run, model, actor, note, gates, evidence, files, champion
                     )
+            if raced is None and not moved:
+                # Outside the lock: a slow webhook must not hold up other releases.
+                passed = proposal.status == Status.PENDING
+                event = NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED
+                notify.announce(store, event, proposal.version, actor)
+                return proposal
             if raced is not None:  # proposed meanwhile by another process
                 return _existing(store, raced)
             # else the champion moved while we evaluated: evaluate again
@@ -211,9 +217,6 @@ def _register(
     faults.point("propose.after_audit")
     lifecycle.sync(store)
     report = _publish_report(store, store.version(version), run)
-    notify.announce(
-        store, NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED, version, actor
-    )
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
 
 
