@@ -65,9 +65,36 @@ def _emit(as_json: bool, doc: dict[str, Any], human: Callable[[], None]) -> None
         human()
 
 
+VERBOSE = {"on": False}
+
+
+@app.callback()
+def _options(
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Show MLflow's own log lines and tracebacks on stderr."
+        ),
+    ] = False,
+) -> None:
+    """Tracked training and a gated, four-eyes, audited model release process on MLflow."""
+    VERBOSE["on"] = verbose
+
+
+def _quiet_libraries() -> None:
+    """stderr is ours: one error line, not MLflow's INFO lines or a logged SQLAlchemy
+    traceback, unless --verbose."""
+    import logging
+
+    level = logging.INFO if VERBOSE["on"] else logging.CRITICAL
+    for name in ("mlflow", "alembic", "sqlalchemy"):
+        logging.getLogger(name).setLevel(level)
+
+
 def _run(as_json: bool, action: Callable[[], T]) -> T:
     """Run a library call; turn expected errors into a one-line message and an exit code."""
     disable_telemetry()
+    _quiet_libraries()
     try:
         return action()
     except ReleaseError as exc:
@@ -273,15 +300,17 @@ def _confirm(yes: bool, as_json: bool, render: Callable[[dict[str, Any]], None])
 
 
 def _show_summary(summary: dict[str, Any]) -> None:
-    from magenta_release.output import console, gates_table
+    from magenta_release.output import console, gates_table, plain
 
     out = console(stderr=True)
     out.print(
-        f"version {summary['version']} (run {summary['run_id']}), proposed by "
-        f"{summary['proposed_by']}; champion now: {summary['champion'] or 'none'}"
+        plain(
+            f"version {summary['version']} (run {summary['run_id']}), proposed by "
+            f"{summary['proposed_by']}; champion now: {summary['champion'] or 'none'}"
+        )
     )
     if summary.get("note"):
-        out.print(f"note: {summary['note']}")
+        out.print(plain(f"note: {summary['note']}"))
     rescored = summary.get("rescored")
     if rescored:
         from magenta_release.evaluate import HEADLINE_METRICS
@@ -459,6 +488,21 @@ def remind(by: ByOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = Fal
             typer.echo("no version has waited long enough for a reminder")
 
     _emit(as_json, {"reminders": [r.to_json() for r in sent]}, human)
+
+
+@app.command()
+def show(
+    version: VersionArg,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Everything about one version: live status and aliases, the gate table, the release
+    report written at proposal, and the paths (or UI links) of its plots."""
+    from magenta_release.output import show_version
+    from magenta_release.release import show as do_show
+
+    doc = _run(as_json, lambda: do_show(_open(tracking_uri), version))
+    _emit(as_json, doc, lambda: show_version(doc))
 
 
 @app.command()

@@ -143,7 +143,8 @@ def regression_gates(
                 drop <= allowed,
                 f"{name} {ours[name]:.4f} vs champion v{champion_version} "
                 f"{theirs[name]:.4f} on the same {len(y):,} rows "
-                f"(drop {drop:+.4f}, allowed {allowed})",
+                f"({f'drop {drop:.4f}' if drop > 0 else f'gain {-drop:.4f}'}, "
+                f"allowed drop {allowed})",
             )
         )
     primary = policy.gates.primary_metric

@@ -3,15 +3,30 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
     from magenta_release.compare import Comparison
     from magenta_release.store import RunInfo
+
+
+# ANSI escape sequences and C0/C1 control characters: text people typed (a --reason, a run
+# name, a --by) must never clear the screen, fake colours or open links in someone's terminal.
+_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def plain(value: object) -> Text:
+    """User-supplied text for Rich: no markup parsed (`[/bold]`, `[link=...]` print as they
+    are), no control characters, newlines as spaces."""
+    from rich.text import Text
+
+    return Text(_CONTROL.sub("", str(value)).replace("\n", " "))
 
 
 def console(stderr: bool = False) -> Console:
@@ -31,10 +46,10 @@ def progress(enabled: bool = True) -> Iterator[Any]:
     """A spinner on stderr; yields a callback that updates its message."""
     err = console(stderr=True)
     if not enabled or not err.is_terminal:
-        yield lambda msg: err.print(f"[dim]… {msg}[/dim]") if enabled else None
+        yield lambda msg: err.print(plain(f"… {msg}"), style="dim") if enabled else None
         return
     with err.status("starting") as status:
-        yield lambda msg: status.update(msg)
+        yield lambda msg: status.update(plain(msg))
 
 
 def fmt(value: float | None, digits: int = 4) -> str:
@@ -49,8 +64,8 @@ def runs_table(runs: list[RunInfo]) -> None:
         table.add_column(col)
     for r in runs:
         table.add_row(
-            r.run_id,
-            r.name,
+            r.run_id[:12],
+            plain(r.name),
             r.status,
             fmt(r.metrics.get("roc_auc")),
             fmt(r.metrics.get("pr_auc")),
@@ -72,7 +87,7 @@ def comparison_table(c: Comparison) -> None:
     )
     table.add_column("", style="bold")
     for r in c.runs:
-        table.add_column(r.name or r.run_id[:8], justify="right")
+        table.add_column(plain(r.name or r.run_id[:8]), justify="right")
     if c.champion:
         table.add_column(f"champion v{c.champion['version']}", justify="right", style="cyan")
     table.add_row(
@@ -91,7 +106,9 @@ def comparison_table(c: Comparison) -> None:
         table.add_row(m, *cells, *([fmt(c.champion["metrics"].get(m))] if c.champion else []))
     for p in c.differing_params:
         table.add_row(
-            f"param {p}", *[r.params.get(p, "—") for r in c.runs], *([""] if c.champion else [])
+            plain(f"param {p}"),
+            *[plain(r.params.get(p, "—")) for r in c.runs],
+            *([""] if c.champion else []),
         )
     table.add_row(
         "dataset",
@@ -118,7 +135,9 @@ def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
     table.add_column("detail", overflow="fold")
     for g in gates:
         table.add_row(
-            g["name"], "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]", g["detail"]
+            plain(g["name"]),
+            "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]",
+            plain(g["detail"]),
         )
     console().print(table)
 
@@ -135,8 +154,8 @@ def status_table(doc: dict[str, Any]) -> None:
             str(v["version"]),
             v["status"],
             ", ".join("@" + a for a in v["aliases"]),
-            v["proposed_by"] or "",
-            v["approved_by"] or "",
+            plain(v["proposed_by"] or ""),
+            plain(v["approved_by"] or ""),
             v["run_id"][:12],
         )
     out = console()
@@ -179,7 +198,9 @@ def history_table(events: list[dict[str, Any]]) -> None:
     table = Table(title="Release history (newest first)")
     for col in ("#", "time (UTC)", "actor", "action", "version", "champion", "reason", "hash"):
         table.add_column(col, overflow="fold")
-    for e in events:
+    # Events come newest first; a policy change shows as its own line where it happened.
+    older = [*events[1:], None]
+    for e, before in zip(events, older, strict=True):
         who = e["actor"] + (f" ({e['mlflow_user']})" if e.get("mlflow_user") else "")
         champ = (
             f"{e['champion_before']}→{e['champion_after']}"
@@ -189,11 +210,49 @@ def history_table(events: list[dict[str, Any]]) -> None:
         table.add_row(
             str(e["seq"]),
             e["time"][:19],
-            who,
+            plain(who),
             e["action"],
             str(e["version"]),
             champ,
-            e["reason"],
+            plain(e["reason"]),
             e["hash"][:12],
         )
+        if before is not None and before.get("policy_sha256") != e.get("policy_sha256"):
+            table.add_row(
+                "",
+                "",
+                "",
+                "[bold yellow]policy changed[/]",
+                "",
+                "",
+                f"release policy {str(before.get('policy_sha256'))[:12]} → "
+                f"{str(e.get('policy_sha256'))[:12]} from here on",
+                "",
+            )
     console().print(table)
+
+
+def show_version(doc: dict[str, Any]) -> None:
+    """`show VERSION`: status first (live), then the gates, the report, the plots."""
+    from rich.markdown import Markdown
+
+    out = console()
+    aliases = ", ".join("@" + a for a in doc["aliases"]) or "no alias"
+    out.print(
+        plain(
+            f"{doc['registered_model']} version {doc['version']}: {doc['status']} ({aliases}); "
+            f"proposed by {doc['proposed_by']} at {doc['proposed_at']}"
+            + (
+                f", approved by {doc['approved_by']} at {doc['approved_at']}"
+                if doc["approved_by"]
+                else ""
+            )
+        )
+    )
+    if doc.get("note"):
+        out.print(plain(f"note: {doc['note']}"))
+    gates_table(f"Gates at proposal (against champion {doc['baseline_version']})", doc["gates"])
+    if doc.get("report"):
+        out.print(Markdown(_CONTROL.sub("", doc["report"])))
+    for path in doc.get("plots", []):
+        out.print(plain(f"plot: {path}"))

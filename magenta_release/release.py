@@ -105,6 +105,7 @@ def _number(v: VersionInfo | None) -> int | None:
 def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "") -> Proposal:
     """Register a run's model, evaluate the gates and record the outcome. Proposing the same
     run again returns the version it already has."""
+    check_text(note, "--note", MAX_NOTE)
     actor = store.actor(by)
     store.check_residency()
     run = store.get_run(run_id)
@@ -340,7 +341,9 @@ def release_report(
 ) -> str:
     """The markdown release report: metrics vs champion, gates, data, lineage."""
     lines = [
-        f"# {store.name} v{version}: {status}",
+        # No live status here: it changes after the report is written (`show` prints it).
+        f"# {store.name} v{version}: release report "
+        f"({'gates passed' if status != Status.FAILED else 'gates failed'})",
         "",
         f"- proposed by **{actor}** at {_now()}" + (f": {note}" if note else ""),
         f"- run `{run.run_id}` ({run.name}), "
@@ -373,7 +376,23 @@ def release_report(
 
 
 # ---- approve / reject / rollback ----------------------------------------------------------------
+# One documented limit per field (docs/reliability.md): every audit event must fit the store's
+# tag limit (5,000 characters on PostgreSQL), checked before anything is written.
+MAX_REASON, MAX_NOTE = 1000, 1000
+
+
+def check_text(value: str, flag: str, limit: int) -> str:
+    """Free text people type: at most `limit` characters, no control characters (newlines
+    and tabs allowed); BadInput otherwise, before any write."""
+    if len(value) > limit:
+        raise BadInput(f"{flag} is {len(value):,} characters; keep it under {limit:,}")
+    if any((ord(c) < 32 and c not in "\n\t") or 0x7F <= ord(c) < 0xA0 for c in value):
+        raise BadInput(f"{flag} contains control characters (escape sequences?); type plain text")
+    return value
+
+
 def _require_reason(reason: str, why: str) -> None:
+    check_text(reason, "--reason", MAX_REASON)
     if not reason.strip():
         raise BadInput(f"--reason is empty; say why {why}")
 
@@ -675,6 +694,32 @@ def status(store: Store) -> dict[str, Any]:
         "dead_runs": dead_runs(store),
         "notify_failures": notify.failures(versions),
         "identity_verified": store.whoami() is not None,
+    }
+
+
+def show(store: Store, version: int | str) -> dict[str, Any]:
+    """One version as an approver needs it: live status and aliases, the gate table and the
+    evidence recorded at proposal, the release report, and where its plots are. Reads only."""
+    v = store.version(version)
+    doc = _evidence(v)
+    run = store.get_run(v.run_id)
+    plots = [p for p in store.artifact_paths(run.run_id, "plots", depth=1) if p.endswith(".png")]
+    if store.settings.is_local:
+        where = [f"{run.artifact_uri.removeprefix('file://')}/{p}" for p in plots]
+    else:
+        base = store.tracking_uri.rstrip("/")
+        link = f"{base}/#/experiments/{store.experiment_id()}/runs/{run.run_id}/artifacts"
+        where = [f"{link}/{p}" for p in plots]
+    return {
+        **v.to_json(),
+        "registered_model": store.name,
+        "note": v.tags.get("release.note", ""),
+        "proposed_at": v.tags.get("release.proposed_at"),
+        "baseline_version": v.tags.get("release.baseline_version"),
+        "gates": doc.get("gates", []),
+        "evidence": doc.get("evidence", {}),
+        "report": version_description(store, v.version),
+        "plots": where,
     }
 
 

@@ -83,6 +83,9 @@ def _record_orphans(store: Store, problems: list[lifecycle.Drift]) -> list[str]:
 def repair(store: Store, actor: str, reason: str) -> RepairReport:
     """Under the release lock: mark dead runs FAILED, record orphaned proposals, replay the log
     onto the registry, and append a `repair` event with what was found and fixed."""
+    from magenta_release.release import MAX_REASON, check_text
+
+    check_text(reason, "--reason", MAX_REASON)
     if not reason.strip():
         raise BadInput("--reason is empty; say why the store is repaired (what happened)")
     store.check_residency()  # before any write, repair included
