@@ -1,0 +1,208 @@
+"""The real-data path (issue 12): a team's own tables, shaped unlike the generator's, through
+train -> propose -> approve -> predict, from a DuckDB database and from a folder of parquet
+part files, by the CLI and by the Dagster assets; the gates notice a source that changed or
+disappeared after training; no identifier and no row reaches the MLflow store."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import Cli, copy_store, make_cli, write_policy
+from tests.privacy import store_text
+
+ROWS = 4000  # ~100 churners; ~25 of them among the evaluation rows
+TARGET = "churned_next_month"
+IDS = ("account_ref", "customer_ref")
+CATEGORICAL = ("handset", "region")
+FEATURES = (
+    "age_years",
+    "tenure_months",
+    "remaining_binding_days",
+    "has_special_offer",
+    "is_magenta1",
+    "available_gb",
+    "monthly_fee_eur",
+    "used_gb",
+    "n_cases",
+    "days_since_last_case",
+    *CATEGORICAL,
+)
+REGIONS = ("Nord", "Ost", "Süd", "West", "Mitte")
+PARTS = 4  # part files in the parquet folder
+CAROL, ALICE = "carol", "alice"  # proposer; approver (four eyes)
+
+
+def team_table(
+    seed: int, rows: int, *, label: bool = True, bool_target: bool = False, note: bool = True
+) -> pd.DataFrame:
+    """A feature table as a team's dbt model might write it, derived from the generator so the
+    model has something to learn: other column names, string identifiers (`ACC-000123`, an
+    e-mail-like customer reference), a renamed 0/1 target, columns the generator never had
+    (`tenure_months`, `region`) and a column that is no feature at all (`snapshot_note`)."""
+    from magenta_release.data import generate
+
+    g = generate(seed, rows).table
+    rng = np.random.default_rng(seed + 1)
+    churned = g["has_churned"].astype(bool)
+    frame = pd.DataFrame(
+        {
+            "account_ref": [f"ACC-{i:06d}" for i in g["rating_account_id"]],
+            "customer_ref": [f"kunde.{c.replace('.', '-')}@example.de" for c in g["customer_id"]],
+            "snapshot_note": "export 2024-08-01",
+            "age_years": g["age"].astype("int64"),
+            "tenure_months": (g["contract_lifetime_days"] // 30).astype("int64"),
+            "remaining_binding_days": g["remaining_binding_days"],
+            "has_special_offer": g["has_special_offer"].astype(bool),
+            "is_magenta1": g["is_magenta1_customer"].astype(bool),
+            "available_gb": g["available_gb"],
+            # a distinctive value per row (the privacy test looks for raw rows by them)
+            "monthly_fee_eur": g["gross_mrc"] + rng.integers(1, 10**6, rows) / 10**8,
+            "used_gb": g["used_gb"],
+            "n_cases": g["n_cases"],
+            "days_since_last_case": g["days_since_last_case"],
+            "handset": g["smartphone_brand_group"],
+            "region": rng.choice(REGIONS, rows),
+        }
+    )
+    if not note:
+        frame = frame.drop(columns=["snapshot_note"])
+    if label:
+        frame[TARGET] = churned if bool_target else churned.astype("int64")
+    return frame
+
+
+def contract(*, explicit_features: bool) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "target": TARGET,
+        "identifiers": list(IDS),
+        "categorical": list(CATEGORICAL),
+        "evaluation_fraction": 0.25,
+    }
+    if explicit_features:
+        data["features"] = list(FEATURES)
+    return data
+
+
+@dataclass
+class Source:
+    """A team's tables in one format: the labelled training table and today's customers."""
+
+    kind: str
+    features: str  # source URI of the training table
+    customers: str  # source URI of the table to score
+    database: Path  # where a DuckDB database lives (Dagster writes predictions beside it)
+    scoring: pd.DataFrame  # the rows of `customers`, in their order
+
+
+def write_duckdb(folder: Path) -> Source:
+    from magenta_release.sources import write_duckdb as write
+
+    database = folder / "warehouse" / "analytics.duckdb"
+    features = write(team_table(7, ROWS), database, "customer_features")
+    scoring = team_table(99, 500, label=False)
+    customers = write(scoring, database, "current_customers")
+    return Source("duckdb", features, customers, database, scoring)
+
+
+def write_parquet_folder(folder: Path) -> Source:
+    """Part files as Spark or dbt-duckdb write them; the target as a boolean."""
+    train = folder / "lake" / "customer_features"
+    score = folder / "lake" / "current_customers"
+    train.mkdir(parents=True)
+    score.mkdir(parents=True)
+    write_parts(team_table(7, ROWS, bool_target=True, note=False), train, PARTS)
+    scoring = team_table(99, 500, label=False, note=False)
+    write_parts(scoring, score, 3)
+    return Source("parquet", str(train), str(score), folder / "lake" / "scores.duckdb", scoring)
+
+
+def write_parts(frame: pd.DataFrame, folder: Path, parts: int) -> None:
+    size = -(-len(frame) // parts)
+    for i in range(parts):
+        chunk = frame.iloc[i * size : (i + 1) * size]
+        chunk.to_parquet(folder / f"part-{i:05d}.parquet", index=False)
+
+
+WRITERS = {"duckdb": write_duckdb, "parquet": write_parquet_folder}
+
+
+def new_store(folder: Path, kind: str) -> Cli:
+    cli = make_cli(folder / "mlruns")
+    assert cli("init").exit_code == 0
+    write_policy(
+        cli.home,
+        # the DuckDB table lists its features (and has a text column that is none); the
+        # parquet folder's features are "every column but the target and the identifiers"
+        data=contract(explicit_features=kind == "duckdb"),
+        approval={"approvers": [ALICE, "bob"], "four_eyes": True},
+        **{"gates.min": {"roc_auc": 0.65}, "gates.max_regression": {"roc_auc": 0.05}},
+    )
+    return cli
+
+
+@dataclass
+class Released:
+    cli: Cli
+    source: Source
+    train: dict[str, Any]
+    proposal: dict[str, Any]
+    approval: dict[str, Any]
+
+
+@pytest.fixture(scope="module", params=sorted(WRITERS))
+def released(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Released:
+    """train -> propose (carol) -> approve (alice) through the CLI, on one kind of source."""
+    kind = request.param
+    folder = tmp_path_factory.mktemp(f"released-{kind}")
+    source = WRITERS[kind](folder)
+    cli = new_store(folder, kind)
+    trained = cli.json("train", "--data", source.features, "--run-name", kind, by=CAROL)
+    proposal = cli.json("propose", trained["run_id"], by=CAROL)
+    approval = cli.json("approve", str(proposal["version"]), "--reason", "first", "--yes", by=ALICE)
+    return Released(cli, source, trained, proposal, approval)
+
+
+def test_train_propose_approve_on_the_teams_table(released: Released) -> None:
+    trained, proposal = released.train, released.proposal
+    assert trained["metrics"]["roc_auc"] > 0.65
+    assert trained["dataset"] == _canonical(released.source.features)
+    assert proposal["status"] == "pending_approval", proposal["gates"]
+    gates = {g["name"]: g for g in proposal["gates"]}
+    assert gates["metrics_reproducible"]["passed"], gates["metrics_reproducible"]
+    assert released.approval["champion"] == proposal["version"]
+    status = released.cli.json("status")
+    assert status["champion"]["version"] == proposal["version"]
+
+
+def _canonical(uri: str) -> str:
+    from magenta_release.dataset import canonical
+
+    return canonical(uri).uri
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv"])
+def test_predict_scores_every_row_in_input_order(
+    released: Released, tmp_path: Path, suffix: str
+) -> None:
+    out = tmp_path / f"scores{suffix}"
+    done = released.cli.json(
+        "predict", "--input", released.source.customers, "--output", str(out)
+    )
+    version = released.proposal["version"]
+    assert done["rows"] == len(released.source.scoring)
+    assert done["model_version"] == version
+    scores = pd.read_parquet(out) if suffix == ".parquet" else pd.read_csv(out, dtype=str)
+    assert list(scores["account_ref"]) == list(released.source.scoring["account_ref"])
+    assert list(scores["customer_ref"]) == list(released.source.scoring["customer_ref"])
+    assert (scores["model_version"].astype(int) == version).all()
+    assert scores["churn_score"].astype(float).between(0, 1).all()
+    assert TARGET not in scores.columns
