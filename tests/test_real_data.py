@@ -206,3 +206,110 @@ def test_predict_scores_every_row_in_input_order(
     assert (scores["model_version"].astype(int) == version).all()
     assert scores["churn_score"].astype(float).between(0, 1).all()
     assert TARGET not in scores.columns
+
+
+# --- the gates re-read the source: a changed or vanished table is refused -------------------
+
+
+def _edit_one_value(source: Source) -> None:
+    """Change one customer's fee by one cent, in place (the kind of edit a backfill makes)."""
+    if source.kind == "duckdb":
+        import duckdb
+
+        con = duckdb.connect(str(source.database))
+        try:
+            con.execute(
+                "update customer_features set monthly_fee_eur = monthly_fee_eur + 0.01 "
+                "where account_ref = (select min(account_ref) from customer_features)"
+            )
+        finally:
+            con.close()
+    else:
+        part = sorted(Path(source.features).glob("*.parquet"))[-1]
+        frame = pd.read_parquet(part)
+        frame.loc[frame.index[-1], "monthly_fee_eur"] += 0.01
+        frame.to_parquet(part, index=False)
+
+
+def _delete(source: Source) -> None:
+    if source.kind == "duckdb":
+        source.database.unlink()
+    else:
+        shutil.rmtree(source.features)
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_propose_refuses_a_source_changed_or_gone_since_training(
+    kind: str, tmp_path: Path
+) -> None:
+    source = WRITERS[kind](tmp_path)
+    cli = new_store(tmp_path, kind)
+    changed, gone = (
+        cli.json("train", "--data", source.features, "--run-name", name, by=CAROL)["run_id"]
+        for name in ("changed", "gone")
+    )
+
+    _edit_one_value(source)
+    refused = cli.json("propose", changed, by=CAROL, code=1)
+    assert refused["status"] == "gates_failed"
+    gate = {g["name"]: g for g in refused["gates"]}["metrics_reproducible"]
+    assert not gate["passed"]
+    assert "changed since training" in gate["detail"], gate
+
+    _delete(source)
+    refused = cli.json("propose", gone, by=CAROL, code=1)
+    assert refused["status"] == "gates_failed"
+    gate = {g["name"]: g for g in refused["gates"]}["metrics_reproducible"]
+    assert not gate["passed"]
+    assert "is gone" in gate["detail"] and "does not exist" in gate["detail"], gate
+    assert cli.json("status")["champion"] is None
+
+
+# --- the same tables through the Dagster assets ---------------------------------------------
+
+
+@pytest.mark.parametrize("kind", sorted(WRITERS))
+def test_dagster_assets_train_and_score_the_teams_tables(kind: str, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from dagster_assets import assets
+    from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
+
+    source = WRITERS[kind](tmp_path)
+    cli = new_store(tmp_path, kind)
+    resources = {
+        "release": ReleaseStore(home=str(cli.home), identity="dagster"),
+        "tables": CustomerTables(
+            features_uri=source.features,
+            customers_uri=source.customers,
+            database=str(source.database),
+        ),
+        "io_manager": ParquetJsonIOManager(base_dir=str(tmp_path / "dagster-data")),
+    }
+    trained = dg.materialize(
+        [assets.customer_features, assets.training_run, assets.release_candidate],
+        resources=resources,
+    )
+    assert trained.success
+    (check,) = trained.get_asset_check_evaluations()
+    assert check.passed, check.metadata
+    assert trained.output_for_node("customer_features") == source.features
+    run_id = trained.output_for_node("training_run")["run_id"]
+    challenger = cli.json("status")["challenger"]
+    assert challenger["run_id"] == run_id
+    assert challenger["proposed_by"] == "dagster"
+    version = challenger["version"]
+    cli.json("approve", str(version), "--reason", "weekly", "--yes", by=ALICE)
+
+    served = dg.materialize(
+        [assets.champion_model, assets.current_customers, assets.predictions],
+        resources=resources,
+    )
+    assert served.success
+    assert served.output_for_node("predictions")["rows"] == len(source.scoring)
+    scores = pd.read_parquet(source.database.parent / "predictions.parquet")
+    assert list(scores["account_ref"]) == list(source.scoring["account_ref"])
+    assert list(scores["customer_ref"]) == list(source.scoring["customer_ref"])
+    assert (scores["model_version"] == version).all()
+    if kind == "parquet":  # the team's tables are read where they are, never copied
+        assert not source.database.exists()
