@@ -5,7 +5,6 @@ disappeared after training; no identifier and no row reaches the MLflow store.""
 
 from __future__ import annotations
 
-import re
 import shutil
 import struct
 from dataclasses import dataclass
@@ -194,9 +193,7 @@ def test_predict_scores_every_row_in_input_order(
     released: Released, tmp_path: Path, suffix: str
 ) -> None:
     out = tmp_path / f"scores{suffix}"
-    done = released.cli.json(
-        "predict", "--input", released.source.customers, "--output", str(out)
-    )
+    done = released.cli.json("predict", "--input", released.source.customers, "--output", str(out))
     version = released.proposal["version"]
     assert done["rows"] == len(released.source.scoring)
     assert done["model_version"] == version
@@ -239,9 +236,7 @@ def _delete(source: Source) -> None:
 
 
 @pytest.mark.parametrize("kind", sorted(WRITERS))
-def test_propose_refuses_a_source_changed_or_gone_since_training(
-    kind: str, tmp_path: Path
-) -> None:
+def test_propose_refuses_a_source_changed_or_gone_since_training(kind: str, tmp_path: Path) -> None:
     source = WRITERS[kind](tmp_path)
     cli = new_store(tmp_path, kind)
     changed, gone = (
@@ -313,3 +308,84 @@ def test_dagster_assets_train_and_score_the_teams_tables(kind: str, tmp_path: Pa
     assert (scores["model_version"] == version).all()
     if kind == "parquet":  # the team's tables are read where they are, never copied
         assert not source.database.exists()
+
+
+# --- privacy: no identifier and no raw row in the MLflow store ------------------------------
+
+
+def store_bytes(home: Path) -> bytes:
+    """`store_text` as bytes, plus the members of every zip archive in the store (a skops model
+    is a zip; a compressed member would hide its content from a byte scan)."""
+    import io
+    import zipfile
+
+    chunks = [store_text(home).encode("latin-1", "replace")]  # files were decoded as latin-1
+    for path in sorted(home.rglob("*")):
+        if path.is_file() and zipfile.is_zipfile(path):
+            with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as archive:
+                chunks += [archive.read(n) for n in archive.namelist()]
+    return b"\n".join(chunks)
+
+
+def present(blob: bytes, needles: set[bytes]) -> set[bytes]:
+    """The needles that occur anywhere in `blob`, as plain substrings. Thousands of needles
+    against megabytes: a rolling hash of every window of each needle length finds candidates
+    in one vectorised pass, and `in` confirms them."""
+    data = np.frombuffer(blob, dtype=np.uint8).astype(np.uint64)
+    found: set[bytes] = set()
+    for length in sorted({len(n) for n in needles}):
+        wanted = [n for n in needles if len(n) == length]
+        windows = _window_hashes(data, length)
+        hashes = _window_hashes(
+            np.frombuffer(b"".join(wanted), dtype=np.uint8).astype(np.uint64), length
+        )[::length]
+        hit = np.isin(hashes, windows)
+        found |= {n for n, h in zip(wanted, hit, strict=True) if h and n in blob}
+    return found
+
+
+def _window_hashes(data: np.ndarray, length: int) -> np.ndarray:
+    count = len(data) - length + 1
+    hashes = np.zeros(max(count, 0), dtype=np.uint64)
+    for j in range(length):  # wraps modulo 2**64, which is what a hash wants
+        hashes = hashes * np.uint64(1_000_003) + data[j : j + count]
+    return hashes
+
+
+def leaked_values(home: Path, frame: pd.DataFrame) -> dict[str, set[str]]:
+    """What of `frame` appears in the store: identifier values of any shape (`ACC-000123`, an
+    e-mail; one hit is a leak) and raw rows, recognised by `monthly_fee_eur`, a value with 8
+    decimals unique to its row, as text or as a little-endian float64. A fee can match by
+    chance (a median, a split threshold), so raw rows are reported from three matches on."""
+    blob = store_bytes(home)
+    found = {
+        c: {v.decode() for v in present(blob, {str(v).encode() for v in frame[c]})} for c in IDS
+    }
+    fees = [float(v) for v in frame["monthly_fee_eur"]]
+    as_text = {repr(v).encode(): v for v in fees}
+    as_double = {struct.pack("<d", v): v for v in fees}
+    rows = {as_text[n] for n in present(blob, set(as_text))}
+    rows |= {as_double[n] for n in present(blob, set(as_double))}
+    found["rows"] = {repr(v) for v in rows} if len(rows) >= 3 else set()
+    return found
+
+
+def test_no_identifier_or_row_reaches_the_store(released: Released, tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    frame = team_table(7, ROWS)  # the training table's rows, whatever the source's format
+    assert leaked_values(released.cli.home, frame) == {c: set() for c in (*IDS, "rows")}
+
+    # negative control, on a copy: an identifier of each shape in a tag and one raw row as a
+    # param are found
+    home = copy_store(released.cli.home, tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    run_id = released.train["run_id"]
+    client.set_tag(run_id, "note", f"check {frame['account_ref'][5]} please")
+    client.set_tag(run_id, "owner", frame["customer_ref"][6])
+    rows = frame.iloc[10:13].to_csv(index=False)
+    client.log_param(run_id, "example", rows[:6000])
+    leaked = leaked_values(home, frame)
+    assert leaked["account_ref"] >= {frame["account_ref"][5]}
+    assert leaked["customer_ref"] >= {frame["customer_ref"][6]}
+    assert len(leaked["rows"]) == 3
