@@ -141,7 +141,8 @@ def _schema(source: Source) -> pa.Schema:
     if source.kind == "synthetic":
         return read(source).schema
     if source.kind == "duckdb":
-        with _duckdb(source) as con:
+        with _guard(source), _duckdb(source) as con:
+            _check_table(source, con)
             return con.sql(f"select * from {_quoted(source.table)} limit 0").to_arrow_table().schema  # noqa: S608
     if source.kind == "csv":
         import pyarrow.csv as pacsv
@@ -258,6 +259,22 @@ class _duckdb:
         self.con.close()
 
 
+def _check_table(source: Source, con: Any) -> None:
+    """BadInput naming the tables that do exist when `?table=` names none of them."""
+    found = con.sql(
+        "select table_schema, table_name from information_schema.tables order by 1, 2"
+    ).fetchall()
+    names = {name if schema == "main" else f"{schema}.{name}" for schema, name in found}
+    names |= {f"{schema}.{name}" for schema, name in found}
+    if source.table in names:
+        return
+    shown = sorted(n for n in names if "." not in n or not n.startswith("main."))
+    raise BadInput(
+        f"{source.label}: table {source.table!r} does not exist in the database (tables: "
+        f"{', '.join(shown[:10]) or 'none'}); check ?table="
+    )
+
+
 def _check_csv_header(source: Source) -> None:
     """Duplicate header names, before pyarrow guesses at them."""
     import csv
@@ -303,8 +320,53 @@ def _dataset(source: Source) -> Any:
         if not path_obj.exists():
             raise BadInput(f"{source.label}: {path_obj} does not exist; check the path")
         location = str(path_obj)
+        if path_obj.is_dir():
+            _check_folder(source, path_obj)
     with _guard(source):
         return ds.dataset(location, filesystem=filesystem, format="parquet")
+
+
+def _check_folder(source: Source, folder: Path) -> None:
+    """A folder must hold parquet files: say which files it holds instead (an export that
+    wrote CSV, or did not run), not which one pyarrow failed to parse. What pyarrow skips
+    (`_SUCCESS`, `.part-0.parquet.crc`, `_temporary/`) does not count."""
+    files = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    ]
+    if any(p.suffix.lower() in PARQUET_SUFFIXES for p in files):
+        others = [p for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+        if not others:
+            return
+        what = f"files that are not parquet: {', '.join(p.name for p in others[:5])}"
+        fix = "move them out of the folder"
+    else:
+        what = "no parquet files" + (
+            f" (found {', '.join(p.name for p in files[:5])})" if files else ""
+        )
+        fix = "point at a folder of .parquet files, or at the file itself"
+    raise BadInput(f"{source.label}: folder {folder} holds {what}; {fix}")
+
+
+def _mismatched_parts(source: Source) -> str:
+    """Which part file of a parquet folder disagrees with the first on a column's type, in
+    words; empty if none does (read only when a read failed: one footer per file)."""
+    try:
+        fragments = list(_dataset(source).get_fragments())
+        first = fragments[0].physical_schema
+        for fragment in fragments[1:]:
+            for col in fragment.physical_schema:
+                if col.name in first.names and first.field(col.name).type != col.type:
+                    return (
+                        f"column {col.name} is {col.type} in {Path(fragment.path).name} but "
+                        f"{first.field(col.name).type} in {Path(fragments[0].path).name}; "
+                        "rewrite the parts with one schema"
+                    )
+    except (BadInput, OSError, ValueError, IndexError):
+        return ""
+    return ""
 
 
 class _guard:
@@ -339,9 +401,16 @@ class _guard:
             missing_column = "not found" in text.lower() and "column" in text
             if "No match for FieldRef" in text or missing_column:
                 raise BadInput(f"{self.source.label}: a column is missing ({text})") from exc
+            parts = _mismatched_parts(self.source) if self._is_folder() else ""
+            if parts:
+                raise BadInput(f"{self.source.label}: {parts}") from exc
             raise BadInput(
                 f"{self.source.label} cannot be read as {self.source.kind} ({text})"
             ) from exc
+
+    def _is_folder(self) -> bool:
+        location = self.source.location
+        return self.source.kind == "parquet" and "://" not in location and Path(location).is_dir()
 
 
 def _first(exc: BaseException) -> str:
