@@ -336,18 +336,19 @@ def _check_folder(source: Source, folder: Path) -> None:
         if p.is_file()
         and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
     ]
-    if any(p.suffix.lower() in PARQUET_SUFFIXES for p in files):
-        others = [p for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
-        if not others:
-            return
-        what = f"files that are not parquet: {', '.join(p.name for p in others[:5])}"
-        fix = "move them out of the folder"
+    others = [p.name for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if not files:
+        what = "is empty: no parquet files, no columns"
+    elif len(others) == len(files):
+        what = f"holds no parquet files (found {', '.join(others[:5])})"
+    elif others:
+        what = f"holds files that are not parquet ({', '.join(others[:5])}); move them out"
     else:
-        what = "no parquet files" + (
-            f" (found {', '.join(p.name for p in files[:5])})" if files else ""
-        )
-        fix = "point at a folder of .parquet files, or at the file itself"
-    raise BadInput(f"{source.label}: folder {folder} holds {what}; {fix}")
+        return
+    raise BadInput(
+        f"{source.label}: folder {folder} {what}; point at a folder of .parquet files, or at "
+        "the file itself"
+    )
 
 
 def _mismatched_parts(source: Source) -> str:

@@ -91,6 +91,13 @@ def folder_with_mixed_parts(folder: Path) -> None:
     )
 
 
+def folder_with_stray_file(folder: Path) -> None:
+    (folder / "parts").mkdir()
+    table().to_parquet(folder / "parts" / "part-0.parquet", index=False)
+    (folder / "parts" / "_SUCCESS").write_text("")  # Spark's marker: skipped, as pyarrow does
+    (folder / "parts" / "notes.txt").write_text("exported by hand\n")
+
+
 def keep(f: pd.DataFrame) -> pd.DataFrame:
     return f
 
@@ -318,6 +325,12 @@ CASES = [
         [*TRAIN, "parts"],
         ("column age_years is", "in part-1.parquet but int64 in part-0.parquet", "one schema"),
         folder_with_mixed_parts,
+    ),
+    Case(
+        "folder-with-stray-file",
+        [*TRAIN, "parts"],
+        ("holds files that are not parquet (notes.txt); move them out",),
+        folder_with_stray_file,
     ),
     # DuckDB
     Case(
