@@ -113,7 +113,7 @@ def split(table: Table, contract: dc.DataContract) -> Split:
     mask = dc.evaluation_mask(frame, contract)
     train_rows, eval_rows = frame[~mask], frame[mask]
     for name, part in (("training", train_rows), ("evaluation", eval_rows)):
-        labels = set(part[contract.target].astype(int).unique())
+        labels = {int(v) for v in part[contract.target].astype(int).unique()}
         if labels != {0, 1}:
             raise BadInput(
                 f"{table.source.label}: the {name} rows hold only target value(s) "

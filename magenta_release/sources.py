@@ -131,7 +131,9 @@ def schema(source: Source) -> pa.Schema:
     names = list(found.names)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise BadInput(f"{source.label} has duplicate columns: {', '.join(dupes)}")
+        raise BadInput(
+            f"{source.label} has duplicate columns: {', '.join(dupes)}; rename one of each"
+        )
     if not names:
         raise BadInput(f"{source.label} has no columns (an empty folder or file?)")
     return found
@@ -233,6 +235,16 @@ def _select(source: Source, columns: list[str] | None) -> str:
     return f"select {cols} from {_quoted(source.table)}"  # noqa: S608 - names are validated/quoted
 
 
+# DuckDB installs and loads extensions from extensions.duckdb.org on demand (a SQLite file
+# handed to it fetches the sqlite scanner): no download, no extension, and no file access from
+# SQL beyond the database itself.
+NO_EXTENSIONS: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+READ_ONLY_DUCKDB: dict[str, Any] = {**NO_EXTENSIONS, "enable_external_access": False}
+
+
 class _duckdb:
     """A read-only DuckDB connection (never creates or changes the database)."""
 
@@ -247,11 +259,19 @@ class _duckdb:
             raise BadInput(
                 f"{self.source.label}: database file {path} does not exist; check the path"
             )
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+        if header == b"SQLite format 3\x00":
+            raise BadInput(
+                f"{self.source.label}: {path} is a SQLite database, not DuckDB; export the "
+                "table to parquet, or into a DuckDB database"
+            )
         try:
-            self.con = duckdb.connect(str(path), read_only=True)
+            self.con = duckdb.connect(str(path), read_only=True, config=READ_ONLY_DUCKDB)
         except duckdb.Error as exc:
             raise BadInput(
-                f"{self.source.label}: {path} is not a DuckDB database ({_first(exc)})"
+                f"{self.source.label}: {path} is not a DuckDB database ({_first(exc)}); check "
+                "the path"
             ) from exc
         return self.con
 
@@ -288,7 +308,9 @@ def _check_csv_header(source: Source) -> None:
         raise BadInput(f"{source.label} is not UTF-8 text; save it as UTF-8 CSV") from exc
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise BadInput(f"{source.label} has duplicate columns: {', '.join(dupes)}")
+        raise BadInput(
+            f"{source.label} has duplicate columns: {', '.join(dupes)}; rename one of each"
+        )
 
 
 def _local_file(source: Source) -> str:
@@ -342,7 +364,10 @@ def _check_folder(source: Source, folder: Path) -> None:
     elif len(others) == len(files):
         what = f"holds no parquet files (found {', '.join(others[:5])})"
     elif others:
-        what = f"holds files that are not parquet ({', '.join(others[:5])}); move them out"
+        raise BadInput(
+            f"{source.label}: folder {folder} holds files that are not parquet "
+            f"({', '.join(others[:5])}); move them out of the folder"
+        )
     else:
         return
     raise BadInput(
@@ -396,6 +421,11 @@ class _guard:
                 f"{self.source.label}: table {self.source.table!r} does not exist in the "
                 "database; check ?table="
             ) from exc
+        if "magic bytes not found" in text or "Is this a 'parquet' file" in text:
+            raise BadInput(
+                f"{self.source.label} cannot be read: not a parquet file, or a damaged one (no "
+                "parquet footer); export it again, or check the path"
+            ) from exc
         if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | OSError | ValueError) or (
             type(exc).__module__.split(".")[0] in {"duckdb", "pyarrow", "_duckdb"}
         ):
@@ -426,7 +456,7 @@ def write_duckdb(frame: Any, path: Path, table: str) -> str:
     if not _TABLE.match(table):
         raise BadInput(f"table name {table!r} is not allowed; use letters, digits and _")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=NO_EXTENSIONS)
     try:
         con.register("frame_view", frame)
         con.execute(f"create or replace table {_quoted(table)} as select * from frame_view")  # noqa: S608

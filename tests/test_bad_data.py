@@ -215,7 +215,7 @@ CASES = [
     Case(
         "one-class-target",
         [*TRAIN, "zeros.parquet"],
-        ("both classes are needed",),
+        ("training rows hold only target value(s) [0]; both classes are needed",),
         parquet("zeros.parquet", lambda f: f.assign(**{TARGET: 0})),
     ),
     Case(
@@ -251,7 +251,7 @@ CASES = [
     Case(
         "duplicate-column-csv",
         [*TRAIN, "d.csv"],
-        ("duplicate columns: region",),
+        ("duplicate columns: region; rename one",),
         csv_bytes(
             "d.csv",
             lambda f: f.to_csv(index=False).replace("region", "region,region", 1).encode(),
@@ -299,13 +299,13 @@ CASES = [
     Case(
         "corrupt-parquet",
         [*TRAIN, "t.parquet"],
-        ("cannot be read as parquet",),
+        ("cannot be read: not a parquet file, or a damaged one", "export it again"),
         truncated_parquet,
     ),
     Case(
         "parquet-that-is-text",
         [*TRAIN, "x.parquet"],
-        ("cannot be read as parquet",),
+        ("x.parquet cannot be read: not a parquet file",),
         raw("x.parquet", b"account_ref,age_years\nACC-000001,40\n"),
     ),
     Case(
@@ -329,7 +329,7 @@ CASES = [
     Case(
         "folder-with-stray-file",
         [*TRAIN, "parts"],
-        ("holds files that are not parquet (notes.txt); move them out",),
+        ("holds files that are not parquet (notes.txt); move them out of the folder",),
         folder_with_stray_file,
     ),
     # DuckDB
@@ -354,8 +354,15 @@ CASES = [
     Case(
         "duckdb-not-a-database",
         [*TRAIN, "duckdb://bad.duckdb?table=customer_features"],
-        ("is not a DuckDB database",),
-        raw("bad.duckdb", b"SQLite format 3\x00" + b"\x00" * 4000),
+        ("bad.duckdb is not a DuckDB database", "check the path"),
+        raw("bad.duckdb", b"\x00" * 4096),
+    ),
+    Case(
+        # DuckDB would download its sqlite extension from the internet to open this one
+        "duckdb-file-is-sqlite",
+        [*TRAIN, "duckdb://bad.duckdb?table=customer_features"],
+        ("is a SQLite database, not DuckDB", "export the table"),
+        raw("bad.duckdb", b"SQLite format 3\x00" + b"\x00" * 4080),
     ),
     Case(
         "duckdb-missing-file",
