@@ -482,3 +482,28 @@ def test_bad_data(
     assert "Traceback" not in result.stderr + result.stdout
     assert _snapshot(store_home) == before
     assert not (tmp_path / "o.parquet").exists()
+
+
+def test_duckdb_reads_fetch_no_extension_and_no_file(tmp_path: Path) -> None:
+    """DuckDB downloads extensions from extensions.duckdb.org on demand, and SQL can read
+    any file: the tool's read connections allow neither (no data or request leaves)."""
+    import duckdb
+
+    from magenta_release import sources
+
+    uri = sources.write_duckdb(table(), tmp_path / "a.duckdb", "customer_features")
+    (tmp_path / "x.csv").write_text("secret\n1\n")
+    with sources._duckdb(sources.parse(uri)) as con:
+        settings = dict(
+            con.sql(
+                "select name, value from duckdb_settings() where name in "
+                "('autoinstall_known_extensions', 'autoload_known_extensions', "
+                "'enable_external_access')"
+            ).fetchall()
+        )
+        assert settings == dict.fromkeys(
+            ("autoinstall_known_extensions", "autoload_known_extensions", "enable_external_access"),
+            "false",
+        )
+        with pytest.raises(duckdb.Error, match="disabled by configuration"):
+            con.sql(f"select * from read_csv('{tmp_path / 'x.csv'}')").fetchall()

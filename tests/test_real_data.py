@@ -247,17 +247,21 @@ def test_propose_refuses_a_source_changed_or_gone_since_training(kind: str, tmp_
     _edit_one_value(source)
     refused = cli.json("propose", changed, by=CAROL, code=1)
     assert refused["status"] == "gates_failed"
-    gate = {g["name"]: g for g in refused["gates"]}["metrics_reproducible"]
-    assert not gate["passed"]
-    assert "changed since training" in gate["detail"], gate
+    for name in ("metrics_reproducible", "no_regression"):
+        gate = {g["name"]: g for g in refused["gates"]}[name]
+        assert not gate["passed"]
+        assert "changed since training" in gate["detail"], gate
+        assert "retrain on the current data" in gate["detail"], gate
 
     _delete(source)
     refused = cli.json("propose", gone, by=CAROL, code=1)
     assert refused["status"] == "gates_failed"
-    gate = {g["name"]: g for g in refused["gates"]}["metrics_reproducible"]
-    assert not gate["passed"]
-    assert "is gone" in gate["detail"] and "does not exist" in gate["detail"], gate
-    assert cli.json("status")["champion"] is None
+    for name in ("metrics_reproducible", "no_regression"):
+        gate = {g["name"]: g for g in refused["gates"]}[name]
+        assert not gate["passed"]
+        assert "is gone" in gate["detail"] and "does not exist" in gate["detail"], gate
+    status = cli.json("status")
+    assert status["champion"] is None and status["challenger"] is None
 
 
 # --- the same tables through the Dagster assets ---------------------------------------------
