@@ -236,13 +236,13 @@ def _select(source: Source, columns: list[str] | None) -> str:
 
 
 # DuckDB installs and loads extensions from extensions.duckdb.org on demand (a SQLite file
-# handed to it fetches the sqlite scanner): no download, no extension, and no file access from
-# SQL beyond the database itself.
+# handed to it fetches the sqlite scanner): no download, no extension loaded behind our back.
+# File access stays on: dbt-duckdb's `external` models are views over parquet files.
 NO_EXTENSIONS: dict[str, Any] = {
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
 }
-READ_ONLY_DUCKDB: dict[str, Any] = {**NO_EXTENSIONS, "enable_external_access": False}
+READ_ONLY_DUCKDB: dict[str, Any] = dict(NO_EXTENSIONS)
 
 
 class _duckdb:

@@ -484,26 +484,26 @@ def test_bad_data(
     assert not (tmp_path / "o.parquet").exists()
 
 
-def test_duckdb_reads_fetch_no_extension_and_no_file(tmp_path: Path) -> None:
-    """DuckDB downloads extensions from extensions.duckdb.org on demand, and SQL can read
-    any file: the tool's read connections allow neither (no data or request leaves)."""
+def test_duckdb_reads_fetch_no_extension_but_read_views_over_parquet(tmp_path: Path) -> None:
+    """DuckDB downloads and loads extensions from extensions.duckdb.org on demand: the tool's
+    connections do neither. A view over parquet files (dbt-duckdb's `external` models) still
+    reads."""
     import duckdb
 
     from magenta_release import sources
 
-    uri = sources.write_duckdb(table(), tmp_path / "a.duckdb", "customer_features")
-    (tmp_path / "x.csv").write_text("secret\n1\n")
-    with sources._duckdb(sources.parse(uri)) as con:
-        settings = dict(
+    table().to_parquet(tmp_path / "features.parquet", index=False)
+    con = duckdb.connect(str(tmp_path / "dbt.duckdb"))
+    path = (tmp_path / "features.parquet").as_posix().replace("'", "''")
+    con.execute(f"create view customer_features as select * from read_parquet('{path}')")
+    con.close()
+    source = sources.parse(f"duckdb://{tmp_path / 'dbt.duckdb'}?table=customer_features")
+    assert sources.read(source, ["account_ref"]).num_rows == len(table())
+    with sources._duckdb(source) as con:
+        found = dict(
             con.sql(
                 "select name, value from duckdb_settings() where name in "
-                "('autoinstall_known_extensions', 'autoload_known_extensions', "
-                "'enable_external_access')"
+                "('autoinstall_known_extensions', 'autoload_known_extensions')"
             ).fetchall()
         )
-        assert settings == dict.fromkeys(
-            ("autoinstall_known_extensions", "autoload_known_extensions", "enable_external_access"),
-            "false",
-        )
-        with pytest.raises(duckdb.Error, match="disabled by configuration"):
-            con.sql(f"select * from read_csv('{tmp_path / 'x.csv'}')").fetchall()
+    assert found == {"autoinstall_known_extensions": "false", "autoload_known_extensions": "false"}
