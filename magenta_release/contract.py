@@ -124,8 +124,8 @@ def validate(
     frame: pd.DataFrame, contract: DataContract, cols: Columns, where: str, *, target: bool = True
 ) -> None:
     """Check a table against the contract with pandera; one BadInput line naming every column
-    at fault: empty table, non-numeric features, a non-binary or missing target, duplicate
-    identifiers."""
+    at fault: empty table, non-numeric or infinite features, a non-binary or missing target,
+    missing or duplicate identifiers."""
     import pandas as pd
     import pandera.pandas as pa
     from pandera.errors import SchemaErrors
@@ -137,7 +137,12 @@ def validate(
         element_wise=False,
         error="must be numeric or boolean",
     )
-    columns: dict[str, Any] = {c: pa.Column(checks=numeric, nullable=True) for c in cols.numeric}
+    bounded = pa.Check(_bounded, error=f"must be finite and within {HUGE:g}")
+    columns: dict[str, Any] = {
+        c: pa.Column(checks=[numeric, bounded], nullable=True) for c in cols.numeric
+    }
+    # An empty identifier can be neither split reproducibly nor matched to a customer.
+    columns |= {c: pa.Column(nullable=False) for c in contract.identifiers}
     if target:
         columns[contract.target] = pa.Column(
             nullable=False,
@@ -158,6 +163,22 @@ def validate(
         raise BadInput(_summarise(exc, contract, where)) from None
 
 
+HUGE = 1e12  # the same bound as predict's: beyond it a value is a unit or export error
+
+
+def _bounded(s: pd.Series) -> pd.Series:
+    """True where a value is missing or a finite number within HUGE (XGBoost stops with a
+    traceback on infinity); text columns are the numeric check's to report."""
+    import numpy as np
+    import pandas as pd
+
+    if not (pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s)):
+        return pd.Series(True, index=s.index)
+    values = s.astype("float64")
+    ok: pd.Series = values.isna() | (np.isfinite(values) & (values.abs() <= HUGE))
+    return ok
+
+
 def _summarise(exc: Any, contract: DataContract, where: str) -> str:
     problems: list[str] = []
     cases = exc.failure_cases
@@ -168,7 +189,15 @@ def _summarise(exc: Any, contract: DataContract, where: str) -> str:
                 f"{len(group)} rows; deduplicate the table"
             )
         elif "not_nullable" in str(check):
-            problems.append(f"{column} has missing values (the target may not be empty)")
+            what = "identifiers" if column in contract.identifiers else "the target"
+            problems.append(
+                f"{column} has missing values in {len(group)} rows ({what} may not be empty)"
+            )
+        elif "finite" in str(check):
+            problems.append(
+                f"{column} has infinite or huge values (beyond {HUGE:g}) in {len(group)} rows; "
+                "fix the export or the units"
+            )
         elif "numeric" in str(check):
             problems.append(f"{column} must be numeric; list it under [data] categorical")
         elif "0/1" in str(check):

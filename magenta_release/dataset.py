@@ -32,18 +32,19 @@ def generator_uri(seed: int, rows: int) -> str:
     return GENERATOR_URI.format(seed=seed, rows=rows)
 
 
-def canonical(uri: str) -> sources.Source:
+def canonical(uri: str, flag: str = "--data") -> sources.Source:
     """Parse a source and make local paths absolute, so the URI recorded on a run still
-    names the same table when propose runs from another folder."""
-    source = sources.parse(uri)
+    names the same table when propose runs from another folder. `flag` names the source in
+    messages (`--data` for train; the gates re-read it as `source`)."""
+    source = sources.parse(uri, flag)
     if source.kind == "duckdb":
         path = Path(source.location).expanduser().resolve()
         return sources.Source(
-            f"duckdb://{path}?table={source.table}", "duckdb", str(path), source.table
+            f"duckdb://{path}?table={source.table}", "duckdb", str(path), source.table, flag=flag
         )
     if source.kind in {"parquet", "csv"} and "://" not in source.uri:
         path = Path(source.location).expanduser().resolve()
-        return sources.Source(str(path), source.kind, str(path))
+        return sources.Source(str(path), source.kind, str(path), flag=flag)
     return source
 
 
@@ -63,17 +64,33 @@ class Table:
 
 def load(uri: str, contract: dc.DataContract, where: str = "--data") -> Table:
     """Read and validate a table; BadInput (exit 2) on anything the contract refuses."""
-    source = canonical(uri)
-    label = f"{where} {source.uri}"
-    available = list(sources.schema(source).names)
+    source = canonical(uri, where)
+    label = source.label
+    found = sources.schema(source)
+    available = list(found.names)
     cols = dc.check_columns(contract, available, label)
     wanted = contract.columns(available)
+    _check_flat(found, wanted, label)
     table = sources.read(
         source, wanted, text_columns=tuple(c for c in (*contract.identifiers, *cols.categorical))
     )
     frame = dc.to_frame(table)
     dc.validate(frame, contract, cols, label)
     return Table(source, frame, cols, dc.digest(frame))
+
+
+def _check_flat(schema: Any, columns: list[str], label: str) -> None:
+    """Lists, maps and structs are no model input and no identifier; say so before reading."""
+    import pyarrow as pa
+
+    nested = [
+        f"{c} ({schema.field(c).type})" for c in columns if pa.types.is_nested(schema.field(c).type)
+    ]
+    if nested:
+        raise BadInput(
+            f"{label}: columns {', '.join(nested)} hold nested values; give one value per "
+            "cell (flatten them in the export)"
+        )
 
 
 @dataclass(frozen=True)
@@ -97,10 +114,10 @@ def split(table: Table, contract: dc.DataContract) -> Split:
     mask = dc.evaluation_mask(frame, contract)
     train_rows, eval_rows = frame[~mask], frame[mask]
     for name, part in (("training", train_rows), ("evaluation", eval_rows)):
-        labels = set(part[contract.target].astype(int).unique())
+        labels = {int(v) for v in part[contract.target].astype(int).unique()}
         if labels != {0, 1}:
             raise BadInput(
-                f"--data {table.source.uri}: the {name} rows hold only target value(s) "
+                f"{table.source.label}: the {name} rows hold only target value(s) "
                 f"{sorted(labels)}; both classes are needed (more rows, or check the target)"
             )
     return Split(

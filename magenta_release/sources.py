@@ -131,7 +131,9 @@ def schema(source: Source) -> pa.Schema:
     names = list(found.names)
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
-        raise BadInput(f"{source.label} has duplicate columns: {', '.join(dupes)}")
+        raise BadInput(
+            f"{source.label} has duplicate columns: {', '.join(dupes)}; rename one of each"
+        )
     if not names:
         raise BadInput(f"{source.label} has no columns (an empty folder or file?)")
     return found
@@ -141,7 +143,8 @@ def _schema(source: Source) -> pa.Schema:
     if source.kind == "synthetic":
         return read(source).schema
     if source.kind == "duckdb":
-        with _duckdb(source) as con:
+        with _guard(source), _duckdb(source) as con:
+            _check_table(source, con)
             return con.sql(f"select * from {_quoted(source.table)} limit 0").to_arrow_table().schema  # noqa: S608
     if source.kind == "csv":
         import pyarrow.csv as pacsv
@@ -232,6 +235,16 @@ def _select(source: Source, columns: list[str] | None) -> str:
     return f"select {cols} from {_quoted(source.table)}"  # noqa: S608 - names are validated/quoted
 
 
+# DuckDB installs and loads extensions from extensions.duckdb.org on demand (a SQLite file
+# handed to it fetches the sqlite scanner): no download, no extension loaded behind our back.
+# File access stays on: dbt-duckdb's `external` models are views over parquet files.
+NO_EXTENSIONS: dict[str, Any] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+READ_ONLY_DUCKDB: dict[str, Any] = dict(NO_EXTENSIONS)
+
+
 class _duckdb:
     """A read-only DuckDB connection (never creates or changes the database)."""
 
@@ -246,16 +259,40 @@ class _duckdb:
             raise BadInput(
                 f"{self.source.label}: database file {path} does not exist; check the path"
             )
+        with open(path, "rb") as fh:
+            header = fh.read(16)
+        if header == b"SQLite format 3\x00":
+            raise BadInput(
+                f"{self.source.label}: {path} is a SQLite database, not DuckDB; export the "
+                "table to parquet, or into a DuckDB database"
+            )
         try:
-            self.con = duckdb.connect(str(path), read_only=True)
+            self.con = duckdb.connect(str(path), read_only=True, config=READ_ONLY_DUCKDB)
         except duckdb.Error as exc:
             raise BadInput(
-                f"{self.source.label}: {path} is not a DuckDB database ({_first(exc)})"
+                f"{self.source.label}: {path} is not a DuckDB database ({_first(exc)}); check "
+                "the path"
             ) from exc
         return self.con
 
     def __exit__(self, *exc: object) -> None:
         self.con.close()
+
+
+def _check_table(source: Source, con: Any) -> None:
+    """BadInput naming the tables that do exist when `?table=` names none of them."""
+    found = con.sql(
+        "select table_schema, table_name from information_schema.tables order by 1, 2"
+    ).fetchall()
+    names = {name if schema == "main" else f"{schema}.{name}" for schema, name in found}
+    names |= {f"{schema}.{name}" for schema, name in found}
+    if source.table in names:
+        return
+    shown = sorted(n for n in names if "." not in n or not n.startswith("main."))
+    raise BadInput(
+        f"{source.label}: table {source.table!r} does not exist in the database (tables: "
+        f"{', '.join(shown[:10]) or 'none'}); check ?table="
+    )
 
 
 def _check_csv_header(source: Source) -> None:
@@ -271,7 +308,9 @@ def _check_csv_header(source: Source) -> None:
         raise BadInput(f"{source.label} is not UTF-8 text; save it as UTF-8 CSV") from exc
     dupes = sorted({c for c in header if header.count(c) > 1})
     if dupes:
-        raise BadInput(f"{source.label} has duplicate columns: {', '.join(dupes)}")
+        raise BadInput(
+            f"{source.label} has duplicate columns: {', '.join(dupes)}; rename one of each"
+        )
 
 
 def _local_file(source: Source) -> str:
@@ -303,8 +342,57 @@ def _dataset(source: Source) -> Any:
         if not path_obj.exists():
             raise BadInput(f"{source.label}: {path_obj} does not exist; check the path")
         location = str(path_obj)
+        if path_obj.is_dir():
+            _check_folder(source, path_obj)
     with _guard(source):
         return ds.dataset(location, filesystem=filesystem, format="parquet")
+
+
+def _check_folder(source: Source, folder: Path) -> None:
+    """A folder must hold parquet files: say which files it holds instead (an export that
+    wrote CSV, or did not run), not which one pyarrow failed to parse. What pyarrow skips
+    (`_SUCCESS`, `.part-0.parquet.crc`, `_temporary/`) does not count."""
+    files = [
+        p
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+        and not any(part.startswith(("_", ".")) for part in p.relative_to(folder).parts)
+    ]
+    others = [p.name for p in files if p.suffix.lower() not in PARQUET_SUFFIXES]
+    if not files:
+        what = "is empty: no parquet files, no columns"
+    elif len(others) == len(files):
+        what = f"holds no parquet files (found {', '.join(others[:5])})"
+    elif others:
+        raise BadInput(
+            f"{source.label}: folder {folder} holds files that are not parquet "
+            f"({', '.join(others[:5])}); move them out of the folder"
+        )
+    else:
+        return
+    raise BadInput(
+        f"{source.label}: folder {folder} {what}; point at a folder of .parquet files, or at "
+        "the file itself"
+    )
+
+
+def _mismatched_parts(source: Source) -> str:
+    """Which part file of a parquet folder disagrees with the first on a column's type, in
+    words; empty if none does (read only when a read failed: one footer per file)."""
+    try:
+        fragments = list(_dataset(source).get_fragments())
+        first = fragments[0].physical_schema
+        for fragment in fragments[1:]:
+            for col in fragment.physical_schema:
+                if col.name in first.names and first.field(col.name).type != col.type:
+                    return (
+                        f"column {col.name} is {col.type} in {Path(fragment.path).name} but "
+                        f"{first.field(col.name).type} in {Path(fragments[0].path).name}; "
+                        "rewrite the parts with one schema"
+                    )
+    except (BadInput, OSError, ValueError, IndexError):
+        return ""
+    return ""
 
 
 class _guard:
@@ -333,15 +421,27 @@ class _guard:
                 f"{self.source.label}: table {self.source.table!r} does not exist in the "
                 "database; check ?table="
             ) from exc
+        if "magic bytes not found" in text or "Is this a 'parquet' file" in text:
+            raise BadInput(
+                f"{self.source.label} cannot be read: not a parquet file, or a damaged one (no "
+                "parquet footer); export it again, or check the path"
+            ) from exc
         if isinstance(exc, pa.ArrowInvalid | pa.ArrowTypeError | OSError | ValueError) or (
             type(exc).__module__.split(".")[0] in {"duckdb", "pyarrow", "_duckdb"}
         ):
             missing_column = "not found" in text.lower() and "column" in text
             if "No match for FieldRef" in text or missing_column:
                 raise BadInput(f"{self.source.label}: a column is missing ({text})") from exc
+            parts = _mismatched_parts(self.source) if self._is_folder() else ""
+            if parts:
+                raise BadInput(f"{self.source.label}: {parts}") from exc
             raise BadInput(
                 f"{self.source.label} cannot be read as {self.source.kind} ({text})"
             ) from exc
+
+    def _is_folder(self) -> bool:
+        location = self.source.location
+        return self.source.kind == "parquet" and "://" not in location and Path(location).is_dir()
 
 
 def _first(exc: BaseException) -> str:
@@ -356,7 +456,7 @@ def write_duckdb(frame: Any, path: Path, table: str) -> str:
     if not _TABLE.match(table):
         raise BadInput(f"table name {table!r} is not allowed; use letters, digits and _")
     path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path))
+    con = duckdb.connect(str(path), config=NO_EXTENSIONS)
     try:
         con.register("frame_view", frame)
         con.execute(f"create or replace table {_quoted(table)} as select * from frame_view")  # noqa: S608
