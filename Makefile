@@ -30,7 +30,7 @@ lock: ## re-resolve requirements.lock (runtime) and requirements-dev.lock (+ dev
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
-demo: $(STAMP) ## run the whole release loop on the embedded store (./mlruns)
+demo: $(STAMP) ## run the whole release loop in a throwaway store (./demo)
 	$(BIN)/magenta-release demo
 
 test: $(STAMP) ## run the whole test suite (server-mode tests included)

@@ -388,16 +388,14 @@ def approve(
     approvers and not its proposer; artifacts must still match their SHA-256."""
     from magenta_release.release import approve as do_approve
 
-    result = _run(
-        as_json,
-        lambda: do_approve(
-            _open(tracking_uri),
-            version,
-            reason=reason,
-            by=by,
-            confirm=_confirm(yes, as_json, _show_summary),
-        ),
-    )
+    def action() -> Any:
+        store = _open(tracking_uri)
+        _warn_unverified(store)
+        return do_approve(
+            store, version, reason=reason, by=by, confirm=_confirm(yes, as_json, _show_summary)
+        )
+
+    result = _run(as_json, action)
     _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
 
 
@@ -665,9 +663,10 @@ def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
     tracking_uri: UriOpt = None,
 ) -> None:
-    """Open the MLflow UI for the store on 127.0.0.1 (telemetry off)."""
+    """Open the MLflow UI for the store on 127.0.0.1 (telemetry, AI Gateway, remote Assistant
+    and jobs off). Prints the URL once the server answers; Ctrl-C or SIGTERM stops it and all
+    its workers."""
     import os
-    import subprocess
 
     settings = _settings(tracking_uri)
     uri = _run(False, lambda: _open(tracking_uri).tracking_uri)
@@ -692,7 +691,9 @@ def ui(
     ]
     if settings.is_local:
         cmd += ["--default-artifact-root", settings.artifact_root.as_uri()]
-    typer.echo(f"MLflow UI on http://127.0.0.1:{port} (Ctrl-C to stop)", err=True)
+    if not _port_free(port):
+        typer.echo(f"error: port {port} is in use; choose another with --port", err=True)
+        raise typer.Exit(2)
     # Started as the deploy image starts it: no AI Gateway (it stores provider keys and can
     # send experiment data to model providers outside the EU), no remote Assistant, no jobs.
     env = {
@@ -703,7 +704,56 @@ def ui(
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
-    raise typer.Exit(subprocess.call(cmd, env=env))
+    raise typer.Exit(_serve(cmd, env, port))
+
+
+def _port_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _serve(cmd: list[str], env: dict[str, str], port: int) -> int:
+    """Run the server in its own process group; say the URL once it answers; stop the whole
+    group (MLflow's workers included) on Ctrl-C or SIGTERM, leaving nothing listening."""
+    import os
+    import signal
+    import subprocess
+    import time
+    import urllib.request
+
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310
+                    typer.echo(f"MLflow UI on {url} (Ctrl-C to stop)", err=True)
+                    break
+            except OSError:
+                time.sleep(0.3)
+        return proc.wait()
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
 
 
 def run(argv: list[str] | None = None) -> int:

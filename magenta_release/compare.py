@@ -25,8 +25,17 @@ class Comparison:
 
     @property
     def comparable(self) -> bool:
-        """True when every run was evaluated on the same data set."""
-        return len({r.dataset_sha256 for r in self.runs}) <= 1
+        """True when every run, and the champion, were evaluated on the same rows."""
+        return len(self._evaluations()) <= 1
+
+    def _evaluations(self) -> set[str]:
+        digests = {_eval_key(r.tags) for r in self.runs}
+        if self.champion:
+            digests.add(str(self.champion["eval_digest"]))
+        return digests
+
+    def same_rows_as_champion(self, run: RunInfo) -> bool:
+        return bool(self.champion) and _eval_key(run.tags) == self.champion["eval_digest"]
 
     def delta(self, run: RunInfo, metric: str) -> float | None:
         if not self.champion or metric not in run.metrics:
@@ -49,13 +58,16 @@ class Comparison:
                     "delta_vs_champion": {
                         m: d for m in REPORTED_METRICS if (d := self.delta(r, m)) is not None
                     },
+                    # a delta between metrics computed on different rows is not a comparison:
+                    # the release gates re-score the champion on the run's own rows
+                    "delta_on_same_rows": self.same_rows_as_champion(r),
                 }
                 for r in self.runs
             ],
             "champion": self.champion,
             "differing_params": self.differing_params,
             "best": self.best,
-            "comparable": len(datasets) <= 1,
+            "comparable": self.comparable,
         }
 
 
@@ -124,7 +136,13 @@ def _champion(store: Store) -> dict[str, Any] | None:
         "run_id": champ.run_id,
         "metrics": run.metrics,
         "dataset_digest": run.dataset_sha256,
+        "eval_digest": _eval_key(run.tags),
     }
+
+
+def _eval_key(tags: dict[str, str]) -> str:
+    """What identifies the rows a run was evaluated on (its evaluation digest)."""
+    return tags.get("magenta.eval_sha256") or tags.get("magenta.dataset_sha256", "")
 
 
 def write_plot(store: Store, comparison: Comparison, path: Path) -> Path:
@@ -138,22 +156,41 @@ def write_plot(store: Store, comparison: Comparison, path: Path) -> Path:
         raise BadInput(f"--plot {path} must end in .png")
     if not path.parent.exists():
         raise BadInput(f"--plot {path}: folder {path.parent} does not exist")
-    fig, (roc, pr) = plt.subplots(1, 2, figsize=(10, 4.5))
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(12, 5.5))
+    entries = [(r.run_id, r.name or r.run_id[:8], r.metrics, "-") for r in comparison.runs]
+    if comparison.champion and comparison.champion["run_id"] not in {
+        r.run_id for r in comparison.runs
+    }:
+        c = comparison.champion
+        entries.append((c["run_id"], f"champion v{c['version']}", c["metrics"], "--"))
     with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
-        for run in comparison.runs:
+        for run_id, name, metrics, style in entries:
             try:
-                local = store.download(run.run_id, "evaluation/curves.json", Path(tmp) / run.run_id)
+                local = store.download(run_id, "evaluation/curves.json", Path(tmp) / run_id)
             except BadInput:
-                continue  # a run without curves (e.g. failed) is left out of the plot
+                continue  # a run without curves (e.g. a team's own run) is left out
             curves = json.loads(local.read_text())
-            label = f"{run.name or run.run_id[:8]} ({run.metrics.get('roc_auc', float('nan')):.3f})"
-            roc.plot(curves["roc"]["fpr"], curves["roc"]["tpr"], label=label)
-            pr.plot(curves["pr"]["recall"], curves["pr"]["precision"], label=label)
-    roc.plot([0, 1], [0, 1], linestyle="--", color="grey")
+            nan = float("nan")
+            roc.plot(
+                curves["roc"]["fpr"],
+                curves["roc"]["tpr"],
+                style,
+                label=f"{name} (ROC AUC {metrics.get('roc_auc', nan):.3f})",
+            )
+            pr.plot(
+                curves["pr"]["recall"],
+                curves["pr"]["precision"],
+                style,
+                label=f"{name} (PR AUC {metrics.get('pr_auc', nan):.3f})",
+            )
+    base = next((r.metrics["base_rate"] for r in comparison.runs if "base_rate" in r.metrics), None)
+    if base is not None:
+        pr.axhline(base, linestyle=":", color="grey", label=f"base rate {base:.3f}")
+    roc.plot([0, 1], [0, 1], linestyle=":", color="grey")
     roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC")
     pr.set(xlabel="recall", ylabel="precision", title="Precision-recall")
-    roc.legend(fontsize=7)
-    pr.legend(fontsize=7)
+    roc.legend(fontsize=9)
+    pr.legend(fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

@@ -101,7 +101,8 @@ def comparison_table(c: Comparison) -> None:
             text = fmt(r.metrics.get(m))
             delta = c.delta(r, m)
             if delta is not None:
-                text += f" ({delta:+.4f})"
+                # a delta across different evaluation rows is marked, never shown bare
+                text += f" ({delta:+.4f}{'' if c.same_rows_as_champion(r) else '*'})"
             cells.append(f"[bold green]{text}[/]" if c.best.get(m) == r.run_id else text)
         table.add_row(m, *cells, *([fmt(c.champion["metrics"].get(m))] if c.champion else []))
     for p in c.differing_params:
@@ -116,11 +117,16 @@ def comparison_table(c: Comparison) -> None:
         *([str(c.champion["dataset_digest"])[:12]] if c.champion else []),
     )
     out.print(table)
-    if not c.comparable:
+    if c.champion and not all(c.same_rows_as_champion(r) for r in c.runs):
         out.print(
-            "[yellow]warning:[/] these runs were trained on different data sets; their "
-            "metrics are not directly comparable (the release gates re-score the champion "
-            "on the challenger's rows)."
+            "[yellow]*[/] evaluated on other rows than the champion: that Δ compares metrics "
+            "of different customers. `magenta-release propose` re-scores the champion on the "
+            "run's own rows; trust the gates' Δ, not this one."
+        )
+    if len({r.dataset_sha256 for r in c.runs}) > 1:
+        out.print(
+            "[yellow]warning:[/] these runs were evaluated on different rows; their "
+            "metrics are not directly comparable."
         )
     if not c.differing_params:
         out.print("[dim]all parameters are equal across these runs[/dim]")

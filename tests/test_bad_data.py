@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import invoke, write_policy
-from tests.test_bad_input import _snapshot
+from tests.conftest import snapshot as _snapshot
 from tests.test_real_data import ALICE, CAROL, IDS, TARGET, new_store, team_table, write_duckdb
 
 Prepare = Callable[[Path], None]
