@@ -67,7 +67,7 @@ def log_skops_model(model: Any, name: str = "model", **kwargs: Any) -> Any:
 
 
 def log_evaluation_rows(
-    frame: pd.DataFrame, source: str, target: str, name: str | None = None
+    frame: pd.DataFrame, source: str, target: str | None, name: str | None = None
 ) -> None:
     """Record `frame` as the run's evaluation rows: `source` must be where the release tool
     can read exactly these rows again (a parquet or CSV path, any fsspec URL, or

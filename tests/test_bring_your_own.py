@@ -91,6 +91,7 @@ def log_run(
     pickle: bool = False,
     evaluation: bool = True,
     metrics: dict[str, float] | None = None,
+    target: str | None = "has_churned",
 ) -> tuple[str, Path]:
     """A run logged the way a team's own script would, with plain MLflow and the optional
     helper; its evaluation rows in their own parquet file. Returns (run id, that file)."""
@@ -116,7 +117,7 @@ def log_run(
             byo.log_skops_model(pipe or team.pipe, "model", pip_requirements=["scikit-learn"])
         if evaluation:
             byo.log_evaluation_rows(
-                pd.read_parquet(source), str(source), "has_churned", name=f"evaluation-{name}"
+                pd.read_parquet(source), str(source), target, name=f"evaluation-{name}"
             )
         if metrics:
             mlflow.log_metrics(metrics)
@@ -234,7 +235,9 @@ def test_a_model_needing_a_column_the_rows_lack_is_bad_input(team: Team) -> None
 
 
 def test_rows_without_the_target_are_bad_input(team: Team) -> None:
-    run_id, _ = log_run(team, "no-target", rows=team.eval_rows.drop(columns=["has_churned"]))
+    run_id, _ = log_run(
+        team, "no-target", rows=team.eval_rows.drop(columns=["has_churned"]), target=None
+    )
     result = team.cli("propose", run_id, by="team-pipeline")
     assert result.exit_code == 2, result.stderr
     line = _error(result)
