@@ -1,0 +1,1 @@
+"""Example code locations that use magenta-release from the outside."""
