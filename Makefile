@@ -40,8 +40,8 @@ test-fast: $(STAMP) ## the suite without server-mode tests
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not server" $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy --strict
-	$(BIN)/ruff format --check magenta_release dagster_assets tests benchmarks
-	$(BIN)/ruff check magenta_release dagster_assets tests benchmarks
+	$(BIN)/ruff format --check magenta_release dagster_assets examples tests benchmarks
+	$(BIN)/ruff check magenta_release dagster_assets examples tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/zizmor --offline --no-progress .github/workflows
 

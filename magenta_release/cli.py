@@ -108,6 +108,16 @@ def _run(as_json: bool, action: Callable[[], T]) -> T:
         raise typer.Exit(130) from None
 
 
+def _warn_unverified(store: Any) -> None:
+    """Embedded mode has no login: say so where a name decides something."""
+    if store.settings.is_local:
+        typer.echo(
+            "warning: embedded store: identity is not verified here (--by / "
+            "MAGENTA_RELEASE_USER is a typed name); a tracking server verifies it",
+            err=True,
+        )
+
+
 def _open(tracking_uri: str | None) -> Any:
     from magenta_release.store import Store
 
@@ -350,6 +360,7 @@ def propose(
 
     def action() -> Any:
         store = _open(tracking_uri)
+        _warn_unverified(store)
         with progress() as say:
             say("evaluating the release gates")
             return do_propose(store, run_id, by=by, note=note)
@@ -727,7 +738,7 @@ def _serve(cmd: list[str], env: dict[str, str], port: int) -> int:
     import time
     import urllib.request
 
-    proc = subprocess.Popen(cmd, env=env, start_new_session=True)  # noqa: S603
+    proc = subprocess.Popen(cmd, env=env, start_new_session=True)
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt

@@ -35,7 +35,7 @@ class Comparison:
         return digests
 
     def same_rows_as_champion(self, run: RunInfo) -> bool:
-        return bool(self.champion) and _eval_key(run.tags) == self.champion["eval_digest"]
+        return self.champion is not None and _eval_key(run.tags) == self.champion["eval_digest"]
 
     def delta(self, run: RunInfo, metric: str) -> float | None:
         if not self.champion or metric not in run.metrics:
@@ -44,7 +44,6 @@ class Comparison:
         return None if base is None else run.metrics[metric] - base
 
     def to_json(self) -> dict[str, Any]:
-        datasets = {r.dataset_sha256 for r in self.runs}
         return {
             "metric": self.metric,
             "runs": [

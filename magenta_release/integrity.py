@@ -77,6 +77,8 @@ def check_not_pickle(folder: Path, what: str) -> dict[str, Any]:
         found = fmt or ", ".join(sorted(flavors)) or "unknown"
         raise IntegrityViolation(
             f"{what}: model is stored as {found}{' with ' + ', '.join(bad) if bad else ''}, "
-            "not skops; pickle can execute code when loaded — retrain with magenta-release train"
+            "not skops; pickle can execute code when loaded — retrain with magenta-release "
+            'train, or log it with mlflow.sklearn.log_model(..., serialization_format="skops") '
+            "(see docs/bring-your-own-training.md)"
         )
     return mlmodel

@@ -328,6 +328,12 @@ def evaluate_gates(
     return gates + reg, evidence
 
 
+def _eval_input_digest(run: RunInfo) -> str:
+    """MLflow's digest of a team run's evaluation input (what the gates checked)."""
+    found = [i.digest for i in run.inputs if i.context == "evaluation"]
+    return f"MLflow digest {found[0]}" if found else "?"
+
+
 def release_report(
     store: Store,
     run: RunInfo,
@@ -348,8 +354,9 @@ def release_report(
         f"- proposed by **{actor}** at {_now()}" + (f": {note}" if note else ""),
         f"- run `{run.run_id}` ({run.name}), "
         f"code `{run.tags.get('mlflow.source.git.commit', '?')}`",
-        f"- data `{run.dataset_sha256}` from `{run.tags.get('magenta.data_source', '?')}`",
-        f"- evaluation rows `{run.tags.get('magenta.eval_sha256', '?')}`",
+        f"- data `{run.dataset_sha256 or 'evaluation input'}` from "
+        f"`{run.tags.get('magenta.data_source') or evidence.get('source', '?')}`",
+        f"- evaluation rows `{run.tags.get('magenta.eval_sha256') or _eval_input_digest(run)}`",
         f"- policy `{store.policy.sha256}`",
         f"- champion at proposal: {'v' + str(champion.version) if champion else 'none'}",
         "",
