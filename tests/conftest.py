@@ -16,6 +16,12 @@ from typer.testing import CliRunner
 from magenta_release.settings import TELEMETRY_OFF
 
 os.environ.update(TELEMETRY_OFF)
+# The people in the tests, defined once. alice and bob approve (the `trained` policy); carol is
+# the data scientist who proposes; mallory is nobody's approver. data-scientist and
+# release-manager are the default policy's names (mlruns_template/release-policy.toml).
+ALICE, BOB, CAROL, MALLORY = "alice", "bob", "carol", "mallory"
+DATA_SCIENTIST, RELEASE_MANAGER = "data-scientist", "release-manager"
+APPROVERS = [ALICE, BOB]
 SMALL = 4000  # accounts per training run in tests: enough churners for stable metrics
 # Test runs evaluate on ~800 rows (~25 churners): floors and allowed drops sized for that, so
 # `other` passes and `worse` fails its regression gate against `good`.
@@ -32,8 +38,10 @@ def telemetry_free_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
+    """What one `magenta-release` call did: exit code and both streams."""
+
     exit_code: int
     stdout: str
     stderr: str
@@ -58,7 +66,7 @@ class Cli:
     home: Path
     env: dict[str, str | None]
 
-    def __call__(self, *args: str, by: str | None = None, input: str | None = None) -> Any:
+    def __call__(self, *args: str, by: str | None = None, input: str | None = None) -> Result:
         env = dict(self.env)
         if by:
             env["MAGENTA_RELEASE_USER"] = by
@@ -207,7 +215,38 @@ def trained(
     """A private copy of the trained store, with approvers alice and bob."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     home = copy_store(trained_template["home"], tmp_path / "mlruns")
-    write_policy(
-        home, approval={"approvers": ["alice", "bob"], "four_eyes": True}, **SMALL_DATA_GATES
-    )
+    write_policy(home, approval={"approvers": APPROVERS, "four_eyes": True}, **SMALL_DATA_GATES)
     return Trained(make_cli(home), dict(trained_template["runs"]))
+
+
+def release_good_then_propose_other(t: Trained) -> Trained:
+    """v1 (`good`, proposed by carol) approved by alice: @champion, no @previous; then v2
+    (`other`, proposed by carol) pending approval as @challenger."""
+    assert t.cli.json("propose", t.runs["good"], by=CAROL)["version"] == 1
+    assert t.cli.json("approve", "1", "--reason", "baseline", "--yes", by=ALICE)["champion"] == 1
+    proposal = t.cli.json("propose", t.runs["other"], by=CAROL)
+    assert (proposal["version"], proposal["status"]) == (2, "pending_approval")
+    return t
+
+
+@pytest.fixture(scope="session")
+def released_template(
+    trained_template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One store per test worker: the trained runs, v1 approved, v2 pending (approvers alice
+    and bob). Built once; `released` hands out copies."""
+    home = copy_store(trained_template["home"], tmp_path_factory.mktemp("released") / "mlruns")
+    write_policy(home, approval={"approvers": APPROVERS, "four_eyes": True}, **SMALL_DATA_GATES)
+    release_good_then_propose_other(Trained(make_cli(home), dict(trained_template["runs"])))
+    return {"home": home, "runs": dict(trained_template["runs"])}
+
+
+@pytest.fixture
+def released(
+    released_template: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Trained:
+    """A private copy of a store with v1 approved (@champion, no @previous) and v2 pending
+    (@challenger), both proposed by carol, v1 approved by alice; approvers alice and bob."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = copy_store(released_template["home"], tmp_path / "mlruns")
+    return Trained(make_cli(home), dict(released_template["runs"]))
