@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from magenta_release import iap
+from tests.conftest import RELEASE_MANAGER
 
 CLIENT_ID = "magenta-release-cli.apps.googleusercontent.com"
 
@@ -81,8 +82,8 @@ def test_whoami_is_the_iap_email_in_server_mode(
     from magenta_release.settings import Settings
     from magenta_release.store import Store
 
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "release-manager")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RELEASE_MANAGER)
     server = Store(Settings(tracking_uri="http://127.0.0.1:9"), Policy())
     assert server.whoami() == "alice@magenta.example"
     monkeypatch.delenv(iap.AUDIENCE_ENV)
-    assert server.whoami() == "release-manager"
+    assert server.whoami() == RELEASE_MANAGER

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SMALL, make_cli, write_policy
+from tests.conftest import CAROL, SMALL, make_cli, write_policy
 
 WORKERS, ROUNDS = 4, 20
 APPROVE_EVERY = 5  # rounds 0, 5, 10, 15 approve a fresh proposal; the others roll back
@@ -75,7 +75,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     try:
         for r in range(ROUNDS):
             if r in approve_rounds:
-                proposal = propose(store, runs[approve_rounds.index(r)], by="carol")
+                proposal = propose(store, runs[approve_rounds.index(r)], by=CAROL)
                 assert proposal.status == "pending_approval", proposal.gates
                 task: tuple[int, str, Any] = (r, "approve", proposal.version)
             else:

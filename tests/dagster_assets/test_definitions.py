@@ -13,7 +13,7 @@ import pytest
 from dagster_assets import assets
 from dagster_assets.definitions import champion_moved, defs, weekly_training
 from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
-from tests.conftest import SMALL, SMALL_DATA_GATES, make_cli, write_policy
+from tests.conftest import ALICE, SMALL, SMALL_DATA_GATES, make_cli, write_policy
 
 TRAIN = [assets.customer_features, assets.training_run, assets.release_candidate]
 SERVE = [assets.champion_model, assets.current_customers, assets.predictions]
@@ -25,7 +25,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     home = tmp_path / "mlruns"
     cli = make_cli(home)
     assert cli("init").exit_code == 0
-    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True}, **SMALL_DATA_GATES)
+    write_policy(home, approval={"approvers": [ALICE], "four_eyes": True}, **SMALL_DATA_GATES)
     resources = {
         "release": ReleaseStore(home=str(home), identity="dagster"),
         "tables": CustomerTables(
@@ -92,7 +92,7 @@ def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
     # the schedule's identity cannot approve; a human does, from the terminal
     refused = cli("approve", str(version), "--reason", "x", "--yes", by="dagster")
     assert refused.exit_code == 1
-    assert cli("approve", str(version), "--reason", "weekly", "--yes", by="alice").exit_code == 0
+    assert cli("approve", str(version), "--reason", "weekly", "--yes", by=ALICE).exit_code == 0
 
     context = dg.build_sensor_context(resources={"release": resources["release"]})
     first = champion_moved(context)
@@ -110,7 +110,7 @@ def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
     assert len(frame) == 300
     assert (frame["model_version"] == version).all()
     assert frame["churn_score"].between(0, 1).all()
-    assert served.output_for_node("champion_model")["approved_by"] == "alice"
+    assert served.output_for_node("champion_model")["approved_by"] == ALICE
 
 
 def test_failed_gates_fail_the_blocking_check_and_the_champion_stays(setup: dict[str, Any]) -> None:
