@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,18 +59,34 @@ def invoke(args: list[str], env: dict[str, str | None], input: str | None = None
     return Result(code, stdout, stderr)
 
 
+def local_identity(by: str) -> dict[str, str | None]:
+    """Who acts against a local store: the name given, as `--by` would (no login there)."""
+    return {"MAGENTA_RELEASE_USER": by}
+
+
 @dataclass
 class Cli:
-    """Runs `magenta-release` in-process against one store."""
+    """Runs `magenta-release` in-process against one store: the one CLI helper of the suite
+    (local stores from `make_cli`, servers from `make_server_cli`)."""
 
     home: Path
     env: dict[str, str | None]
+    # How `by=` becomes environment: a name for a local store, credentials for a server (where
+    # the person is whoever the server authenticates).
+    identity: Callable[[str], dict[str, str | None]] = local_identity
 
-    def __call__(self, *args: str, by: str | None = None, input: str | None = None) -> Result:
-        env = dict(self.env)
+    def __call__(
+        self,
+        *args: str,
+        by: str | None = None,
+        input: str | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> Result:
+        merged = dict(self.env)
         if by:
-            env["MAGENTA_RELEASE_USER"] = by
-        return invoke(list(args), env, input)
+            merged.update(self.identity(by))
+        merged.update(env or {})
+        return invoke(list(args), merged, input)
 
     def json(self, *args: str, by: str | None = None, code: int = 0) -> Any:
         result = self(*args, "--json", by=by)
@@ -90,6 +106,7 @@ def snapshot(home: Path) -> dict[str, str]:
 
 
 def make_cli(home: Path) -> Cli:
+    """The CLI against the local store at `home` (its own policy file, no tracking server)."""
     return Cli(
         home,
         {
@@ -99,6 +116,27 @@ def make_cli(home: Path) -> Cli:
             "NO_COLOR": "1",
             **TELEMETRY_OFF,
         },
+    )
+
+
+def make_server_cli(url: str, policy: Path, credentials: Callable[[str], dict[str, str]]) -> Cli:
+    """The CLI against a tracking server with the policy file `policy`; `by=` logs in with
+    `credentials(by)` and never sets MAGENTA_RELEASE_USER (the server says who it is).
+    `home` is the policy's folder: server mode keeps no local store."""
+
+    def login(by: str) -> dict[str, str | None]:
+        return {**credentials(by), "MAGENTA_RELEASE_USER": None}
+
+    return Cli(
+        policy.parent,
+        {
+            **TELEMETRY_OFF,
+            "NO_COLOR": "1",
+            "MLFLOW_TRACKING_URI": url,
+            "MAGENTA_RELEASE_POLICY": str(policy),
+            "MAGENTA_RELEASE_USER": None,
+        },
+        identity=login,
     )
 
 
@@ -120,7 +158,7 @@ def settings(cli: Cli) -> Any:
 
 
 @pytest.fixture
-def store(settings: Any) -> Iterator[Any]:
+def store(settings: Any) -> Any:
     from magenta_release.store import Store
 
     return Store.open(settings)
