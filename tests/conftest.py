@@ -88,10 +88,13 @@ class Cli:
         merged.update(env or {})
         return invoke(list(args), merged, input)
 
-    def json(self, *args: str, by: str | None = None, code: int = 0) -> Any:
+    def json(self, *args: str, by: str | None = None, code: int = 0) -> dict[str, Any]:
+        """Run with `--json`, check the exit code, return the one JSON object printed."""
         result = self(*args, "--json", by=by)
         assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        return json.loads(result.stdout)
+        doc = json.loads(result.stdout)
+        assert isinstance(doc, dict), doc
+        return doc
 
 
 def snapshot(home: Path) -> dict[str, str]:

@@ -77,7 +77,8 @@ def _truncated(folder: Path) -> bytes:
 
 
 def _csv(folder: Path) -> str:
-    return _customers(folder).to_csv(index=False)
+    text: str = _customers(folder).to_csv(index=False)
+    return text
 
 
 def _all_text_csv(folder: Path) -> bytes:
@@ -468,7 +469,7 @@ def test_bad_input(
     for key, value in (case.env or {}).items():
         env[key] = (
             str(tmp_path / value)
-            if key in {"MAGENTA_RELEASE_HOME", "MAGENTA_RELEASE_POLICY"}
+            if key in {"MAGENTA_RELEASE_HOME", "MAGENTA_RELEASE_POLICY"} and value is not None
             else value
         )
     before = snapshot(home)

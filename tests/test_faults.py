@@ -43,7 +43,7 @@ def _killed(t: Trained, *args: str, by: str, fault: str) -> None:
     assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-2000:])
 
 
-def _json(t: Trained, *args: str, by: str = ALICE, code: int = 0) -> Any:
+def _json(t: Trained, *args: str, by: str = ALICE, code: int = 0) -> dict[str, Any]:
     """Everything but the killed command runs in-process: subprocesses cost ~3 s of imports."""
     return t.cli.json(*args, by=by, code=code)
 

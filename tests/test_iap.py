@@ -51,7 +51,7 @@ def test_mlflow_sends_it_through_the_entry_point(token_file: Path) -> None:
     """Registered as `mlflow.request_header_provider`: MLflow's own resolver includes it."""
     from mlflow.tracking.request_header.registry import resolve_request_headers
 
-    headers = resolve_request_headers()
+    headers = resolve_request_headers()  # type: ignore[no-untyped-call]
     assert headers["Proxy-Authorization"] == f"Bearer {token_file.read_text().strip()}"
     assert "Authorization" not in headers  # basic-auth, if any, still has its own header
 

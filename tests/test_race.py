@@ -97,7 +97,8 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
             winners = [o for o in outcomes if o[2] == 0]
             assert len(winners) == 1, outcomes
             assert all(o[2] == 1 for o in outcomes if o[2] != 0), outcomes
-            assert store.alias("champion").version == expected_champion
+            now = store.alias("champion")
+            assert now is not None and now.version == expected_champion
     finally:
         for q in queues:
             q.put(None)
@@ -110,6 +111,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     assert check.ok, check.problems
     versions = store.versions()
     champion = store.alias("champion")
+    assert champion is not None
     assert [v.version for v in versions if v.status == "approved"] == [champion.version]
     assert not [v for v in versions if not v.status]
     assert store.model_created(f"{store.name}-release-lock") is None  # lock released

@@ -102,7 +102,7 @@ def test_floor_gate_fails_and_report_is_recorded(trained: Trained) -> None:
     client = mlflow.MlflowClient(f"sqlite:///{trained.cli.home / 'mlflow.db'}")
     mv = client.get_model_version("churn-classifier", str(doc["version"]))
     assert mv.tags["release.status"] == "gates_failed"
-    assert "| min_roc_auc | **FAIL** |" in mv.description
+    assert "| min_roc_auc | **FAIL** |" in (mv.description or "")
     report = Path(
         client.download_artifacts(
             trained.runs["good"], "release/report.md", str(trained.cli.home.parent / "r")
@@ -250,7 +250,7 @@ def test_mlflow_client_serves_the_champion_like_predict(trained: Trained, tmp_pa
     try:
         model = mlflow.pyfunc.load_model("models:/churn-classifier@champion")
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default
     frame = pd.read_parquet(customers).loc[:, list(FEATURES)]
     theirs = model.predict(frame)[:, 1]
     assert ours["churn_score"].to_numpy() == pytest.approx(theirs, abs=1e-6)  # CSV text round trip

@@ -89,6 +89,7 @@ def test_mlflow_client_sees_metrics_dataset_skops_model_and_plots(cli: Cli) -> N
     assert run.data.params["max_depth"] == "3"
     assert run.data.tags["magenta.dataset_sha256"] == doc["dataset_digest"]
     assert run.data.tags["mlflow.source.git.commit"]
+    assert run.inputs is not None
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1
     assert inputs[0].dataset.digest == doc["dataset_digest"][:32]

@@ -97,7 +97,7 @@ def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
     context = dg.build_sensor_context(resources={"release": resources["release"]})
     first = champion_moved(context)
     assert isinstance(first, dg.SensorResult)
-    assert len(first.run_requests) == 1
+    assert first.run_requests is not None and len(first.run_requests) == 1
     assert first.run_requests[0].tags["magenta/champion_version"] == str(version)
     again = champion_moved(
         dg.build_sensor_context(cursor=first.cursor, resources={"release": resources["release"]})
@@ -119,7 +119,7 @@ def test_failed_gates_fail_the_blocking_check_and_the_champion_stays(setup: dict
     result = dg.materialize(TRAIN, resources=resources, raise_on_error=False)
     check = _check(result)
     assert check.passed is False
-    assert "min_roc_auc" in check.metadata["failed"].value
+    assert "min_roc_auc" in str(check.metadata["failed"].value)
     status = cli.json("status")
     assert status["champion"] is None and status["pending"] == []
     assert status["versions"][0]["status"] == "gates_failed"
