@@ -13,14 +13,15 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+# the demo's people, re-exported (release-manager is also the default policy's approver)
+from magenta_release.demo import DATA_SCIENTIST as DATA_SCIENTIST
+from magenta_release.demo import RELEASE_MANAGER as RELEASE_MANAGER
 from magenta_release.settings import TELEMETRY_OFF
 
 os.environ.update(TELEMETRY_OFF)
 # The people in the tests, defined once. alice and bob approve (the `trained` policy); carol is
-# the data scientist who proposes; mallory is nobody's approver. data-scientist and
-# release-manager are the default policy's names (mlruns_template/release-policy.toml).
+# the data scientist who proposes; mallory is nobody's approver.
 ALICE, BOB, CAROL, MALLORY = "alice", "bob", "carol", "mallory"
-DATA_SCIENTIST, RELEASE_MANAGER = "data-scientist", "release-manager"
 APPROVERS = [ALICE, BOB]
 SMALL = 4000  # accounts per training run in tests: enough churners for stable metrics
 # Test runs evaluate on ~800 rows (~25 churners): floors and allowed drops sized for that, so
