@@ -39,10 +39,11 @@ test: $(STAMP) ## run the whole test suite (server-mode tests included)
 test-fast: $(STAMP) ## the suite without server-mode tests
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not server" $(PYTEST_ARGS)
 
-lint: $(STAMP) ## ruff + mypy --strict
+lint: $(STAMP) ## ruff + mypy --strict + import-linter layers
 	$(BIN)/ruff format --check magenta_release dagster_assets examples tests benchmarks
 	$(BIN)/ruff check magenta_release dagster_assets examples tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/zizmor --offline --no-progress .github/workflows
 
 bench: $(STAMP) ## run the benchmarks and rewrite docs/performance.md

@@ -17,6 +17,7 @@ def bulk_runs(db: Path, experiment_id: str, n: int, seed: int = 0) -> None:
     con = sqlite3.connect(db)
     with con:
         runs, latest, metrics, params, tags = [], [], [], [], []
+        value: float | str  # a metric's value, then a param's
         for i in range(n):
             run = uuid.uuid4().hex
             start = 1_700_000_000_000 + i * 1000

@@ -5,6 +5,8 @@ customers for the case topics)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from magenta_release.data import BRAND_P, BRANDS, CASE_COUNT_P, MONTHS, TOPICS
@@ -14,7 +16,9 @@ MRC = [round(float(v), 2) for v in np.linspace(5, 70, 50)]
 USAGE_RANGES = [(0.0, 1.0), (1.0, 5.0), (5.0, 15.0), (15.0, 70.0)]
 
 
-def generate_rows(seed: int, rows: int) -> tuple[list[dict], list[dict], list[dict]]:
+def generate_rows(
+    seed: int, rows: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
     rng = np.random.default_rng(seed)
     ids = rng.choice(900_000, size=rows, replace=False) + 100_000
     n_customers = round(0.85 * rows)

@@ -74,7 +74,7 @@ def bench_startup(s: Sizes, tmp: Path) -> list[Row]:
     cli = [str(Path(sys.executable).parent / "magenta-release"), "--help"]
     mlflow = [sys.executable, "-c", "import mlflow"]
 
-    def run(cmd: list[str]) -> Callable[[], None]:
+    def run(cmd: list[str]) -> Callable[[], object]:
         return lambda: subprocess.run(cmd, check=True, capture_output=True)
 
     run(cli)()  # warm the OS file cache for both
@@ -156,14 +156,14 @@ def _baseline_train(tmp: Path, rows: int, seed: int) -> None:
             input_example=parts.x_train.head(5),
         )
         frame = parts.x_eval.astype({c: object for c in churn_data.CATEGORICAL_FEATURES})
-        mlflow.models.evaluate(
+        mlflow.models.evaluate(  # type: ignore[no-untyped-call]
             info.model_uri,
             frame.assign(label=parts.y_eval),
             targets="label",
             model_type="classifier",
             evaluator_config={"log_model_explainability": False},
         )
-    mlflow.set_tracking_uri(None)
+    mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default
 
 
 def bench_train(s: Sizes, tmp: Path) -> list[Row]:

@@ -129,7 +129,7 @@ def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
             serving.fetch_verified(store, champion, Path(tmp))
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
-    info = {
+    info: dict[str, str | int] = {
         "version": champion.version,
         "run_id": champion.run_id,
         "approved_by": champion.tags.get("release.approved_by", ""),

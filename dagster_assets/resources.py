@@ -16,7 +16,7 @@ from magenta_release.settings import Settings, disable_telemetry
 from magenta_release.store import Store
 
 
-class ReleaseStore(dg.ConfigurableResource):  # type: ignore[misc]
+class ReleaseStore(dg.ConfigurableResource):
     """Where the MLflow store is and who the pipeline acts as: the same fields as the CLI's
     settings. In server mode the MLflow client reads its credentials
     (MLFLOW_TRACKING_USERNAME/PASSWORD, or the IAP header provider) from the run's own
@@ -47,7 +47,7 @@ class ReleaseStore(dg.ConfigurableResource):  # type: ignore[misc]
         return None
 
 
-class CustomerTables(dg.ConfigurableResource):  # type: ignore[misc]
+class CustomerTables(dg.ConfigurableResource):
     """Where the customer tables are. In production `features_uri` / `customers_uri` name the
     team's tables (GCS parquet such as gs://bucket/features/, or a DuckDB file); locally they
     are left empty and the generator fills a DuckDB database at `database`, as the demo does."""
@@ -61,7 +61,7 @@ class CustomerTables(dg.ConfigurableResource):  # type: ignore[misc]
     scoring_rows: int = 100_000
 
 
-class ParquetJsonFiles(dg.UPathIOManager):  # type: ignore[misc]
+class ParquetJsonFiles(dg.UPathIOManager):
     """DataFrames as parquet, small values as JSON, under a base path (local or any fsspec
     URL, through Dagster's UPathIOManager). Dagster's default IO manager pickles; nothing on
     the release path may be a pickle."""
@@ -84,7 +84,7 @@ class ParquetJsonFiles(dg.UPathIOManager):  # type: ignore[misc]
         return json.loads(path.read_text())
 
 
-class ParquetJsonIOManager(dg.ConfigurableIOManagerFactory):  # type: ignore[misc]
+class ParquetJsonIOManager(dg.ConfigurableIOManagerFactory):
     """`ParquetJsonFiles` under `base_dir` (configurable, e.g. from `dg.EnvVar`). These files
     hold customer identifiers: they live outside the MLflow store."""
 

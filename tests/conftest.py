@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +13,16 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+# the demo's people, re-exported (release-manager is also the default policy's approver)
+from magenta_release.demo import DATA_SCIENTIST as DATA_SCIENTIST
+from magenta_release.demo import RELEASE_MANAGER as RELEASE_MANAGER
 from magenta_release.settings import TELEMETRY_OFF
 
 os.environ.update(TELEMETRY_OFF)
+# The people in the tests, defined once. alice and bob approve (the `trained` policy); carol is
+# the data scientist who proposes; mallory is nobody's approver.
+ALICE, BOB, CAROL, MALLORY = "alice", "bob", "carol", "mallory"
+APPROVERS = [ALICE, BOB]
 SMALL = 4000  # accounts per training run in tests: enough churners for stable metrics
 # Test runs evaluate on ~800 rows (~25 churners): floors and allowed drops sized for that, so
 # `other` passes and `worse` fails its regression gate against `good`.
@@ -32,8 +39,10 @@ def telemetry_free_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in drop}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Result:
+    """What one `magenta-release` call did: exit code and both streams."""
+
     exit_code: int
     stdout: str
     stderr: str
@@ -51,23 +60,42 @@ def invoke(args: list[str], env: dict[str, str | None], input: str | None = None
     return Result(code, stdout, stderr)
 
 
+def local_identity(by: str) -> dict[str, str | None]:
+    """Who acts against a local store: the name given, as `--by` would (no login there)."""
+    return {"MAGENTA_RELEASE_USER": by}
+
+
 @dataclass
 class Cli:
-    """Runs `magenta-release` in-process against one store."""
+    """Runs `magenta-release` in-process against one store: the one CLI helper of the suite
+    (local stores from `make_cli`, servers from `make_server_cli`)."""
 
     home: Path
     env: dict[str, str | None]
+    # How `by=` becomes environment: a name for a local store, credentials for a server (where
+    # the person is whoever the server authenticates).
+    identity: Callable[[str], dict[str, str | None]] = local_identity
 
-    def __call__(self, *args: str, by: str | None = None, input: str | None = None) -> Any:
-        env = dict(self.env)
+    def __call__(
+        self,
+        *args: str,
+        by: str | None = None,
+        input: str | None = None,
+        env: dict[str, str | None] | None = None,
+    ) -> Result:
+        merged = dict(self.env)
         if by:
-            env["MAGENTA_RELEASE_USER"] = by
-        return invoke(list(args), env, input)
+            merged.update(self.identity(by))
+        merged.update(env or {})
+        return invoke(list(args), merged, input)
 
-    def json(self, *args: str, by: str | None = None, code: int = 0) -> Any:
+    def json(self, *args: str, by: str | None = None, code: int = 0) -> dict[str, Any]:
+        """Run with `--json`, check the exit code, return the one JSON object printed."""
         result = self(*args, "--json", by=by)
         assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
-        return json.loads(result.stdout)
+        doc = json.loads(result.stdout)
+        assert isinstance(doc, dict), doc
+        return doc
 
 
 def snapshot(home: Path) -> dict[str, str]:
@@ -82,6 +110,7 @@ def snapshot(home: Path) -> dict[str, str]:
 
 
 def make_cli(home: Path) -> Cli:
+    """The CLI against the local store at `home` (its own policy file, no tracking server)."""
     return Cli(
         home,
         {
@@ -91,6 +120,27 @@ def make_cli(home: Path) -> Cli:
             "NO_COLOR": "1",
             **TELEMETRY_OFF,
         },
+    )
+
+
+def make_server_cli(url: str, policy: Path, credentials: Callable[[str], dict[str, str]]) -> Cli:
+    """The CLI against a tracking server with the policy file `policy`; `by=` logs in with
+    `credentials(by)` and never sets MAGENTA_RELEASE_USER (the server says who it is).
+    `home` is the policy's folder: server mode keeps no local store."""
+
+    def login(by: str) -> dict[str, str | None]:
+        return {**credentials(by), "MAGENTA_RELEASE_USER": None}
+
+    return Cli(
+        policy.parent,
+        {
+            **TELEMETRY_OFF,
+            "NO_COLOR": "1",
+            "MLFLOW_TRACKING_URI": url,
+            "MAGENTA_RELEASE_POLICY": str(policy),
+            "MAGENTA_RELEASE_USER": None,
+        },
+        identity=login,
     )
 
 
@@ -112,7 +162,7 @@ def settings(cli: Cli) -> Any:
 
 
 @pytest.fixture
-def store(settings: Any) -> Iterator[Any]:
+def store(settings: Any) -> Any:
     from magenta_release.store import Store
 
     return Store.open(settings)
@@ -207,7 +257,38 @@ def trained(
     """A private copy of the trained store, with approvers alice and bob."""
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     home = copy_store(trained_template["home"], tmp_path / "mlruns")
-    write_policy(
-        home, approval={"approvers": ["alice", "bob"], "four_eyes": True}, **SMALL_DATA_GATES
-    )
+    write_policy(home, approval={"approvers": APPROVERS, "four_eyes": True}, **SMALL_DATA_GATES)
     return Trained(make_cli(home), dict(trained_template["runs"]))
+
+
+def release_good_then_propose_other(t: Trained) -> Trained:
+    """v1 (`good`, proposed by carol) approved by alice: @champion, no @previous; then v2
+    (`other`, proposed by carol) pending approval as @challenger."""
+    assert t.cli.json("propose", t.runs["good"], by=CAROL)["version"] == 1
+    assert t.cli.json("approve", "1", "--reason", "baseline", "--yes", by=ALICE)["champion"] == 1
+    proposal = t.cli.json("propose", t.runs["other"], by=CAROL)
+    assert (proposal["version"], proposal["status"]) == (2, "pending_approval")
+    return t
+
+
+@pytest.fixture(scope="session")
+def released_template(
+    trained_template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """One store per test worker: the trained runs, v1 approved, v2 pending (approvers alice
+    and bob). Built once; `released` hands out copies."""
+    home = copy_store(trained_template["home"], tmp_path_factory.mktemp("released") / "mlruns")
+    write_policy(home, approval={"approvers": APPROVERS, "four_eyes": True}, **SMALL_DATA_GATES)
+    release_good_then_propose_other(Trained(make_cli(home), dict(trained_template["runs"])))
+    return {"home": home, "runs": dict(trained_template["runs"])}
+
+
+@pytest.fixture
+def released(
+    released_template: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Trained:
+    """A private copy of a store with v1 approved (@champion, no @previous) and v2 pending
+    (@challenger), both proposed by carol, v1 approved by alice; approvers alice and bob."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    home = copy_store(released_template["home"], tmp_path / "mlruns")
+    return Trained(make_cli(home), dict(released_template["runs"]))

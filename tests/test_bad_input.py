@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +15,20 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import SMALL_DATA_GATES, Trained, invoke, make_cli, snapshot
-
-CAROL, ALICE = "carol", "alice"
+from magenta_release.store import POLICY_FILE, TEMPLATE_DIR
+from tests.conftest import (
+    ALICE,
+    APPROVERS,
+    BOB,
+    CAROL,
+    MALLORY,
+    SMALL_DATA_GATES,
+    Trained,
+    invoke,
+    make_cli,
+    snapshot,
+    write_policy,
+)
 
 
 @dataclass
@@ -65,12 +77,21 @@ def _truncated(folder: Path) -> bytes:
 
 
 def _csv(folder: Path) -> str:
-    return _customers(folder).to_csv(index=False)
+    text: str = _customers(folder).to_csv(index=False)
+    return text
 
 
 def _all_text_csv(folder: Path) -> bytes:
     header = _csv(folder).splitlines()[0]
     return f"{header}\n{','.join(['x'] * len(header.split(',')))}\n".encode()
+
+
+def _carol_approves(folder: Path) -> None:
+    """A policy in which carol, who proposed v2, is an approver too: only four eyes stops her."""
+    shutil.copyfile(TEMPLATE_DIR / POLICY_FILE, folder / POLICY_FILE)
+    write_policy(
+        folder, approval={"approvers": [*APPROVERS, CAROL], "four_eyes": True}, **SMALL_DATA_GATES
+    )
 
 
 def _set(column: str, value: Any) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -102,18 +123,31 @@ CASES = [
         "not a version number",
     ),
     Case("approve-zero", ["approve", "0", "--reason", "x", "--yes"], 2, "not a version number"),
-    Case("approve-negative", ["approve", "-1", "--reason", "x", "--yes"], 2),
+    Case("approve-negative", ["approve", "-1", "--reason", "x", "--yes"], 2, "No such option: -1"),
     Case("approve-no-reason", ["approve", "2", "--yes"], 2, "Missing option '--reason'"),
     Case(
         "approve-empty-reason", ["approve", "2", "--reason", " ", "--yes"], 2, "--reason is empty"
     ),
     Case(
         "approve-approved",
-        ["approve", "1", "--reason", "x", "--yes", "--by", "bob"],
+        ["approve", "1", "--reason", "x", "--yes", "--by", BOB],
         1,
         "only pending_approval",
     ),
-    Case("approve-self", ["approve", "2", "--reason", "x", "--yes", "--by", CAROL], 1),
+    Case(
+        "approve-own-proposal",
+        ["approve", "2", "--reason", "x", "--yes", "--by", CAROL],
+        1,
+        "carol proposed version 2 and cannot approve it too (four eyes)",
+        env={"MAGENTA_RELEASE_POLICY": POLICY_FILE},
+        prepare=_carol_approves,
+    ),
+    Case(
+        "approve-non-approver",
+        ["approve", "2", "--reason", "x", "--yes", "--by", MALLORY],
+        1,
+        "mallory may not approve: not in `approvers`",
+    ),
     Case("reject-unknown", ["reject", "999", "--reason", "x"], 2, "does not exist"),
     Case("reject-approved", ["reject", "1", "--reason", "x", "--by", ALICE], 1, "only pending"),
     Case(
@@ -136,9 +170,9 @@ CASES = [
     ),
     Case(
         "rollback-non-approver",
-        ["rollback", "--to", "2", "--reason", "x", "--yes", "--by", "eve"],
+        ["rollback", "--to", "2", "--reason", "x", "--yes", "--by", MALLORY],
         1,
-        "not in `approvers` under [approval]",
+        "mallory may not roll back: not in `approvers`",
     ),
     # predict: model selection
     Case(
@@ -417,24 +451,6 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def released(trained_template: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """v1 approved (@champion, no @previous), v2 pending, in a store of its own."""
-    from tests.conftest import copy_store, write_policy
-
-    home = copy_store(trained_template["home"], tmp_path_factory.mktemp("released") / "mlruns")
-    write_policy(
-        home,
-        approval={"approvers": ["alice", "bob"], "four_eyes": True},
-        **SMALL_DATA_GATES,
-    )
-    t = Trained(make_cli(home), dict(trained_template["runs"]))
-    assert t.cli.json("propose", t.runs["good"], by=CAROL)["version"] == 1
-    t.cli.json("approve", "1", "--reason", "baseline", "--yes", by=ALICE)
-    assert t.cli.json("propose", t.runs["other"], by=CAROL)["status"] == "pending_approval"
-    return home
-
-
 def test_corpus_is_large_enough() -> None:
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)
@@ -442,19 +458,21 @@ def test_corpus_is_large_enough() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_input(
-    case: Case, released: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    case: Case, released: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """`released`: v1 approved, v2 pending (proposed by carol); approvers alice and bob."""
     monkeypatch.chdir(tmp_path)
     if case.prepare:
         case.prepare(tmp_path)
-    env: dict[str, str | None] = {**make_cli(released).env, "MAGENTA_RELEASE_USER": CAROL}
+    home = released.cli.home
+    env: dict[str, str | None] = {**make_cli(home).env, "MAGENTA_RELEASE_USER": CAROL}
     for key, value in (case.env or {}).items():
         env[key] = (
             str(tmp_path / value)
-            if key in {"MAGENTA_RELEASE_HOME", "MAGENTA_RELEASE_POLICY"}
+            if key in {"MAGENTA_RELEASE_HOME", "MAGENTA_RELEASE_POLICY"} and value is not None
             else value
         )
-    before = snapshot(released)
+    before = snapshot(home)
     result = invoke(case.args, env)
     assert result.exit_code == case.code, (result.stdout, result.stderr)
     # progress lines may come first; the error itself is exactly one line, and the last
@@ -463,6 +481,6 @@ def test_bad_input(
     assert result.stderr.splitlines()[-1] == errors[0]
     assert case.needle in errors[0]
     assert "Traceback" not in result.stderr + result.stdout
-    assert snapshot(released) == before
+    assert snapshot(home) == before
     assert not [p for p in tmp_path.iterdir() if p.name.startswith("o.") or ".tmp" in p.name]
     assert os.environ.get("MLFLOW_TRACKING_URI") in (None, "")

@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from magenta_release.faults import STEPS
-from tests.conftest import Trained, snapshot
+from tests.conftest import ALICE, BOB, CAROL, Trained, snapshot
 
 pytestmark = pytest.mark.slow
-CAROL, ALICE = "carol", "alice"
 
 
 def _run(
@@ -44,7 +43,7 @@ def _killed(t: Trained, *args: str, by: str, fault: str) -> None:
     assert done.returncode == -signal.SIGKILL, (done.returncode, done.stderr[-2000:])
 
 
-def _json(t: Trained, *args: str, by: str = ALICE, code: int = 0) -> Any:
+def _json(t: Trained, *args: str, by: str = ALICE, code: int = 0) -> dict[str, Any]:
     """Everything but the killed command runs in-process: subprocesses cost ~3 s of imports."""
     return t.cli.json(*args, by=by, code=code)
 
@@ -125,32 +124,29 @@ def test_killed_approval_is_completed_and_rerun_is_idempotent(trained: Trained) 
     assert [e["action"] for e in _json(trained, "history")["events"]].count("approve") == 1
 
 
-def test_killed_between_aliases_and_rollback(trained: Trained) -> None:
-    _json(trained, "propose", trained.runs["good"], by=CAROL)
-    _json(trained, "approve", "1", "--reason", "first", "--yes", by=ALICE)
-    assert _json(trained, "propose", trained.runs["other"], by=CAROL)["version"] == 2
+def test_killed_between_aliases_and_rollback(released: Trained) -> None:
     _killed(
-        trained,
+        released,
         "approve",
         "2",
         "--reason",
         "second",
         "--yes",
-        by="bob",
+        by=BOB,
         fault="sync.after_champion_alias",
     )
-    _alert(trained)
-    _repair(trained)
-    status = _consistent(trained)
+    _alert(released)
+    _repair(released)
+    status = _consistent(released)
     assert (status["champion"]["version"], status["previous"]["version"]) == (2, 1)
     assert {v["version"]: v["status"] for v in status["versions"]} == {1: "retired", 2: "approved"}
     _killed(
-        trained, "rollback", "--reason", "drill", "--yes", by=ALICE, fault="rollback.after_audit"
+        released, "rollback", "--reason", "drill", "--yes", by=ALICE, fault="rollback.after_audit"
     )
-    _alert(trained)
-    _repair(trained)
-    status = _consistent(trained)
+    _alert(released)
+    _repair(released)
+    status = _consistent(released)
     assert status["champion"]["version"] == 1 and status["previous"]["version"] == 2
-    rerun = _json(trained, "rollback", "--reason", "drill", "--yes", by=ALICE)
+    rerun = _json(released, "rollback", "--reason", "drill", "--yes", by=ALICE)
     assert rerun["champion"] == 1
-    assert [e["action"] for e in _json(trained, "history")["events"]].count("rollback") == 1
+    assert [e["action"] for e in _json(released, "history")["events"]].count("rollback") == 1

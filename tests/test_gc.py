@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.conftest import Trained
+from tests.conftest import ALICE, CAROL, Trained
 
 
 def _disk(home: Path, run_id: str) -> int:
@@ -15,8 +15,8 @@ def _disk(home: Path, run_id: str) -> int:
 
 def test_gc_frees_only_unproposed_runs(trained: Trained) -> None:
     t = trained
-    t.cli.json("propose", t.runs["good"], by="carol")
-    t.cli.json("approve", "1", "--reason", "go", "--yes", by="alice")
+    t.cli.json("propose", t.runs["good"], by=CAROL)
+    t.cli.json("approve", "1", "--reason", "go", "--yes", by=ALICE)
     audit_before = t.cli.json("history", "--limit", "100")
     sizes = {name: _disk(t.cli.home, run) for name, run in t.runs.items()}
 

@@ -10,6 +10,7 @@ import jwt
 import pytest
 
 from magenta_release import iap
+from tests.conftest import RELEASE_MANAGER
 
 CLIENT_ID = "magenta-release-cli.apps.googleusercontent.com"
 
@@ -50,7 +51,7 @@ def test_mlflow_sends_it_through_the_entry_point(token_file: Path) -> None:
     """Registered as `mlflow.request_header_provider`: MLflow's own resolver includes it."""
     from mlflow.tracking.request_header.registry import resolve_request_headers
 
-    headers = resolve_request_headers()
+    headers = resolve_request_headers()  # type: ignore[no-untyped-call]
     assert headers["Proxy-Authorization"] == f"Bearer {token_file.read_text().strip()}"
     assert "Authorization" not in headers  # basic-auth, if any, still has its own header
 
@@ -81,8 +82,8 @@ def test_whoami_is_the_iap_email_in_server_mode(
     from magenta_release.settings import Settings
     from magenta_release.store import Store
 
-    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", "release-manager")
+    monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RELEASE_MANAGER)
     server = Store(Settings(tracking_uri="http://127.0.0.1:9"), Policy())
     assert server.whoami() == "alice@magenta.example"
     monkeypatch.delenv(iap.AUDIENCE_ENV)
-    assert server.whoami() == "release-manager"
+    assert server.whoami() == RELEASE_MANAGER

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SMALL, make_cli, write_policy
+from tests.conftest import CAROL, SMALL, make_cli, write_policy
 
 WORKERS, ROUNDS = 4, 20
 APPROVE_EVERY = 5  # rounds 0, 5, 10, 15 approve a fresh proposal; the others roll back
@@ -75,7 +75,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     try:
         for r in range(ROUNDS):
             if r in approve_rounds:
-                proposal = propose(store, runs[approve_rounds.index(r)], by="carol")
+                proposal = propose(store, runs[approve_rounds.index(r)], by=CAROL)
                 assert proposal.status == "pending_approval", proposal.gates
                 task: tuple[int, str, Any] = (r, "approve", proposal.version)
             else:
@@ -97,7 +97,8 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
             winners = [o for o in outcomes if o[2] == 0]
             assert len(winners) == 1, outcomes
             assert all(o[2] == 1 for o in outcomes if o[2] != 0), outcomes
-            assert store.alias("champion").version == expected_champion
+            now = store.alias("champion")
+            assert now is not None and now.version == expected_champion
     finally:
         for q in queues:
             q.put(None)
@@ -110,6 +111,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     assert check.ok, check.problems
     versions = store.versions()
     champion = store.alias("champion")
+    assert champion is not None
     assert [v.version for v in versions if v.status == "approved"] == [champion.version]
     assert not [v for v in versions if not v.status]
     assert store.model_created(f"{store.name}-release-lock") is None  # lock released

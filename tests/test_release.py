@@ -12,9 +12,7 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import Trained, write_policy
-
-CAROL, ALICE, BOB, MALLORY = "carol", "alice", "bob", "mallory"
+from tests.conftest import ALICE, APPROVERS, BOB, CAROL, MALLORY, Trained, write_policy
 
 
 def _propose(t: Trained, name: str, code: int = 0) -> dict[str, Any]:
@@ -65,9 +63,7 @@ def test_first_proposal_passes_and_is_idempotent(trained: Trained) -> None:
 
 
 def test_four_eyes_approvers_and_gates(trained: Trained) -> None:
-    write_policy(
-        trained.cli.home, approval={"approvers": ["alice", "bob", "carol"], "four_eyes": True}
-    )
+    write_policy(trained.cli.home, approval={"approvers": [*APPROVERS, CAROL], "four_eyes": True})
     v = _propose(trained, "good")["version"]
     assert "four eyes" in _error(
         trained, "approve", str(v), "--reason", "x", "--yes", by=CAROL, code=1
@@ -106,13 +102,13 @@ def test_floor_gate_fails_and_report_is_recorded(trained: Trained) -> None:
     client = mlflow.MlflowClient(f"sqlite:///{trained.cli.home / 'mlflow.db'}")
     mv = client.get_model_version("churn-classifier", str(doc["version"]))
     assert mv.tags["release.status"] == "gates_failed"
-    assert "| min_roc_auc | **FAIL** |" in mv.description
+    assert "| min_roc_auc | **FAIL** |" in (mv.description or "")
     report = Path(
         client.download_artifacts(
             trained.runs["good"], "release/report.md", str(trained.cli.home.parent / "r")
         )
     )
-    assert "proposed by **carol**" in report.read_text()
+    assert f"proposed by **{CAROL}**" in report.read_text()
 
 
 def test_tampered_model_is_refused_by_approve_and_predict(trained: Trained, tmp_path: Path) -> None:
@@ -214,7 +210,7 @@ def test_audit_verify_detects_an_edited_event_and_an_edited_tag(trained: Trained
             "select key, value from registered_model_tags where key = 'event.00000002'"
         ).fetchone()
         event = json.loads(value)
-        event["actor"] = "mallory"
+        event["actor"] = MALLORY
         con.execute(
             "update registered_model_tags set value = ? where key = ?", (json.dumps(event), key)
         )
@@ -254,7 +250,7 @@ def test_mlflow_client_serves_the_champion_like_predict(trained: Trained, tmp_pa
     try:
         model = mlflow.pyfunc.load_model("models:/churn-classifier@champion")
     finally:
-        mlflow.set_tracking_uri(None)
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]  # None restores the default
     frame = pd.read_parquet(customers).loc[:, list(FEATURES)]
     theirs = model.predict(frame)[:, 1]
     assert ours["churn_score"].to_numpy() == pytest.approx(theirs, abs=1e-6)  # CSV text round trip

@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import Trained
-
-CAROL, ALICE = "carol", "alice"
+from tests.conftest import ALICE, CAROL, Trained
 
 
 def _model_dir(t: Trained, run: str) -> Path:
@@ -21,13 +19,10 @@ def _model_dir(t: Trained, run: str) -> Path:
 
 
 @pytest.fixture
-def released(trained: Trained, tmp_path: Path) -> dict[str, Any]:
-    """v1 champion, v2 pending; a customers file to score."""
-    trained.cli.json("propose", trained.runs["good"], by=CAROL)
-    trained.cli.json("approve", "1", "--reason", "go", "--yes", by=ALICE)
-    trained.cli.json("propose", trained.runs["other"], by=CAROL)
+def served(released: Trained, tmp_path: Path) -> dict[str, Any]:
+    """The `released` store (v1 champion, v2 pending) and a customers file to score."""
     return {
-        "t": trained,
+        "t": released,
         "input": write_customers(tmp_path / "c.parquet", seed=1, rows=200),
         "out": tmp_path / "o.parquet",
     }
@@ -44,29 +39,29 @@ def _predict(r: dict[str, Any]) -> tuple[str, ...]:
     return ("predict", "--input", str(r["input"]), "--output", str(r["out"]))
 
 
-def test_changed_mlmodel_is_detected(released: dict[str, Any]) -> None:
-    mlmodel = _model_dir(released["t"], "good") / "MLmodel"
+def test_changed_mlmodel_is_detected(served: dict[str, Any]) -> None:
+    mlmodel = _model_dir(served["t"], "good") / "MLmodel"
     mlmodel.write_text(mlmodel.read_text().replace("predict_proba", "predict"))
-    assert "SHA-256 of MLmodel does not match" in _refused(released, *_predict(released))
-    assert not released["out"].exists()
+    assert "SHA-256 of MLmodel does not match" in _refused(served, *_predict(served))
+    assert not served["out"].exists()
 
 
-def test_swapped_model_file_is_detected(released: dict[str, Any]) -> None:
-    t = released["t"]
+def test_swapped_model_file_is_detected(served: dict[str, Any]) -> None:
+    t = served["t"]
     shutil.copyfile(_model_dir(t, "worse") / "model.skops", _model_dir(t, "other") / "model.skops")
-    assert "SHA-256 of model.skops" in _refused(released, "approve", "2", "--reason", "x", "--yes")
+    assert "SHA-256 of model.skops" in _refused(served, "approve", "2", "--reason", "x", "--yes")
     assert t.cli.json("status")["champion"]["version"] == 1
 
 
-def test_added_file_is_detected(released: dict[str, Any]) -> None:
-    (_model_dir(released["t"], "good") / "extra.py").write_text("print('hi')\n")
-    assert "was added to the stored model" in _refused(released, *_predict(released))
+def test_added_file_is_detected(served: dict[str, Any]) -> None:
+    (_model_dir(served["t"], "good") / "extra.py").write_text("print('hi')\n")
+    assert "was added to the stored model" in _refused(served, *_predict(served))
 
 
-def test_edited_manifest_tag_is_detected(released: dict[str, Any]) -> None:
+def test_edited_manifest_tag_is_detected(served: dict[str, Any]) -> None:
     """An attacker who swaps the bytes and rewrites the manifest tag is still caught: the
     audit log holds the manifest's hash."""
-    t = released["t"]
+    t = served["t"]
     model = _model_dir(t, "good") / "model.skops"
     model.write_bytes(model.read_bytes() + b"\0")
     con = sqlite3.connect(t.cli.home / "mlflow.db")
@@ -84,17 +79,17 @@ def test_edited_manifest_tag_is_detected(released: dict[str, Any]) -> None:
             (json.dumps(files, sort_keys=True),),
         )
     con.close()
-    assert "manifest hash differs" in _refused(released, *_predict(released))
+    assert "manifest hash differs" in _refused(served, *_predict(served))
     verify = t.cli("audit", "verify")
     assert verify.exit_code == 3
 
 
-def test_edited_audit_event_is_detected(released: dict[str, Any]) -> None:
-    t = released["t"]
+def test_edited_audit_event_is_detected(served: dict[str, Any]) -> None:
+    t = served["t"]
     con = sqlite3.connect(t.cli.home / "mlflow.db")
     with con:
         con.execute(
-            "update registered_model_tags set value = replace(value, '\"go\"', "
+            "update registered_model_tags set value = replace(value, '\"baseline\"', "
             "'\"because\"') where key = 'event.00000002'"
         )
     con.close()
@@ -102,8 +97,8 @@ def test_edited_audit_event_is_detected(released: dict[str, Any]) -> None:
     assert doc["ok"] is False and doc["first_broken"].startswith("event 2")
 
 
-def test_a_deleted_event_is_detected(released: dict[str, Any]) -> None:
-    t = released["t"]
+def test_a_deleted_event_is_detected(served: dict[str, Any]) -> None:
+    t = served["t"]
     con = sqlite3.connect(t.cli.home / "mlflow.db")
     with con:
         con.execute("delete from registered_model_tags where key = 'event.00000002'")
@@ -131,9 +126,9 @@ def test_pickle_model_cannot_be_proposed(trained: Trained) -> None:
     assert trained.cli.json("status")["versions"] == []
 
 
-def test_pickle_model_cannot_be_served(released: dict[str, Any]) -> None:
-    _pickle_model(_model_dir(released["t"], "good"))
+def test_pickle_model_cannot_be_served(served: dict[str, Any]) -> None:
+    _pickle_model(_model_dir(served["t"], "good"))
     # the files no longer match the manifest: refused before anything is unpickled
-    stderr = _refused(released, *_predict(released))
+    stderr = _refused(served, *_predict(served))
     assert stderr.startswith("error: version 1: ")
     assert "does not match the manifest" in stderr or "stored model" in stderr

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import SMALL, make_cli, write_policy
+from tests.conftest import ALICE, CAROL, SMALL, make_cli, write_policy
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOW = ROOT / ".github" / "workflows" / "release-candidate.yml"
 
 
-def _workflow() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
+def _workflow() -> dict[Any, Any]:
+    doc: dict[Any, Any] = yaml.safe_load(WORKFLOW.read_text())  # `on:` is read as the key True
     return doc
 
 
@@ -105,10 +105,10 @@ def test_workflow_fails_when_the_champion_beats_the_candidate(tmp_path: Path) ->
     home = tmp_path / "mlruns"
     cli = make_cli(home)
     assert cli("init").exit_code == 0
-    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True})
+    write_policy(home, approval={"approvers": [ALICE], "four_eyes": True})
     strong = cli.json("train", "--rows", "40000", "--seed", "1", "--param", "max_depth=3")
-    version = cli.json("propose", strong["run_id"], by="carol")["version"]
-    cli.json("approve", str(version), "--reason", "baseline", "--yes", by="alice")
+    version = cli.json("propose", strong["run_id"], by=CAROL)["version"]
+    cli.json("approve", str(version), "--reason", "baseline", "--yes", by=ALICE)
     code, summary = _run_steps(home, tmp_path, 1500)
     assert code == 1, summary
     assert "| no_regression_roc_auc | **FAIL** |" in summary

@@ -13,7 +13,7 @@ import pytest
 from dagster_assets import assets
 from dagster_assets.definitions import champion_moved, defs, weekly_training
 from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
-from tests.conftest import SMALL, SMALL_DATA_GATES, make_cli, write_policy
+from tests.conftest import ALICE, SMALL, SMALL_DATA_GATES, make_cli, write_policy
 
 TRAIN = [assets.customer_features, assets.training_run, assets.release_candidate]
 SERVE = [assets.champion_model, assets.current_customers, assets.predictions]
@@ -25,7 +25,7 @@ def setup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     home = tmp_path / "mlruns"
     cli = make_cli(home)
     assert cli("init").exit_code == 0
-    write_policy(home, approval={"approvers": ["alice"], "four_eyes": True}, **SMALL_DATA_GATES)
+    write_policy(home, approval={"approvers": [ALICE], "four_eyes": True}, **SMALL_DATA_GATES)
     resources = {
         "release": ReleaseStore(home=str(home), identity="dagster"),
         "tables": CustomerTables(
@@ -92,12 +92,12 @@ def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
     # the schedule's identity cannot approve; a human does, from the terminal
     refused = cli("approve", str(version), "--reason", "x", "--yes", by="dagster")
     assert refused.exit_code == 1
-    assert cli("approve", str(version), "--reason", "weekly", "--yes", by="alice").exit_code == 0
+    assert cli("approve", str(version), "--reason", "weekly", "--yes", by=ALICE).exit_code == 0
 
     context = dg.build_sensor_context(resources={"release": resources["release"]})
     first = champion_moved(context)
     assert isinstance(first, dg.SensorResult)
-    assert len(first.run_requests) == 1
+    assert first.run_requests is not None and len(first.run_requests) == 1
     assert first.run_requests[0].tags["magenta/champion_version"] == str(version)
     again = champion_moved(
         dg.build_sensor_context(cursor=first.cursor, resources={"release": resources["release"]})
@@ -110,7 +110,7 @@ def test_pipeline_proposes_human_approves_sensor_refreshes_predictions(
     assert len(frame) == 300
     assert (frame["model_version"] == version).all()
     assert frame["churn_score"].between(0, 1).all()
-    assert served.output_for_node("champion_model")["approved_by"] == "alice"
+    assert served.output_for_node("champion_model")["approved_by"] == ALICE
 
 
 def test_failed_gates_fail_the_blocking_check_and_the_champion_stays(setup: dict[str, Any]) -> None:
@@ -119,7 +119,7 @@ def test_failed_gates_fail_the_blocking_check_and_the_champion_stays(setup: dict
     result = dg.materialize(TRAIN, resources=resources, raise_on_error=False)
     check = _check(result)
     assert check.passed is False
-    assert "min_roc_auc" in check.metadata["failed"].value
+    assert "min_roc_auc" in str(check.metadata["failed"].value)
     status = cli.json("status")
     assert status["champion"] is None and status["pending"] == []
     assert status["versions"][0]["status"] == "gates_failed"
