@@ -105,6 +105,7 @@ def log_run(
     source = team.tmp / f"{name}.parquet"
     rows.to_parquet(source, index=False)
     experiment = MlflowClient(team.uri).get_experiment_by_name("churn")
+    assert experiment is not None
     with byo.tracking(team.uri), mlflow.start_run(experiment_id=experiment.experiment_id) as run:
         if pickle:
             mlflow.sklearn.log_model(
@@ -121,7 +122,7 @@ def log_run(
             )
         if metrics:
             mlflow.log_metrics(metrics)
-    assert not mlflow.is_tracking_uri_set()  # the helper put the global state back
+    assert not mlflow.is_tracking_uri_set()  # type: ignore[no-untyped-call]  # the helper put the global state back
     return run.info.run_id, source
 
 
@@ -132,7 +133,7 @@ def _gate(doc: dict[str, Any], name: str) -> dict[str, Any]:
 def _error(result: Any) -> str:
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
-    return lines[0]
+    return str(lines[0])
 
 
 # ---- (a) the example code location, end to end ------------------------------------------------
@@ -150,7 +151,7 @@ def test_example_pipeline_run_is_proposed_approved_and_served(team: Team) -> Non
     context = dg.build_sensor_context(
         instance=team.instance, repository_def=defs.get_repository_def()
     )
-    requests = list(new_training_run(context))
+    requests = list(new_training_run(context))  # type: ignore[arg-type]
     assert len(requests) == 1 and isinstance(requests[0], dg.RunRequest), requests
     request = requests[0]
     assert request.run_key == team.run_id

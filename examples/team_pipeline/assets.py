@@ -121,7 +121,7 @@ def trained_model(
         # Read back what was written, so MLflow's digest is of the rows as stored. A name per
         # run: MLflow reuses the first source logged for the same (name, digest).
         stored = pd.read_parquet(source)
-        dataset = mlflow.data.from_pandas(
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
             stored, source=source, targets=TARGET, name=f"evaluation-{run.info.run_id}"
         )
         mlflow.log_input(dataset, context="evaluation")

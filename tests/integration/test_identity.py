@@ -11,6 +11,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import pytest
 
 from magenta_release.audit import EVENT_PREFIX, Event
 from magenta_release.settings import TELEMETRY_OFF
-from tests.conftest import SMALL, SMALL_DATA_GATES, invoke, write_policy
+from tests.conftest import SMALL, SMALL_DATA_GATES, Cli, Result, invoke, write_policy
 from tests.integration.conftest import Server, server_policy
 from tests.integration.services import (
     ADMIN_PASSWORD,
@@ -80,13 +81,15 @@ class Iap:
             "MAGENTA_RELEASE_USER": email,
         }
 
-    def cli(self, *args: str, user: str, url: str | None = None) -> Any:
-        return invoke(list(args), self.env(user, url))
+    def as_cli(self, url: str | None = None) -> Cli:
+        """The suite's one CLI helper, logging in through IAP as `by=`."""
+        return Cli(self.folder, {}, identity=lambda email: self.env(email, url))
 
-    def json(self, *args: str, user: str) -> Any:
-        result = self.cli(*args, "--json", user=user)
-        assert result.exit_code == 0, (result.stdout, result.stderr)
-        return json.loads(result.stdout)
+    def cli(self, *args: str, user: str, url: str | None = None) -> Result:
+        return self.as_cli(url)(*args, by=user)
+
+    def json(self, *args: str, user: str) -> dict[str, Any]:
+        return self.as_cli().json(*args, by=user)
 
     @contextmanager
     def acting_as(self, email: str) -> Iterator[Any]:
@@ -176,7 +179,8 @@ def released(iap: Iap) -> dict[str, int]:
 
 def _champion(iap: Iap) -> str | None:
     with iap.acting_as(ALICE) as client:
-        return client.get_registered_model(MODEL).aliases.get("champion")
+        champion: str | None = client.get_registered_model(MODEL).aliases.get("champion")
+        return champion
 
 
 def _log_tags(iap: Iap) -> dict[str, str]:
@@ -210,12 +214,12 @@ def test_a_plain_client_with_manage_cannot_move_or_delete_the_champion(
     for who in (ALICE, ADMIN):  # an approver with MANAGE, and an MLflow admin
         with iap.acting_as(who) as client:
             why = _refused(
-                lambda c=client: c.set_registered_model_alias(MODEL, "champion", released["v1"])
+                partial(client.set_registered_model_alias, MODEL, "champion", released["v1"])
             )
             assert "does not authorize" in why or "written by" in why, why
-            _refused(lambda c=client: c.delete_registered_model_alias(MODEL, "champion"))
-            _refused(lambda c=client: c.set_registered_model_alias(MODEL, "previous", "2"))
-            _refused(lambda c=client: c.delete_registered_model(MODEL))
+            _refused(partial(client.delete_registered_model_alias, MODEL, "champion"))
+            _refused(partial(client.set_registered_model_alias, MODEL, "previous", "2"))
+            _refused(partial(client.delete_registered_model, MODEL))
     assert _champion(iap) == str(released["v2"])
     with iap.acting_as(ALICE) as client:  # a version that holds no protected alias is free
         client.set_registered_model_alias(MODEL, "challenger", str(released["v1"]))

@@ -19,10 +19,9 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import SMALL, SMALL_DATA_GATES, write_policy
+from tests.conftest import ALICE, CAROL, SMALL, SMALL_DATA_GATES, Cli, make_server_cli, write_policy
 from tests.integration.conftest import USERS, Server, as_admin, server_policy
 from tests.integration.services import PG_BIN, MlflowServer, Postgres, _as_postgres
-from tests.integration.test_server_mode import ServerCli
 
 pytestmark = [pytest.mark.server, pytest.mark.slow, pytest.mark.xdist_group(name="server")]
 
@@ -64,13 +63,13 @@ def _grant(url: str, user: str, model: str, permission: str) -> None:
         )
 
 
-def _release(cli: ServerCli) -> int:
+def _release(cli: Cli, url: str) -> int:
     """train -> propose (carol) -> approve (alice, another person): version 1 is @champion."""
-    assert cli("init", user="carol").exit_code == 0
-    run = cli.json("train", "--rows", str(SMALL), "--seed", "11", "--by", "carol", user="carol")
-    proposed = cli.json("propose", run["run_id"], "--by", "carol", user="carol")
+    assert cli("init", by=CAROL).exit_code == 0
+    run = cli.json("train", "--rows", str(SMALL), "--seed", "11", "--by", CAROL, by=CAROL)
+    proposed = cli.json("propose", run["run_id"], "--by", CAROL, by=CAROL)
     assert proposed["status"] == "pending_approval", proposed["gates"]
-    _grant(cli.server.url, "alice", "churn-classifier", "MANAGE")  # clears @challenger
+    _grant(url, ALICE, "churn-classifier", "MANAGE")  # clears @challenger
     done = cli.json(
         "approve",
         str(proposed["version"]),
@@ -78,23 +77,23 @@ def _release(cli: ServerCli) -> int:
         "restore drill",
         "--yes",
         "--by",
-        "alice",
-        user="alice",
+        ALICE,
+        by=ALICE,
     )
     assert done["champion"] == proposed["version"]
     return int(proposed["version"])
 
 
-def _evidence(cli: ServerCli, customers: Path, scores: Path) -> dict[str, Any]:
+def _evidence(cli: Cli, customers: Path, scores: Path) -> dict[str, Any]:
     """What a restore must preserve, as the tool reports it."""
-    status = cli.json("status", user="alice")
+    status = cli.json("status", by=ALICE)
     status.pop("dead_runs", None)
     return {
         "status": status,
-        "events": cli.json("history", user="alice")["events"],
-        "audit": cli.json("audit", "verify", user="alice"),
+        "events": cli.json("history", by=ALICE)["events"],
+        "audit": cli.json("audit", "verify", by=ALICE),
         "predict": cli.json(
-            "predict", "--input", str(customers), "--output", str(scores), user="alice"
+            "predict", "--input", str(customers), "--output", str(scores), by=ALICE
         ),
     }
 
@@ -127,8 +126,8 @@ def test_backup_destroy_restore(
             auth = get_app_client("basic-auth", tracking_uri=srv.url)
             for user, password in USERS.items():
                 auth.create_user(user, password)
-        cli = ServerCli(Server(srv.url, pg, live), policy)
-        champion = _release(cli)
+        cli = make_server_cli(srv.url, policy, Server(srv.url, pg, live).creds)
+        champion = _release(cli, srv.url)
         before = _evidence(cli, customers, tmp_path / "before.parquet")
         assert before["status"]["champion"]["version"] == champion
         assert before["audit"]["ok"] is True and before["predict"]["model_version"] == champion
@@ -161,7 +160,7 @@ def test_backup_destroy_restore(
     restore_s = time.perf_counter() - t1
     try:
         assert restored.port != srv.port  # really a new server, not the old one answering
-        cli = ServerCli(Server(restored.url, pg, live), policy)
+        cli = make_server_cli(restored.url, policy, Server(restored.url, pg, live).creds)
         after = _evidence(cli, customers, tmp_path / "after.parquet")
         assert after["audit"]["ok"] is True
         assert after["audit"]["events"] == before["audit"]["events"]
