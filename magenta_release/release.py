@@ -108,6 +108,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
     check_text(note, "--note", MAX_NOTE)
     actor = store.actor(by)
     store.check_residency()
+    lifecycle.check(store)  # never build on a registry that disagrees with the log
     run = store.get_run(run_id)
     run_id = run.run_id  # a prefix was given: the full id from here on
     if run.status != "FINISHED":
@@ -441,8 +442,8 @@ def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
     if str(_number(champion) or "none") != baseline:
         raise PolicyRefused(
             f"version {v.version} was compared against champion {baseline}, but the champion is "
-            f"now {_number(champion)}; the proposal is stale — propose its run again after "
-            f"rejecting it"
+            f"now {_number(champion)}; the proposal is stale — reject it, then propose a new run "
+            "(retrain: proposing the same run again returns this version)"
         )
 
 
@@ -490,6 +491,7 @@ def approve(
     actor = store.actor(by)
     _require_reason(reason, "this version should be released")
     store.check_residency()
+    lifecycle.check(store)  # never build on a registry that disagrees with the log
     v = store.version(version)
     if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
         return done
@@ -550,6 +552,7 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
     actor = store.actor(by)
     _require_reason(reason, "this version is rejected")
     store.check_residency()
+    lifecycle.check(store)  # never build on a registry that disagrees with the log
     _check_rejectable(store, store.version(version), actor)  # refuse before taking the lock
     with release_lock(store):
         lifecycle.check_locked(store)
@@ -623,6 +626,7 @@ def rollback(
     actor = store.actor(by)
     _require_reason(reason, "the champion is rolled back")
     store.check_residency()
+    lifecycle.check(store)  # never build on a registry that disagrees with the log
     _require_approver(store, actor, "roll back")
     current = store.alias("champion")
     if current is not None and (to is None or str(to) == str(current.version)):

@@ -208,8 +208,16 @@ def batches(
             for batch in reader:
                 yield from _split(batch, batch_rows)
         else:
-            for batch in _dataset(source).to_batches(columns=columns, batch_size=batch_rows):
-                yield batch
+            # File by file, batch by batch: pyarrow's dataset scanner reads far ahead of the
+            # scoring (1.7 GB peak on 5M rows); one parquet reader at a time stays flat.
+            import pyarrow.parquet as pq
+
+            dataset = _dataset(source)
+            for path in dataset.files:
+                with dataset.filesystem.open_input_file(path) as fh:
+                    yield from pq.ParquetFile(fh).iter_batches(
+                        batch_size=batch_rows, columns=columns
+                    )
 
 
 def _split(batch: pa.RecordBatch, rows: int) -> Iterator[pa.RecordBatch]:

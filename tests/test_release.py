@@ -26,10 +26,11 @@ def _approve(t: Trained, version: int, by: str = ALICE, code: int = 0) -> dict[s
 def _error(t: Trained, *args: str, by: str, code: int) -> str:
     result = t.cli(*args, by=by)
     assert result.exit_code == code, (result.stdout, result.stderr)
-    assert result.stderr.startswith("error: ")
-    assert result.stderr.count("\n") == 1
+    # at most the embedded-identity warning, then exactly one error line
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("warning: ")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
-    return str(result.stderr)
+    return lines[0]
 
 
 def _model_file(t: Trained, run_id: str) -> Path:
