@@ -98,3 +98,37 @@ def clone_run(db: Path, run_id: str) -> str:
             )
     con.close()
     return new
+
+
+def write_churn_parquet(
+    path: Path, rows: int, *, seed: int = 2024, chunk: int = 100_000, vary_seed: bool = False
+) -> Path:
+    """A parquet file of `rows` generator rows (identifiers, features, label), written chunk by
+    chunk so that the file never sits in memory as a whole. The generator draws at most 900,000
+    accounts, so bigger files are tiles of `chunk` rows with fresh identifiers: account ids
+    shifted by 1,000,000 per tile, customer ids prefixed with the tile number. `vary_seed`
+    draws each tile with its own seed (distinct rows, for training); otherwise every tile has
+    the same feature values (enough for scoring, and cheaper)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from magenta_release import data
+
+    base = None if vary_seed else data.generate(seed, min(chunk, rows)).table
+    writer = None
+    try:
+        for tile, start in enumerate(range(0, rows, chunk)):
+            n = min(chunk, rows - start)
+            frame = data.generate(seed + tile, n).table if base is None else base.head(n)
+            frame = frame.assign(
+                rating_account_id=frame["rating_account_id"] + tile * 1_000_000,
+                customer_id=f"{tile}-" + frame["customer_id"].astype(str),
+            )
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+    return path
