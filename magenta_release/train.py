@@ -200,6 +200,7 @@ def train(
                 "seed": seed,
                 "evaluation_fraction": contract.evaluation_fraction,
             },
+            run_name=name,
         )
         lap("tracking")
         status = "FINISHED"
@@ -231,6 +232,7 @@ def _log(
     scores: np.ndarray,
     metrics: dict[str, float],
     params: dict[str, Any],
+    run_name: str = "",
 ) -> None:
     from magenta_release.model import feature_importance
 
@@ -242,7 +244,9 @@ def _log(
         plots = folder / "plots"
         plots.mkdir()
         roc_pr = evaluate.curves(parts.y_eval, scores)
-        evaluate.write_plots(parts.y_eval, scores, feature_importance(pipeline), plots, roc_pr)
+        evaluate.write_plots(
+            parts.y_eval, scores, feature_importance(pipeline), plots, roc_pr, label=run_name
+        )
         evaluation = folder / "evaluation"
         evaluation.mkdir()
         (evaluation / "curves.json").write_text(json.dumps(roc_pr))
