@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from magenta_release.evaluate import LOWER_IS_BETTER, REPORTED_METRICS
-from magenta_release.policy import Policy
+from magenta_release.policy import Policy, ValueSection
 
 
 @dataclass(frozen=True)
@@ -187,6 +187,57 @@ def regression_gates(
                 f"challenger - champion: [{low:+.4f}, {high:+.4f}] ({note})",
             )
     return gates, evidence
+
+
+def campaign_value(y: np.ndarray, scores: np.ndarray, k: int, value: ValueSection) -> float:
+    """Expected value of calling the top `k` customers by score: each churner called is kept
+    with the offer's success rate and is worth the retained revenue; every call costs."""
+    top = np.argsort(-scores, kind="stable")[:k]
+    kept = value.offer_success_rate * value.monthly_revenue * value.retention_months
+    return float(y[top].sum() * kept - k * value.contact_cost)
+
+
+def value_gate(
+    policy: Policy, y: np.ndarray, challenger: np.ndarray, champion: np.ndarray, seed: int = 0
+) -> tuple[Gate, dict[str, Any]]:
+    """Campaign value of challenger vs champion on the same rows, with a paired bootstrap CI,
+    and how many of the customers to call would change."""
+    v = policy.value
+    n = len(y)
+    k = max(1, round(v.campaign_fraction * n))
+    ours, theirs = campaign_value(y, challenger, k, v), campaign_value(y, champion, k, v)
+    top_a = set(np.argsort(-challenger, kind="stable")[:k].tolist())
+    top_b = set(np.argsort(-champion, kind="stable")[:k].tolist())
+    changed = k - len(top_a & top_b)
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(policy.gates.bootstrap_rounds):
+        idx = rng.integers(0, n, n)
+        diffs.append(
+            campaign_value(y[idx], challenger[idx], k, v)
+            - campaign_value(y[idx], champion[idx], k, v)
+        )
+    tail = (1 - policy.gates.bootstrap_confidence) / 2 * 100
+    low, high = np.percentile(diffs, [tail, 100 - tail]) if diffs else (np.nan, np.nan)
+    diff = ours - theirs
+    passed = (not v.blocking) or diff >= -v.max_loss
+    detail = (
+        f"campaign of {k:,} calls: value {ours:,.0f} vs champion {theirs:,.0f} "
+        f"({diff:+,.0f}; {int(policy.gates.bootstrap_confidence * 100)}% CI "
+        f"[{low:+,.0f}, {high:+,.0f}]); of {k:,} customers to call, {changed:,} change"
+        + ("" if v.blocking else " (reported, not blocking)")
+    )
+    evidence = {
+        "k": k,
+        "challenger": ours,
+        "champion": theirs,
+        "diff": diff,
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "changed": changed,
+        "blocking": v.blocking,
+    }
+    return Gate("campaign_value", passed, detail), evidence
 
 
 def paired_bootstrap(

@@ -134,6 +134,22 @@ class NotifySection(_Frozen):
         return self
 
 
+class ValueSection(_Frozen):
+    """What a churn campaign is worth: the campaign calls the top `campaign_fraction` of
+    customers by score; a churner who is called stays with probability `offer_success_rate`
+    and is then worth `monthly_revenue` for `retention_months`; every call costs
+    `contact_cost`. The value gate compares both models' expected campaign value on the same
+    evaluation rows; it blocks only when `blocking` is set."""
+
+    campaign_fraction: float = Field(default=0.10, gt=0.0, le=1.0)
+    contact_cost: float = Field(default=5.0, ge=0.0)
+    monthly_revenue: float = Field(default=35.0, ge=0.0)
+    retention_months: float = Field(default=12.0, gt=0.0)
+    offer_success_rate: float = Field(default=0.2, ge=0.0, le=1.0)
+    blocking: bool = False
+    max_loss: float = Field(default=0.0, ge=0.0)  # allowed drop in value before it blocks
+
+
 class ResidencySection(_Frozen):
     allowed_artifact_locations: tuple[str, ...] = ("file:", "mlflow-artifacts:")
     allowed_tracking_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
@@ -147,6 +163,7 @@ class Policy(_Frozen):
     gates: GateSection = Field(default_factory=GateSection)
     approval: ApprovalSection = Field(default_factory=ApprovalSection)
     residency: ResidencySection = Field(default_factory=ResidencySection)
+    value: ValueSection = Field(default_factory=ValueSection)
     notify: NotifySection = Field(default_factory=NotifySection)
     sha256: str = Field(default="", description="SHA-256 of the file it was read from.")
 

@@ -34,6 +34,7 @@ from magenta_release.gates import (
     metric_gates,
     regression_gates,
     reproducible_gate,
+    value_gate,
 )
 from magenta_release.lock import release_lock
 from magenta_release.policy import NotifyEvent
@@ -326,7 +327,8 @@ def evaluate_gates(
     theirs = serving.score(champ.model, x_champion)
     reg, reg_evidence = regression_gates(policy, rows.y, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
-    return gates + reg, evidence
+    worth, evidence["value"] = value_gate(policy, rows.y, ours, theirs)
+    return [*gates, *reg, worth], evidence
 
 
 def _eval_input_digest(run: RunInfo) -> str:
