@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ class Comparison:
     champion: dict[str, Any] | None  # {"version": int, "run_id": str, "metrics": {...}}
     differing_params: list[str]
     best: dict[str, str]  # metric -> run_id of the best run
+    # run_id -> the champion's metrics re-scored on that run's own evaluation rows
+    rescored: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def comparable(self) -> bool:
@@ -35,12 +37,16 @@ class Comparison:
         return digests
 
     def same_rows_as_champion(self, run: RunInfo) -> bool:
-        return self.champion is not None and _eval_key(run.tags) == self.champion["eval_digest"]
+        """The delta compares the same customers: the champion was re-scored on the run's
+        rows, or was evaluated on the same rows at training."""
+        if self.champion is None:
+            return False
+        return run.run_id in self.rescored or _eval_key(run.tags) == self.champion["eval_digest"]
 
     def delta(self, run: RunInfo, metric: str) -> float | None:
         if not self.champion or metric not in run.metrics:
             return None
-        base = self.champion["metrics"].get(metric)
+        base = self.rescored.get(run.run_id, self.champion["metrics"]).get(metric)
         return None if base is None else run.metrics[metric] - base
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +66,7 @@ class Comparison:
                     # a delta between metrics computed on different rows is not a comparison:
                     # the release gates re-score the champion on the run's own rows
                     "delta_on_same_rows": self.same_rows_as_champion(r),
+                    "champion_rescored": self.rescored.get(r.run_id),
                 }
                 for r in self.runs
             ],
@@ -111,7 +118,47 @@ def compare(
 
     keys = sorted({k for r in selected for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in selected}) > 1]
-    return Comparison(selected, metric, _champion(store), differing, _best(selected))
+    champion = _champion(store)
+    rescored = _rescore_champion(store, selected) if champion else {}
+    return Comparison(selected, metric, champion, differing, _best(selected), rescored)
+
+
+def _rescore_champion(store: Store, runs: list[RunInfo]) -> dict[str, dict[str, float]]:
+    """The champion's metrics on each run's own evaluation rows, as the gates compute them,
+    where the rows can still be read (once per distinct set of rows). Reads only: the model
+    is fetched (and verified) into a temporary folder."""
+    from magenta_release import candidate, evaluate, serving
+    from magenta_release.errors import ReleaseError
+
+    champ = store.alias("champion")
+    if champ is None:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    by_rows: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
+        try:
+            model = serving.fetch_verified(store, champ, Path(tmp) / "champion")
+        except ReleaseError:
+            return {}
+        for run in runs:
+            key = _eval_key(run.tags)
+            if key in by_rows:
+                out[run.run_id] = by_rows[key]
+                continue
+            try:
+                rows = candidate.evaluation_rows(store, run)
+                if isinstance(rows, str):
+                    continue
+                x = candidate.model_frame(
+                    rows.frame, model.all_inputs, "champion", store.policy.data
+                )
+            except ReleaseError:
+                continue  # not re-scorable: the table shows the marked delta instead
+            scores = serving.score(model.model, x)
+            by_rows[key] = out[run.run_id] = evaluate.metrics(
+                rows.y, scores, run.metrics.get("threshold", 0.5)
+            )
+    return out
 
 
 def _best(selected: list[RunInfo]) -> dict[str, str]:

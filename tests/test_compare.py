@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import SMALL, Cli
+from tests.conftest import SMALL, Cli, Trained
 
 
 def test_compare_lists_both_runs_with_metrics_params_and_plot(cli: Cli, tmp_path: Path) -> None:
@@ -91,3 +91,23 @@ def test_top_runs_with_fewer_runs_than_asked_returns_them_all_sorted(store: Any)
     assert [r.run_id for r in got] == sorted(roc, key=lambda r: -roc[r])
     low = store.top_runs("brier", 5, lower_is_better=True)
     assert [r.run_id for r in low] == sorted(brier, key=lambda r: brier[r])
+
+
+def test_delta_vs_a_champion_trained_on_other_rows_rescores_it_on_the_runs_rows(
+    trained: Trained,
+) -> None:
+    """The champion trained on other data: the delta is computed against the champion
+    re-scored on the run's own rows (as the gates do), and the JSON says so."""
+    good = trained.runs["good"]
+    trained.cli.json("propose", good, by="carol")
+    trained.cli.json("approve", "1", "--reason", "baseline", "--yes", by="alice")
+    other_data = trained.cli.json("train", "--rows", "4000", "--seed", "9", by="carol")["run_id"]
+    doc = trained.cli.json("compare", other_data, good)
+    assert doc["comparable"] is False  # the runs were evaluated on different rows
+    run = next(r for r in doc["runs"] if r["run_id"] == other_data)
+    assert run["delta_on_same_rows"] is True
+    rescored = run["champion_rescored"]
+    assert rescored is not None
+    assert rescored["roc_auc"] != doc["champion"]["metrics"]["roc_auc"]  # other rows, other value
+    expected = run["metrics"]["roc_auc"] - rescored["roc_auc"]
+    assert abs(run["delta_vs_champion"]["roc_auc"] - expected) < 1e-12
