@@ -56,6 +56,7 @@ dagster: $(STAMP) ## Dagster UI on http://127.0.0.1:3000 for ./mlruns (Ctrl-C or
 	  MAGENTA_RELEASE_FEATURES_URI= MAGENTA_RELEASE_CUSTOMERS_URI= \
 	  MAGENTA_RELEASE_ANALYTICS_DB=$(CURDIR)/dagster_home/analytics.duckdb \
 	  MAGENTA_RELEASE_DAGSTER_DATA=$(CURDIR)/dagster_home/data \
+	  PYTHONWARNINGS='ignore:Function `dev_command` is superseded' \
 	  exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m dagster_assets
 
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns

@@ -68,10 +68,10 @@ def bulk_runs(db: Path, experiment_id: str, n: int, seed: int = 0) -> None:
     con.close()
 
 
-def clone_run(db: Path, run_id: str) -> str:
+def clone_run(db: Path, run_id: str, new: str | None = None) -> str:
     """A new run id sharing the run's artifacts, metrics, params and tags (a stand-in for
     another training of the same model: proposing it costs what proposing a real run costs)."""
-    new = uuid.uuid4().hex
+    new = new or uuid.uuid4().hex
     con = sqlite3.connect(db)
     with con:
         cols = [r[1] for r in con.execute("pragma table_info(runs)")]
