@@ -44,12 +44,12 @@ def predict_raw(home: str, source: str) -> dict[str, float]:
 
     import pandas as pd
 
-    from magenta_release import serving
+    from magenta_release import model_files
 
     store = _store(home)
     version = store.alias("champion")
     with tempfile.TemporaryDirectory(prefix="magenta-bench-") as tmp:
-        verified = serving.fetch_verified(store, version, Path(tmp))
+        verified = model_files.fetch_verified(store, version, Path(tmp))
         pipeline = verified.load()
         names = [n for n, _ in verified.inputs]
     start = time.perf_counter()

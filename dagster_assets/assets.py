@@ -118,7 +118,7 @@ def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg
 def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
     """Resolve `@champion` with the library's resolver and verify its SHA-256 manifest (no file
     paths in run config); fails on an integrity alert."""
-    from magenta_release import serving
+    from magenta_release import model_files
     from magenta_release.errors import ReleaseError
     from magenta_release.predict import resolve
 
@@ -126,7 +126,7 @@ def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
     try:
         champion = resolve(store, "champion")
         with tempfile.TemporaryDirectory(prefix="dagster-champion-") as tmp:
-            serving.fetch_verified(store, champion, Path(tmp))
+            model_files.fetch_verified(store, champion, Path(tmp))
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
     info: dict[str, str | int] = {

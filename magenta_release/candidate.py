@@ -139,7 +139,7 @@ def model_frame(
 ) -> pd.DataFrame:
     """A model's input frame from raw rows: its signature's columns, typed as the signature
     says (our models and signed team models), else the contract's features as read."""
-    from magenta_release.serving import conform
+    from magenta_release.model_files import conform
 
     if not inputs:
         skip = {contract.target, *contract.identifiers}

@@ -25,6 +25,8 @@ app = typer.Typer(
     name="magenta-release",
     help="Tracked training and a gated, four-eyes, audited model release process on MLflow.",
     no_args_is_help=True,
+    # Help texts name policy sections such as [data]: print brackets, do not parse markup.
+    rich_markup_mode=None,
     add_completion=False,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -183,7 +185,8 @@ def train(
     rows). Evaluation rows are chosen by a hash of the first identifier, so the gates can
     re-read exactly them later.
 
-    Example: magenta-release train --data "duckdb:///analytics.duckdb?table=customer_features"
+    Example (the demo's table): magenta-release train --data
+    "duckdb://demo/analytics.duckdb?table=customer_features"
     """
     from magenta_release.output import progress
 
@@ -285,7 +288,13 @@ def compare(
     doc = result.to_json()
     if plot is not None:
         doc["plot"] = str(plot)
-    _emit(as_json, doc, lambda: comparison_table(result))
+
+    def human() -> None:
+        comparison_table(result)
+        if plot is not None:
+            typer.echo(f"plot: {plot}")
+
+    _emit(as_json, doc, human)
 
 
 VersionArg = Annotated[str, typer.Argument(help="Model version number.", show_default=False)]
@@ -430,7 +439,11 @@ def rollback(
     reason: ReasonOpt,
     to: Annotated[
         str | None,
-        typer.Option("--to", help="A version that once passed its gates (default: @previous)."),
+        typer.Option(
+            "--to",
+            help="A version that was approved once (approved, retired or rolled_back), "
+            "backwards or forwards (default: @previous).",
+        ),
     ] = None,
     by: ByOpt = None,
     yes: YesOpt = False,

@@ -127,7 +127,7 @@ def _rescore_champion(store: Store, runs: list[RunInfo]) -> dict[str, dict[str, 
     """The champion's metrics on each run's own evaluation rows, as the gates compute them,
     where the rows can still be read (once per distinct set of rows). Reads only: the model
     is fetched (and verified) into a temporary folder."""
-    from magenta_release import candidate, evaluate, serving
+    from magenta_release import candidate, evaluate, model_files
     from magenta_release.errors import ReleaseError
 
     champ = store.alias("champion")
@@ -137,7 +137,7 @@ def _rescore_champion(store: Store, runs: list[RunInfo]) -> dict[str, dict[str, 
     by_rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
         try:
-            model = serving.fetch_verified(store, champ, Path(tmp) / "champion")
+            model = model_files.fetch_verified(store, champ, Path(tmp) / "champion")
         except ReleaseError:
             return {}
         for run in runs:
@@ -154,7 +154,7 @@ def _rescore_champion(store: Store, runs: list[RunInfo]) -> dict[str, dict[str, 
                 )
             except ReleaseError:
                 continue  # not re-scorable: the table shows the marked delta instead
-            scores = serving.score(model.model, x)
+            scores = model_files.score(model.model, x)
             by_rows[key] = out[run.run_id] = evaluate.metrics(
                 rows.y, scores, run.metrics.get("threshold", 0.5)
             )

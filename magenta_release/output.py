@@ -208,11 +208,9 @@ def history_table(events: list[dict[str, Any]]) -> None:
     older = [*events[1:], None]
     for e, before in zip(events, older, strict=True):
         who = e["actor"] + (f" ({e['mlflow_user']})" if e.get("mlflow_user") else "")
-        champ = (
-            f"{e['champion_before']}→{e['champion_after']}"
-            if e["champion_before"] != e["champion_after"]
-            else str(e["champion_after"])
-        )
+        was = "none" if e["champion_before"] is None else e["champion_before"]
+        now = "none" if e["champion_after"] is None else e["champion_after"]
+        champ = f"{was}→{now}" if was != now else str(now)
         table.add_row(
             str(e["seq"]),
             e["time"][:19],

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from magenta_release import serving
+from magenta_release import model_files
 from magenta_release.errors import BadInput, PolicyRefused
-from magenta_release.serving import NUMERIC_KINDS, conform
+from magenta_release.model_files import NUMERIC_KINDS, conform
 from magenta_release.states import SERVABLE
 from magenta_release.store import Store, VersionInfo
 
@@ -65,7 +65,7 @@ def predict_frame(store: Store, frame: pd.DataFrame, model: str = "champion") ->
     version."""
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
-        verified = serving.fetch_verified(store, version, Path(tmp))
+        verified = model_files.fetch_verified(store, version, Path(tmp))
         return _score_frame(store, verified.model, verified.all_inputs, frame, version.version)
 
 
@@ -73,7 +73,7 @@ def _score_frame(
     store: Store, model: Any, inputs: list[tuple[str, str]], frame: pd.DataFrame, version: int
 ) -> pd.DataFrame:
     x = conform(frame, inputs)  # our schema check replaces pyfunc's
-    scores = serving.score(model, x)
+    scores = model_files.score(model, x)
     if not np.isfinite(scores).all():
         raise BadInput("the model produced non-finite scores; check the input values")
     ids = [c for c in store.policy.data.identifiers if c in frame.columns]
@@ -102,7 +102,7 @@ def predict(
         raise BadInput(f"--output {output_path}: folder {output_path.parent} does not exist")
     version = resolve(store, model)
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
-        verified = serving.fetch_verified(store, version, Path(tmp))
+        verified = model_files.fetch_verified(store, version, Path(tmp))
         inputs = verified.all_inputs
         columns = _input_columns(store, source, inputs)
         loaded = verified.model

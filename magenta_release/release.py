@@ -22,8 +22,8 @@ from magenta_release import (
     identity,
     integrity,
     lifecycle,
+    model_files,
     notify,
-    serving,
 )
 from magenta_release.errors import BadInput, IntegrityViolation, PolicyRefused
 from magenta_release.evaluate import REPORTED_METRICS
@@ -288,7 +288,7 @@ def evaluate_gates(
     run recorded; both models are scored on exactly those rows, and the run's own metrics are
     only compared, never used."""
     policy = store.policy
-    challenger = serving.inspect(challenger_dir, f"run {run.run_id}")
+    challenger = model_files.inspect(challenger_dir, f"run {run.run_id}")
     evidence: dict[str, Any] = {
         "logged_metrics": {k: run.metrics[k] for k in sorted(run.metrics)},
         "dataset_sha256": run.dataset_sha256,
@@ -296,7 +296,7 @@ def evaluate_gates(
     }
     rows = candidate.evaluation_rows(store, run)
     champ = (
-        serving.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
+        model_files.fetch_verified(store, champion, tmp / f"champion-{champion.version}")
         if champion
         else None
     )
@@ -311,7 +311,7 @@ def evaluate_gates(
         ], evidence
     evidence["source"] = rows.source
     x = candidate.model_frame(rows.frame, challenger.all_inputs, "challenger", policy.data)
-    ours = serving.score(challenger.model, x)
+    ours = model_files.score(challenger.model, x)
     recomputed = evaluate.metrics(rows.y, ours, run.metrics.get("threshold", 0.5))
     evidence["metrics"] = recomputed
     gates = [*metric_gates(policy, recomputed), *base]
@@ -324,7 +324,7 @@ def evaluate_gates(
     except BadInput as exc:
         gates.append(Gate("no_regression", False, f"cannot score the champion: {exc}"))
         return gates, evidence
-    theirs = serving.score(champ.model, x_champion)
+    theirs = model_files.score(champ.model, x_champion)
     reg, reg_evidence = regression_gates(policy, rows.y, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
     worth, evidence["value"] = value_gate(policy, rows.y, ours, theirs)
@@ -499,14 +499,17 @@ def approve(
         return done
     _check_approvable(store, v, actor)
     if confirm is not None and not confirm(approval_summary(store, v)):
-        raise PolicyRefused(f"version {v.version} not approved: confirmation declined")
+        raise PolicyRefused(
+            f"version {v.version} not approved: confirmation declined (without a terminal, "
+            "confirm with --yes)"
+        )
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
         lifecycle.check_locked(store)
         v = store.version(version)
         if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
             return done
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
-        serving.fetch_verified(store, v, Path(tmp))
+        model_files.fetch_verified(store, v, Path(tmp))
         old = store.alias("champion")
         store.set_version_tags(
             v.version,
@@ -596,8 +599,8 @@ def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, V
         target = store.alias("previous")
         if target is None:
             raise PolicyRefused(
-                "no @previous version to roll back to; name one that once "
-                "passed its gates with --to VERSION (see: magenta-release history)"
+                "no @previous version to roll back to; name one that was approved once "
+                "with --to VERSION (see: magenta-release status)"
             )
     else:
         target = store.version(to)
@@ -639,7 +642,9 @@ def rollback(
     if confirm is not None and not confirm(
         {"champion": champion.version, "target": target.version}
     ):
-        raise PolicyRefused("rollback not done: confirmation declined")
+        raise PolicyRefused(
+            "rollback not done: confirmation declined (without a terminal, confirm with --yes)"
+        )
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-rollback-") as tmp:
         lifecycle.check_locked(store)
         now_champion, now_target = _rollback_target(store, to)
@@ -648,7 +653,7 @@ def rollback(
                 f"the champion changed to {now_champion.version} meanwhile; "
                 "check `magenta-release status` and roll back again"
             )
-        serving.fetch_verified(store, target, Path(tmp))
+        model_files.fetch_verified(store, target, Path(tmp))
         store.set_version_tags(
             champion.version,
             {"release.rolled_back_by": actor, "release.rolled_back_at": _now()},

@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "mlruns_template"
 POLICY_FILE = "release-policy.toml"
 STATUS_TAG = "release.status"
-ALIASES = ("champion", "challenger", "previous")
 
 
 @dataclass(frozen=True)

@@ -180,19 +180,10 @@ def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
             target = target.setdefault(part, {})
         target.clear()
         target.update(values)
-    path.write_text(_toml(data))
+    import tomli_w
+
+    path.write_text(tomli_w.dumps(data))
     return path
-
-
-def _toml(data: dict[str, Any], prefix: str = "") -> str:
-    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
-    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
-    out = [f"[{prefix}]"] if prefix and (scalars or not tables) else []
-    out += [f"{k} = {json.dumps(v)}" for k, v in scalars.items()]
-    text = "\n".join(out) + "\n"
-    for k, v in tables.items():
-        text += _toml(v, f"{prefix}.{k}" if prefix else k)
-    return text
 
 
 @pytest.fixture(scope="session")

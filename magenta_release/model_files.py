@@ -1,4 +1,4 @@
-"""Fetching a registered version for use: download, check the SHA-256 manifest recorded at
+"""Model files of a registered version: download, check the SHA-256 manifest recorded at
 proposal (and in the audit log), refuse pickle, then load from the very files that were checked."""
 
 from __future__ import annotations
