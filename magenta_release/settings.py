@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +32,8 @@ class Settings(BaseSettings):
         uri = self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if uri:
             return uri
-        return f"sqlite:///{self.db_path}"
+        # quoted: a folder named with %, # or ? must not turn into a query or fragment
+        return f"sqlite:///{quote(str(self.db_path))}"
 
     @property
     def is_local(self) -> bool:

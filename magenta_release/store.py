@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from magenta_release.errors import (
     BadInput,
@@ -172,7 +172,7 @@ def schema_head() -> str:
 def db_revision(path: Path) -> str | None:
     """The alembic revision recorded in a SQLite MLflow database, None if it has none."""
     try:
-        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        con = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True)
         try:
             row = con.execute("select version_num from alembic_version").fetchone()
         finally:
