@@ -610,7 +610,7 @@ def history(
 def audit_verify(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
     """Recompute the audit log's hash chain and check the registry against it (exit 3 if
     broken)."""
-    from magenta_release.audit import verify
+    from magenta_release.lifecycle import verify
 
     result = _run(as_json, lambda: verify(_open(tracking_uri)))
 

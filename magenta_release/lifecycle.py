@@ -208,3 +208,12 @@ def alert_json(exc: IntegrityAlert) -> list[dict[str, Any]]:
         }
         for d in exc.problems
     ]
+
+
+def verify(store: Store) -> audit.Verification:
+    """`audit verify`: recompute the chain, then check that the registry matches what the
+    log says (statuses, aliases, manifests, no version without an event)."""
+    parsed, problems, count = audit.verify_chain(store)
+    if not problems:
+        problems = [d.message() for d in drift(store, parsed)]
+    return audit.Verification(not problems, count, problems)

@@ -40,7 +40,7 @@ def _worker(home: str, who: str, tasks: Any, results: Any, barrier: Any) -> None
 
 @pytest.mark.slow
 def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
-    from magenta_release.audit import verify
+    from magenta_release.lifecycle import verify
     from magenta_release.release import propose
     from magenta_release.settings import Settings
     from magenta_release.store import Store
