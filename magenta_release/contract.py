@@ -277,8 +277,3 @@ def evaluation_mask(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
     buckets = pd.util.hash_pandas_object(text, index=False).to_numpy() % SPLIT_BUCKETS
     mask: np.ndarray = buckets < round(contract.evaluation_fraction * SPLIT_BUCKETS)
     return mask
-
-
-def schema_of(frame: pd.DataFrame) -> list[list[str]]:
-    """[name, dtype] pairs: what the run records about the table's shape (never values)."""
-    return [[str(c), str(t)] for c, t in frame.dtypes.items()]

@@ -6,10 +6,7 @@ Python loop exists, so the same (seed, rows) gives byte-identical frames.
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -69,7 +66,7 @@ FEATURES = (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES)
 
 @dataclass(frozen=True)
 class DatasetRef:
-    """What identifies a generated data set: regenerate it from these and check the digest."""
+    """What identifies a generated data set: regenerate it from these."""
 
     generator: str
     version: str
@@ -78,20 +75,8 @@ class DatasetRef:
 
     @property
     def uri(self) -> str:
+        """The source URI that names (and rebuilds) this data set: `sources.read` takes it."""
         return f"synthetic://{self.generator}/v{self.version}?seed={self.seed}&rows={self.rows}"
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> DatasetRef:
-        try:
-            data: dict[str, Any] = json.loads(text)
-            return cls(
-                str(data["generator"]), str(data["version"]), int(data["seed"]), int(data["rows"])
-            )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise BadInput(f"dataset reference {text!r} is malformed") from exc
 
 
 @dataclass(frozen=True)
@@ -293,22 +278,3 @@ def build_features(
     for col in NUMERIC_FEATURES:
         t[col] = t[col].astype(np.float64)
     return t.loc[:, [*IDENTIFIERS, *FEATURES, LABEL]].reset_index(drop=True)
-
-
-def frame_digest(frame: pd.DataFrame) -> str:
-    """SHA-256 of a frame's columns, dtypes and values (row order included)."""
-    h = hashlib.sha256()
-    # Text columns hash alike whether pandas holds them as object or str (parquet round trips
-    # turn one into the other); the values' hashes are the same either way.
-    kinds = [
-        [
-            c,
-            "text"
-            if pd.api.types.is_object_dtype(t) or pd.api.types.is_string_dtype(t)
-            else str(t),
-        ]
-        for c, t in frame.dtypes.items()
-    ]
-    h.update(json.dumps(kinds).encode())
-    h.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return h.hexdigest()

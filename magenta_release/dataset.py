@@ -20,16 +20,14 @@ if TYPE_CHECKING:
     import numpy as np
     import pandas as pd
 
-GENERATOR_URI = "synthetic://magenta-churn-synthetic/v1?seed={seed}&rows={rows}"
-
 
 def generator_uri(seed: int, rows: int) -> str:
-    from magenta_release.data import check_size
+    from magenta_release.data import GENERATOR, GENERATOR_VERSION, DatasetRef, check_size
 
     check_size(rows)
     if seed < 0:
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
-    return GENERATOR_URI.format(seed=seed, rows=rows)
+    return DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows).uri
 
 
 def canonical(uri: str, flag: str = "--data") -> sources.Source:

@@ -28,13 +28,6 @@ from magenta_release.errors import BadInput
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMES = (
-    "parquet file/folder",
-    "CSV file",
-    "duckdb:///PATH?table=NAME",
-    "gs://...",
-    "synthetic://",
-)
 _TABLE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 BATCH_ROWS = 65_536
 PARQUET_SUFFIXES = (".parquet", ".pq")
