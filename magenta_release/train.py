@@ -134,9 +134,9 @@ def train(
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
     if data is not None and rows is not None:
         raise BadInput("--rows only applies to the built-in generator; leave it out with --data")
-    uri = data if data is not None else dataset.generator_uri(seed, rows or DEFAULT_ROWS)
-    if data is None and rows is not None:
-        uri = dataset.generator_uri(seed, rows)  # --rows 0 is refused, not defaulted
+    # `--rows 0` is refused by the generator, not replaced by the default
+    generated = DEFAULT_ROWS if rows is None else rows
+    uri = data if data is not None else dataset.generator_uri(seed, generated)
     _check_run_name(run_name)
     store.check_residency()
     contract = store.policy.data
