@@ -149,8 +149,8 @@ def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
 
 
 def status_table(doc: dict[str, Any]) -> None:
-    from rich.markup import escape
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"Release status of {doc['registered_model']}")
     for col in ("version", "status", "aliases", "proposed by", "approved by", "run"):
@@ -184,8 +184,8 @@ def status_table(doc: dict[str, Any]) -> None:
     for f in doc.get("notify_failures", []):
         why = "; ".join(f"{d['webhook']}: {d['error']}" for d in f["failed"])
         out.print(
-            f"[yellow]notification failed:[/] v{f['version']} {f['event']} at {f['at']} "
-            f"({escape(why)})"
+            Text("notification failed: ", style="yellow")
+            + plain(f"v{f['version']} {f['event']} at {f['at']} ({why})")
         )
     for run in doc.get("dead_runs", []):
         out.print(
