@@ -24,14 +24,14 @@ class ReleaseStore(dg.ConfigurableResource):
 
     tracking_uri: str | None = None  # empty: MLFLOW_TRACKING_URI, else the local store
     home: str = "mlruns"
-    policy: str | None = None
+    model: str | None = None  # empty: the only model the store governs
     identity: str = "dagster"
 
     def settings(self) -> Settings:
         return Settings(
             home=Path(self.home),
             tracking_uri=self.tracking_uri or None,
-            policy=Path(self.policy) if self.policy else None,
+            model=self.model or None,
             user=self.identity,
         )
 

@@ -68,25 +68,38 @@ class Verification:
         }
 
 
+LOG_SUFFIX = "-audit-log"
+
+
 def log_name(store: Store) -> str:
-    return f"{store.name}-audit-log"
+    return f"{store.name}{LOG_SUFFIX}"
 
 
 def read(store: Store) -> list[tuple[str, str]]:
     """Raw (key, value) pairs of the log, in sequence order."""
-    tags = store.model_tags(log_name(store))
-    return sorted((k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX))
+    return entries(store.model_tags(log_name(store)))
 
 
 def events(store: Store) -> list[Event]:
     """Parsed events, oldest first; unparseable entries are skipped (verify reports them)."""
+    return parse(read(store))
+
+
+def parse(entries: list[tuple[str, str]]) -> list[Event]:
+    """Events from (key, value) pairs, in order; malformed entries are skipped."""
     out = []
-    for _, raw in read(store):
+    for _, raw in entries:
         try:
-            out.append(Event(**json.loads(raw)))
+            event = Event(**json.loads(raw))
         except (TypeError, ValueError):
             continue
+        out.append(event)
     return out
+
+
+def entries(tags: dict[str, str]) -> list[tuple[str, str]]:
+    """The event tags of a log's registered-model tags, in sequence order."""
+    return sorted((k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX))
 
 
 def append(

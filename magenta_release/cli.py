@@ -33,6 +33,11 @@ app = typer.Typer(
 )
 audit_app = typer.Typer(help="Check the tamper-evident release log.", no_args_is_help=True)
 app.add_typer(audit_app, name="audit")
+policy_app = typer.Typer(
+    help="The release policy stored in MLflow: show it, list its versions, set a new one.",
+    no_args_is_help=True,
+)
+app.add_typer(policy_app, name="policy")
 
 T = TypeVar("T")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
@@ -42,6 +47,15 @@ UriOpt = Annotated[
         "--tracking-uri",
         help="MLflow tracking URI (else MLFLOW_TRACKING_URI, else the local store "
         "under MAGENTA_RELEASE_HOME, default ./mlruns).",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Registered model to act on (else MAGENTA_RELEASE_MODEL, else the only model "
+        "the store governs).",
         show_default=False,
     ),
 ]
@@ -120,10 +134,41 @@ def _warn_unverified(store: Any) -> None:
         )
 
 
-def _open(tracking_uri: str | None) -> Any:
+def _open(tracking_uri: str | None, model: str | None = None) -> Any:
     from magenta_release.store import Store
 
-    return Store.open(_settings(tracking_uri))
+    return Store.open(_settings(tracking_uri), model)
+
+
+def _connect(tracking_uri: str | None) -> str:
+    """The tracking URI of an existing store (no model needed)."""
+    from magenta_release.store import Store
+
+    settings = _settings(tracking_uri)
+    Store.connect(settings)
+    return settings.resolved_tracking_uri()
+
+
+def _each(tracking_uri: str | None, model: str | None) -> list[Any]:
+    """The store bound to --model, or to each model it governs (sorted by name)."""
+    from magenta_release import policy_store
+    from magenta_release.store import Store
+
+    settings = _settings(tracking_uri)
+    if model or settings.model:
+        return [Store.open(settings, model)]
+    client = Store.connect(settings)
+    names = policy_store.governed_models(client)
+    return [Store.open(settings, name) for name in names] or [Store.open(settings)]
+
+
+def _model_selector(text: str) -> tuple[str | None, str]:
+    """`predict --model`: `champion` / `3` of the default model, or `NAME@alias` / `NAME/3`."""
+    for sep in ("@", "/"):
+        name, found, selector = text.rpartition(sep)
+        if found and name and selector:
+            return name, selector
+    return None, text
 
 
 @app.command()
@@ -135,14 +180,87 @@ def init(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
     from magenta_release.init import init as do_init
 
     result = _run(as_json, lambda: do_init(_settings(tracking_uri)))
+    p = result.policy
     _emit(
         as_json,
         result.to_json(),
         lambda: typer.echo(
             f"{'created' if result.created else 'store ready'}: {result.tracking_uri}\n"
-            f"artifacts: {result.artifact_location}\npolicy:    {result.policy_path}"
+            f"artifacts: {result.artifact_location}\n"
+            f"model:     {result.model} (policy v{p.version}, {p.sha256[:12]}, set by "
+            f"{output_plain(p.actor)})\n"
+            "change the policy with: magenta-release policy show > policy.toml; edit; "
+            "magenta-release policy set policy.toml --reason ..."
         ),
     )
+
+
+def output_plain(text: str) -> str:
+    from magenta_release.output import plain
+
+    return str(plain(text))
+
+
+@policy_app.command("set")
+def policy_set(
+    file: Annotated[Path, typer.Argument(help="The new policy (TOML).", show_default=False)],
+    reason: Annotated[str, typer.Option(help="Why the policy changes (recorded).")],
+    by: ByOpt = None,
+    model_name: ModelOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Store FILE as the new version of its model's policy ([model] registered_name), with an
+    audit event. Only the current policy's [approval] policy_owners may do it. Versions
+    proposed under the old policy must be proposed again before they can be approved."""
+    from magenta_release.policies import set_policy
+
+    result = _run(
+        as_json,
+        lambda: set_policy(_settings(tracking_uri), file, reason=reason, by=by, model=model_name),
+    )
+    r = result.record
+
+    def human() -> None:
+        if not result.changed:
+            typer.echo(f"{r.model}: policy v{r.version} is already this file; nothing changed")
+            return
+        typer.echo(
+            f"{r.model}: policy v{r.version} ({r.sha256[:12]}) in force, set by "
+            f"{output_plain(r.actor)}"
+        )
+
+    _emit(as_json, result.to_json(), human)
+
+
+@policy_app.command("show")
+def policy_show(
+    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Print the policy in force, exactly as stored (pipe it to a file to edit it)."""
+    from magenta_release.policies import show
+
+    record, text = _run(as_json, lambda: show(_open(tracking_uri, model_name)))
+    _emit(as_json, {**record.to_json(), "toml": text}, lambda: typer.echo(text, nl=False))
+
+
+@policy_app.command("history")
+def policy_history(
+    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Every version of the policy, newest first: who set it, when and why."""
+    from magenta_release.policies import history
+
+    found = _run(as_json, lambda: history(_open(tracking_uri, model_name)))
+
+    def human() -> None:
+        for r in found:
+            typer.echo(
+                f"v{r.version}  {r.time[:19]}  {r.sha256[:12]}  {output_plain(r.actor)}: "
+                f"{output_plain(r.reason)}"
+            )
+
+    _emit(as_json, {"versions": [r.to_json() for r in found]}, human)
 
 
 @app.command()
@@ -177,6 +295,7 @@ def train(
             "--quiet", "-q", help="Print only the run id (for RUN=$(magenta-release train -q))."
         ),
     ] = False,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -193,7 +312,7 @@ def train(
     def action() -> Any:
         from magenta_release.train import train as do_train
 
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         with progress(enabled=not quiet) as say:
             return do_train(
                 store,
@@ -228,6 +347,7 @@ def train(
 @app.command()
 def runs(
     last: Annotated[int, typer.Option(help="How many recent runs.")] = 10,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -235,7 +355,7 @@ def runs(
     from magenta_release.compare import runs as do_runs
     from magenta_release.output import runs_table
 
-    found = _run(as_json, lambda: do_runs(_open(tracking_uri), last))
+    found = _run(as_json, lambda: do_runs(_open(tracking_uri, model_name), last))
     _emit(
         as_json,
         {
@@ -268,6 +388,7 @@ def compare(
     plot: Annotated[
         Path | None, typer.Option(help="Write a PNG overlaying the runs' ROC and PR curves.")
     ] = None,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -278,7 +399,7 @@ def compare(
     from magenta_release.output import comparison_table
 
     def action() -> Any:
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         result = do_compare(store, run_ids or [], last=last, top=top, metric=metric)
         if plot is not None:
             write_plot(store, result, plot)
@@ -358,6 +479,7 @@ def propose(
     run_id: Annotated[str, typer.Argument(help="The training run to release.", show_default=False)],
     by: ByOpt = None,
     note: Annotated[str, typer.Option(help="Why this candidate (shown to the approver).")] = "",
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -368,7 +490,7 @@ def propose(
     from magenta_release.states import Status
 
     def action() -> Any:
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         _warn_unverified(store)
         with progress() as say:
             say("evaluating the release gates")
@@ -401,6 +523,7 @@ def approve(
     reason: ReasonOpt,
     by: ByOpt = None,
     yes: YesOpt = False,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -409,7 +532,7 @@ def approve(
     from magenta_release.release import approve as do_approve
 
     def action() -> Any:
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         _warn_unverified(store)
         return do_approve(
             store, version, reason=reason, by=by, confirm=_confirm(yes, as_json, _show_summary)
@@ -424,13 +547,16 @@ def reject(
     version: VersionArg,
     reason: ReasonOpt,
     by: ByOpt = None,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn down a pending_approval version (an approver, or its proposer withdrawing it)."""
     from magenta_release.release import reject as do_reject
 
-    result = _run(as_json, lambda: do_reject(_open(tracking_uri), version, reason=reason, by=by))
+    result = _run(
+        as_json, lambda: do_reject(_open(tracking_uri, model_name), version, reason=reason, by=by)
+    )
     _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
 
 
@@ -447,6 +573,7 @@ def rollback(
     ] = None,
     by: ByOpt = None,
     yes: YesOpt = False,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -460,14 +587,20 @@ def rollback(
     result = _run(
         as_json,
         lambda: do_rollback(
-            _open(tracking_uri), reason=reason, to=to, by=by, confirm=_confirm(yes, as_json, render)
+            _open(tracking_uri, model_name),
+            reason=reason,
+            to=to,
+            by=by,
+            confirm=_confirm(yes, as_json, render),
         ),
     )
     _emit(as_json, _transition_doc(result), lambda: _say_transition(result))
 
 
 @app.command()
-def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+def status(
+    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+) -> None:
     """Show @champion, @challenger, @previous and the versions waiting for approval (with their
     age).
 
@@ -478,19 +611,32 @@ def status(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
     from magenta_release.output import status_table
     from magenta_release.release import status as do_status
 
-    doc = _run(as_json, lambda: do_status(_open(tracking_uri)))
-    _emit(as_json, doc, lambda: status_table(doc))
+    docs = _run(as_json, lambda: [do_status(store) for store in _each(tracking_uri, model_name)])
+    if len(docs) == 1:
+        _emit(as_json, docs[0], lambda: status_table(docs[0]))
+        return
+
+    def human() -> None:
+        for doc in docs:
+            status_table(doc)
+
+    _emit(as_json, {"models": docs}, human)
 
 
 @app.command()
-def remind(by: ByOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
+def remind(
+    by: ByOpt = None,
+    model_name: ModelOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Send one reminder per version waiting for approval longer than `remind_after_days`
     ([approval] in the policy) to the webhooks under [notify]; expired versions are named as
     such. Dagster runs this daily; each delivery is recorded on its version (see: status)."""
     from magenta_release.release import remind as do_remind
 
     def action() -> Any:
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         return store, do_remind(store, by=by)
 
     store, sent = _run(as_json, action)
@@ -515,6 +661,7 @@ def remind(by: ByOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = Fal
 @app.command()
 def show(
     version: VersionArg,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -523,7 +670,7 @@ def show(
     from magenta_release.output import show_version
     from magenta_release.release import show as do_show
 
-    doc = _run(as_json, lambda: do_show(_open(tracking_uri), version))
+    doc = _run(as_json, lambda: do_show(_open(tracking_uri, model_name), version))
     _emit(as_json, doc, lambda: show_version(doc))
 
 
@@ -531,6 +678,7 @@ def show(
 def repair(
     reason: ReasonOpt,
     by: ByOpt = None,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -541,7 +689,7 @@ def repair(
     from magenta_release.repair import repair as do_repair
 
     def action() -> Any:
-        store = _open(tracking_uri)
+        store = _open(tracking_uri, model_name)
         return do_repair(store, store.actor(by), reason)
 
     result = _run(as_json, action)
@@ -566,6 +714,7 @@ def gc(
     apply: Annotated[
         bool, typer.Option("--apply", help="Delete (default: only list what would be deleted).")
     ] = False,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -574,7 +723,8 @@ def gc(
     from magenta_release.gc import gc as do_gc
 
     result = _run(
-        as_json, lambda: do_gc(_open(tracking_uri), older_than_days=older_than, apply=apply)
+        as_json,
+        lambda: do_gc(_open(tracking_uri, model_name), older_than_days=older_than, apply=apply),
     )
 
     def human() -> None:
@@ -595,6 +745,7 @@ def gc(
 @app.command()
 def history(
     limit: Annotated[int, typer.Option(help="How many events, newest first.")] = 20,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -602,28 +753,47 @@ def history(
     from magenta_release.output import history_table
     from magenta_release.release import history as do_history
 
-    found = _run(as_json, lambda: [e.to_json() for e in do_history(_open(tracking_uri), limit)])
+    found = _run(
+        as_json, lambda: [e.to_json() for e in do_history(_open(tracking_uri, model_name), limit)]
+    )
     _emit(as_json, {"events": found}, lambda: history_table(found))
 
 
 @audit_app.command("verify")
-def audit_verify(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
-    """Recompute the audit log's hash chain and check the registry against it (exit 3 if
-    broken)."""
+def audit_verify(
+    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Recompute each audit log's hash chain (every model's, unless --model), check that every
+    event was made under a recorded policy version, and check the registry against it (exit 3
+    if broken)."""
     from magenta_release.lifecycle import verify
 
-    result = _run(as_json, lambda: verify(_open(tracking_uri)))
+    results = _run(as_json, lambda: [(s.name, verify(s)) for s in _each(tracking_uri, model_name)])
 
     def human() -> None:
-        if result.ok:
-            typer.echo(f"audit log ok: {result.events} events, chain and registry consistent")
-        else:
-            typer.echo(f"audit log BROKEN ({result.events} events): {result.problems[0]}", err=True)
-            for extra in result.problems[1:]:
-                typer.echo(f"  also: {extra}", err=True)
+        for name, result in results:
+            where = f"{name}: " if len(results) > 1 else ""
+            if result.ok:
+                typer.echo(
+                    f"{where}audit log ok: {result.events} events, chain and registry consistent"
+                )
+            else:
+                typer.echo(
+                    f"{where}audit log BROKEN ({result.events} events): {result.problems[0]}",
+                    err=True,
+                )
+                for extra in result.problems[1:]:
+                    typer.echo(f"  also: {extra}", err=True)
 
-    _emit(as_json, result.to_json(), human)
-    if not result.ok:
+    if len(results) == 1:
+        doc = results[0][1].to_json()
+    else:
+        doc = {
+            "ok": all(r.ok for _, r in results),
+            "models": {name: r.to_json() for name, r in results},
+        }
+    _emit(as_json, doc, human)
+    if not all(r.ok for _, r in results):
         raise typer.Exit(3)
 
 
@@ -641,7 +811,12 @@ def predict(
         Path, typer.Option("--output", help="Where to write scores (.parquet or .csv).")
     ],
     model: Annotated[
-        str, typer.Option(help="champion, challenger, previous or a version number.")
+        str,
+        typer.Option(
+            "--model",
+            help="What scores: champion, previous or a version number, of the store's only "
+            "model; NAME@champion or NAME/VERSION (MLflow's models:/ form) for another one.",
+        ),
     ] = "champion",
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
@@ -651,7 +826,11 @@ def predict(
     model version that scored it, in input order."""
     from magenta_release.predict import predict as do_predict
 
-    result = _run(as_json, lambda: do_predict(_open(tracking_uri), input, output, model))
+    def action() -> Any:
+        name, selector = _model_selector(model)
+        return do_predict(_open(tracking_uri, name), input, output, selector)
+
+    result = _run(as_json, action)
     _emit(
         as_json,
         result.to_json(),
@@ -693,7 +872,7 @@ def ui(
     import os
 
     settings = _settings(tracking_uri)
-    uri = _run(False, lambda: _open(tracking_uri).tracking_uri)
+    uri = _run(False, lambda: _connect(tracking_uri))
     if not 1024 <= port <= 65535:
         typer.echo(f"error: --port {port} is out of range; use 1024-65535", err=True)
         raise typer.Exit(2)

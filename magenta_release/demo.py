@@ -70,7 +70,7 @@ def run_demo(settings: Settings, rows: int = 50_000, home: Path | None = None) -
     from magenta_release.train import train
 
     store_home = demo_home(settings, home)
-    settings = Settings(home=store_home, policy=store_home / "release-policy.toml")
+    settings = Settings(home=store_home)
     work = store_home.parent
     say = output.console().print
     _step("1. init: a throwaway embedded store")

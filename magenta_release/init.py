@@ -2,44 +2,56 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from magenta_release import policy_store
+from magenta_release.policies import set_policy
+from magenta_release.policy import load_policy
 from magenta_release.settings import Settings
-from magenta_release.store import POLICY_FILE, TEMPLATE_DIR, Store, init_local_store
+from magenta_release.store import Store, init_local_store
+
+INIT_REASON = "initial policy (magenta-release init)"
 
 
 @dataclass(frozen=True)
 class InitResult:
     tracking_uri: str
     artifact_location: str
-    policy_path: str
+    model: str
+    policy: policy_store.PolicyVersion
     created: bool
 
     def to_json(self) -> dict[str, Any]:
         return {
             "tracking_uri": self.tracking_uri,
             "artifact_location": self.artifact_location,
-            "policy": self.policy_path,
+            "model": self.model,
+            "policy": self.policy.to_json(),
             "created": self.created,
         }
 
 
 def init(settings: Settings) -> InitResult:
-    """Create the store if missing (idempotent) and its experiment with an explicit artifact
-    location; check residency before writing anything to a server."""
+    """Create the store if missing and govern the model named by the policy file
+    (MAGENTA_RELEASE_POLICY, else the template) with it as version 1, unless that model
+    already has a policy. Idempotent: an initialised store is left as it is. Residency is
+    checked before anything is written to a server."""
     created = False
     if settings.is_local:
         _, created = init_local_store(settings)
-    elif settings.policy is None and not settings.policy_path().exists():
-        # Server mode keeps no local store, but the policy still comes from a file: start from
-        # the template, as a local store does (MAGENTA_RELEASE_POLICY points elsewhere).
-        settings.policy_path().parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(TEMPLATE_DIR / POLICY_FILE, settings.policy_path())
-    store = Store.open(settings)
+    path = settings.init_policy_path()
+    name = load_policy(path).registered_name
+    client = Store.connect(settings)
+    if not policy_store.versions(policy_store.log_events(client, name), name):
+        set_policy(settings, path, reason=INIT_REASON, model=name)
+    store = Store.open(settings, name)
     store.check_residency()
     store.experiment_id(create=True)
     return InitResult(
-        store.tracking_uri, store.artifact_location(), str(settings.policy_path()), created
+        store.tracking_uri,
+        store.artifact_location(),
+        name,
+        policy_store.current_version(store.client, name),
+        created,
     )

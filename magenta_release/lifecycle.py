@@ -214,6 +214,30 @@ def verify(store: Store) -> audit.Verification:
     """`audit verify`: recompute the chain, then check that the registry matches what the
     log says (statuses, aliases, manifests, no version without an event)."""
     parsed, problems, count = audit.verify_chain(store)
+    problems += unknown_policies(store, parsed)
     if not problems:
         problems = [d.message() for d in drift(store, parsed)]
     return audit.Verification(not problems, count, problems)
+
+
+def unknown_policies(store: Store, log: list[audit.Event]) -> list[str]:
+    """Events made under a policy that is not a recorded version (a policy brought from the
+    caller's shell), and recorded versions whose stored text no longer matches its hash."""
+    from magenta_release import policy_store
+
+    problems = []
+    known: set[str] = set()
+    for e in log:
+        if e.action == policy_store.SET_ACTION:
+            known.add(e.policy_sha256)
+        if e.policy_sha256 not in known:
+            problems.append(
+                f"event {e.seq} ({e.action}): made under policy {e.policy_sha256[:12] or '?'}, "
+                "which is not a recorded policy version (see: magenta-release policy history)"
+            )
+    for record in policy_store.versions(log, store.name):
+        try:
+            policy_store.read_text(store.client, record)
+        except IntegrityViolation as exc:
+            problems.append(str(exc))
+    return problems

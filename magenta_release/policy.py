@@ -1,5 +1,7 @@
-"""The release policy: a TOML file validated into a frozen model. Its SHA-256 goes into every
-audit event, so an approval is tied to the exact rules it was made under."""
+"""The release policy: TOML validated into a frozen model. The policy in force is the one stored
+in the MLflow store (`policy_store`); a file is only the input to `init` and `policy set`. Its
+SHA-256 goes into every audit event, so an approval is tied to the exact rules it was made
+under."""
 
 from __future__ import annotations
 
@@ -46,6 +48,8 @@ class GateSection(_Frozen):
 
 class ApprovalSection(_Frozen):
     approvers: tuple[str, ...] = ("release-manager",)
+    # Who may replace this policy with `magenta-release policy set` (the server enforces it).
+    policy_owners: tuple[str, ...] = ("release-manager",)
     four_eyes: bool = True
     # A proposal's evidence (champion, data, policy) ages: after this it cannot be approved.
     expires_after_days: float = Field(default=14, ge=0, le=365)
@@ -173,28 +177,35 @@ class Policy(_Frozen):
 
 
 def load_policy(path: Path) -> Policy:
-    """Read and validate the policy file; BadInput names the file, the problem and the fix."""
+    """Read and validate a policy file; BadInput names the file, the problem and the fix."""
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise BadInput(
-            f"policy file {path} does not exist; run `magenta-release init` "
-            "or set MAGENTA_RELEASE_POLICY to a release-policy.toml"
+            f"policy file {path} does not exist; start from "
+            "mlruns_template/release-policy.toml or `magenta-release policy show`"
         ) from None
+    except (IsADirectoryError, NotADirectoryError):
+        raise BadInput(f"policy file {path} is not a file; give a release-policy.toml") from None
     except OSError as exc:
         raise BadInput(f"policy file {path} cannot be read ({exc.strerror})") from exc
+    return parse_policy(raw, f"policy file {path}")
+
+
+def parse_policy(raw: bytes, where: str) -> Policy:
+    """Validate policy TOML bytes; `where` names them in the error (a file, a stored version)."""
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise BadInput(f"policy file {path} is not valid TOML ({exc}); fix the file") from exc
+        raise BadInput(f"{where} is not valid TOML ({exc}); fix the file") from exc
     if "sha256" in data:
-        raise BadInput(f"policy file {path}: `sha256` is computed, not configured; remove it")
+        raise BadInput(f"{where}: `sha256` is computed, not configured; remove it")
     try:
         return Policy.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest()})
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "[data]"
+        loc = ".".join(str(p) for p in first["loc"]) or "[data]"
         raise BadInput(
-            f"policy file {path}: `{where}` {first['msg'].lower()}; "
+            f"{where}: `{loc}` {first['msg'].lower()}; "
             "see mlruns_template/release-policy.toml for the valid keys"
         ) from exc

@@ -105,7 +105,7 @@ def _number(v: VersionInfo | None) -> int | None:
 # ---- propose ----------------------------------------------------------------------------------
 def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "") -> Proposal:
     """Register a run's model, evaluate the gates and record the outcome. Proposing the same
-    run again returns the version it already has."""
+    run again returns the version it already has, unless that version was rejected."""
     check_text(note, "--note", MAX_NOTE)
     actor = store.actor(by)
     store.check_residency()
@@ -117,8 +117,11 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
             f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
         )
     existing = store.version_for_run(run_id)
-    if existing is not None:
+    if existing is not None and existing.status != Status.REJECTED:
         return _existing(store, existing)
+    # A rejected version is closed: proposing its run again registers a new version, judged
+    # against today's champion and policy (the way out of a stale or re-policied proposal).
+    known = _number(existing)
     model = candidate.locate_model(store, run)
     with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
         challenger_dir = store.download_uri(model.source, Path(tmp) / "challenger")
@@ -141,7 +144,8 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
             )
             with release_lock(store):
                 lifecycle.check_locked(store)
-                raced = store.version_for_run(run_id)
+                newest = store.version_for_run(run_id)
+                raced = newest if _number(newest) != known else None
                 moved = _number(store.alias("champion")) != _number(champion)
                 if raced is None and not moved:
                     proposal = _register(
@@ -416,8 +420,8 @@ def _require_approver(store: Store, actor: str, action: str) -> None:
         approvers = store.policy.approval.approvers
         raise PolicyRefused(
             f"{actor} may not {action}: not in `approvers` under [approval] of the release "
-            f"policy {store.settings.policy_path()} ({', '.join(approvers)}); ask one of them, "
-            "or add the person there"
+            f"policy of {store.name} ({', '.join(approvers)}); ask one of them, or have a "
+            "policy owner add the person (magenta-release policy set)"
         )
 
 
@@ -444,8 +448,16 @@ def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
     if str(_number(champion) or "none") != baseline:
         raise PolicyRefused(
             f"version {v.version} was compared against champion {baseline}, but the champion is "
-            f"now {_number(champion)}; the proposal is stale — reject it, then propose a new run "
-            "(retrain: proposing the same run again returns this version)"
+            f"now {_number(champion)}; the proposal is stale — reject it "
+            f"(magenta-release reject {v.version} --reason stale), then propose its run again"
+        )
+    proposed_under = str(_evidence(v).get("policy_sha256", ""))
+    if proposed_under != store.policy.sha256:
+        raise PolicyRefused(
+            f"version {v.version} was proposed under policy {proposed_under[:12] or '?'}, but "
+            f"the policy of {store.name} is now {store.policy.sha256[:12]} (magenta-release "
+            f"policy history); re-propose: reject it (magenta-release reject {v.version} "
+            "--reason 'policy changed'), then propose its run again"
         )
 
 
@@ -772,10 +784,9 @@ def _check_not_expired(store: Store, v: VersionInfo) -> None:
         when = "at an unreadable time" if age is None else f"{age:.1f} days ago"
         raise PolicyRefused(
             f"version {v.version} was proposed {when} and expired after {limit:g} days "
-            f"(`expires_after_days` under [approval] of {store.settings.policy_path()}); "
-            f"proposing its run again returns this same version, so reject it "
-            f"(magenta-release reject {v.version} --reason expired) and train and propose "
-            "a new run"
+            f"(`expires_after_days` under [approval] of the policy of {store.name}); "
+            f"reject it (magenta-release reject {v.version} --reason expired), then propose its "
+            "run again"
         )
 
 

@@ -24,7 +24,12 @@ class Settings(BaseSettings):
     tracking_uri: str | None = Field(
         default=None, description="MLflow tracking URI; else MLFLOW_TRACKING_URI; else `home`."
     )
-    policy: Path | None = Field(default=None, description="Release policy TOML.")
+    policy: Path | None = Field(
+        default=None, description="Policy TOML that `init` stores (default: the template)."
+    )
+    model: str | None = Field(
+        default=None, description="Registered model to act on (--model overrides)."
+    )
     user: str | None = Field(default=None, description="Who is acting (--by overrides).")
 
     def resolved_tracking_uri(self) -> str:
@@ -52,11 +57,12 @@ class Settings(BaseSettings):
     def artifact_root(self) -> Path:
         return self.home_dir / "artifacts"
 
-    def policy_path(self) -> Path:
-        """The policy file in force: MAGENTA_RELEASE_POLICY, else the store's copy."""
+    def init_policy_path(self) -> Path:
+        """The file `init` stores as the first policy: MAGENTA_RELEASE_POLICY, else the
+        template. Every other command reads the policy stored in the MLflow store."""
         if self.policy is not None:
             return self.policy.expanduser()
-        return self.home_dir / "release-policy.toml"
+        return Path(__file__).resolve().parent.parent / "mlruns_template" / "release-policy.toml"
 
     def actor(self, by: str | None = None) -> str:
         """Identity: --by, else MAGENTA_RELEASE_USER, else the OS login."""

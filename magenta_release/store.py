@@ -23,7 +23,7 @@ from magenta_release.errors import (
     ReleaseError,
     StoreUnreachable,
 )
-from magenta_release.policy import Policy, load_policy
+from magenta_release.policy import Policy
 from magenta_release.settings import Settings, disable_telemetry
 
 if TYPE_CHECKING:
@@ -203,9 +203,6 @@ def init_local_store(settings: Settings) -> tuple[Path, bool]:
     try:
         home.mkdir(parents=True, exist_ok=True)
         settings.artifact_root.mkdir(exist_ok=True)
-        policy_path = home / POLICY_FILE
-        if not policy_path.exists():
-            shutil.copyfile(TEMPLATE_DIR / POLICY_FILE, policy_path)
         if not settings.db_path.exists():
             template = template_db()
             # A migrated template saves ~1 s of migrations; an outdated one would be migrated
@@ -226,31 +223,36 @@ def init_local_store(settings: Settings) -> tuple[Path, bool]:
 
 
 class Store:
-    """An MLflow tracking + registry store with the release policy that governs it."""
+    """An MLflow tracking + registry store, bound to one registered model and the release
+    policy stored for it (`policy_store`)."""
 
-    def __init__(self, settings: Settings, policy: Policy) -> None:
-        disable_telemetry()
-        from mlflow import MlflowClient
-
+    def __init__(self, settings: Settings, policy: Policy, client: Any = None) -> None:
         self.settings = settings
         self.policy = policy
         self.tracking_uri = settings.resolved_tracking_uri()
-        try:
-            self.client: MlflowClient = MlflowClient(
-                tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri
-            )
-        except Exception as exc:  # MLflow raises several types for an unknown scheme
-            raise BadInput(
-                f"tracking URI {self.tracking_uri!r} is not supported; use an http(s):// MLflow "
-                "server, postgresql://... or leave it unset for the local store"
-            ) from exc
+        self.client: MlflowClient = client if client is not None else _client(self.tracking_uri)
         self.name = policy.registered_name
         self._experiment_id: str | None = None
 
+    def governed_by(self, policy: Policy) -> Store:
+        """The same store bound to `policy` (and the model it names); shares the client."""
+        return Store(self.settings, policy, self.client)
+
     # ---- opening --------------------------------------------------------------------------
     @classmethod
-    def open(cls, settings: Settings) -> Store:
-        """Open the store named by settings; the local store must exist (`init`)."""
+    def open(cls, settings: Settings, model: str | None = None) -> Store:
+        """Open the store named by settings, bound to `model` (else MAGENTA_RELEASE_MODEL,
+        else the only model governed in it) under the policy stored for that model."""
+        from magenta_release import policy_store
+
+        client = cls.connect(settings)
+        name = policy_store.default_model(client, model or settings.model)
+        policy = policy_store.current(client, settings, name)
+        return cls(settings, policy, client)
+
+    @staticmethod
+    def connect(settings: Settings) -> MlflowClient:
+        """A client for the store named by settings; the local store must exist (`init`)."""
         if settings.is_local and settings.home_dir.exists() and not settings.home_dir.is_dir():
             raise BadInput(
                 f"store path {settings.home_dir} is a file, not a folder; "
@@ -266,7 +268,7 @@ class Store:
                 f"{settings.db_path} is not a readable MLflow database; "
                 "restore it from a backup or move it away and run init"
             )
-        return cls(settings, load_policy(settings.policy_path()))
+        return _client(settings.resolved_tracking_uri())
 
     def check_residency(self) -> None:
         """Refuse (exit 3) before any write if the tracking host or the experiment's artifact
@@ -303,34 +305,52 @@ class Store:
             return self.settings.artifact_root.as_uri()
         return "mlflow-artifacts:/"  # a server proxies artifacts to its own destination
 
-    def experiment_id(self, create: bool = False) -> str:
-        """The experiment's id; created (with an explicit artifact location) when asked."""
-        if self._experiment_id is not None:
+    def experiment_id(self, create: bool = False, name: str | None = None) -> str:
+        """The model's experiment id (or experiment `name`'s); created, with an explicit
+        artifact location, when asked."""
+        if name is None and self._experiment_id is not None:
             return self._experiment_id
-        name = self.policy.model.experiment
-        with translate(f"reading experiment {name!r}"):
-            exp = self.client.get_experiment_by_name(name)
+        wanted = name or self.policy.model.experiment
+        with translate(f"reading experiment {wanted!r}"):
+            exp = self.client.get_experiment_by_name(wanted)
             if exp is None:
                 if not create:
                     raise BadInput(
-                        f"experiment {name!r} does not exist yet; run `magenta-release train` first"
+                        f"experiment {wanted!r} does not exist yet; run `magenta-release train` "
+                        "first"
                     )
                 location = self._default_artifact_location()
                 if not self.settings.is_local:
                     location = ""  # let the server choose its proxied destination
                 try:
-                    exp_id = self.client.create_experiment(name, artifact_location=location or None)
+                    exp_id = self.client.create_experiment(
+                        wanted, artifact_location=location or None
+                    )
                 except Exception as exc:  # created concurrently by another process
                     if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
                         raise
-                    raced = self.client.get_experiment_by_name(name)
+                    raced = self.client.get_experiment_by_name(wanted)
                     if raced is None:
                         raise
                     exp_id = raced.experiment_id
             else:
                 exp_id = exp.experiment_id
-        self._experiment_id = str(exp_id)
-        return self._experiment_id
+        if name is None:
+            self._experiment_id = str(exp_id)
+        return str(exp_id)
+
+    def record_document(
+        self, experiment: str, run_name: str, tags: dict[str, str], filename: str, text: str
+    ) -> str:
+        """One finished run in `experiment` holding `text` as the artifact `filename`."""
+        with translate(f"recording {filename} in experiment {experiment!r}"):
+            run = self.client.create_run(
+                self.experiment_id(create=True, name=experiment), run_name=run_name, tags=tags
+            )
+            run_id = str(run.info.run_id)
+            self.client.log_text(run_id, text, filename)
+            self.client.set_terminated(run_id, "FINISHED")
+        return run_id
 
     def create_run(self, run_name: str, tags: dict[str, str]) -> str:
         with translate("creating a run"):
@@ -731,6 +751,19 @@ class Store:
             except iap.IapCredentialsError as exc:
                 raise StoreUnreachable(f"reaching the MLflow server through IAP: {exc}") from exc
         return os.environ.get("MLFLOW_TRACKING_USERNAME")
+
+
+def _client(tracking_uri: str) -> MlflowClient:
+    disable_telemetry()
+    from mlflow import MlflowClient
+
+    try:
+        return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    except Exception as exc:  # MLflow raises several types for an unknown scheme
+        raise BadInput(
+            f"tracking URI {tracking_uri!r} is not supported; use an http(s):// MLflow "
+            "server, postgresql://... or leave it unset for the local store"
+        ) from exc
 
 
 def _location_allowed(location: str, allowed: tuple[str, ...]) -> bool:

@@ -169,21 +169,40 @@ def store(settings: Any) -> Any:
 
 
 def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
-    """Rewrite the store's policy with some sections replaced (TOML written by hand)."""
+    """Write `home/release-policy.toml` (the previous one written here, else the template)
+    with some sections replaced (TOML written by hand); if `home` is an embedded store, store
+    it as the new policy version with `policy set`, as one of the current policy's owners."""
     import tomllib
 
-    path = home / "release-policy.toml"
-    data = tomllib.loads(path.read_text())
+    import tomli_w
+
+    from magenta_release.store import POLICY_FILE, TEMPLATE_DIR
+
+    path = home / POLICY_FILE
+    base = path if path.exists() else TEMPLATE_DIR / POLICY_FILE
+    data = tomllib.loads(base.read_text())
     for name, values in sections.items():
         target = data
         for part in name.split("."):
             target = target.setdefault(part, {})
         target.clear()
         target.update(values)
-    import tomli_w
-
+    home.mkdir(parents=True, exist_ok=True)
     path.write_text(tomli_w.dumps(data))
+    if (home / "mlflow.db").exists():
+        set_stored_policy(home, path)
     return path
+
+
+def set_stored_policy(home: Path, path: Path, reason: str = "test policy") -> None:
+    """`policy set` on the embedded store at `home`, as the current policy's first owner."""
+    from magenta_release.policies import set_policy
+    from magenta_release.settings import Settings
+    from magenta_release.store import Store
+
+    settings = Settings(home=home, tracking_uri=None)
+    owner = Store.open(settings).policy.approval.policy_owners[0]
+    set_policy(settings, path, reason=reason, by=owner)
 
 
 @pytest.fixture(scope="session")

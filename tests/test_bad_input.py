@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,13 +14,13 @@ import pandas as pd
 import pytest
 
 from magenta_release.demo import write_customers
-from magenta_release.store import POLICY_FILE, TEMPLATE_DIR
 from tests.conftest import (
     ALICE,
     APPROVERS,
     BOB,
     CAROL,
     MALLORY,
+    RELEASE_MANAGER,
     SMALL_DATA_GATES,
     Trained,
     invoke,
@@ -88,9 +87,10 @@ def _all_text_csv(folder: Path) -> bytes:
 
 def _carol_approves(folder: Path) -> None:
     """A policy in which carol, who proposed v2, is an approver too: only four eyes stops her."""
-    shutil.copyfile(TEMPLATE_DIR / POLICY_FILE, folder / POLICY_FILE)
     write_policy(
-        folder, approval={"approvers": [*APPROVERS, CAROL], "four_eyes": True}, **SMALL_DATA_GATES
+        folder / "mlruns",
+        approval={"approvers": [*APPROVERS, CAROL], "four_eyes": True},
+        **SMALL_DATA_GATES,
     )
 
 
@@ -139,7 +139,6 @@ CASES = [
         ["approve", "2", "--reason", "x", "--yes", "--by", CAROL],
         1,
         "carol proposed version 2 and cannot approve it too (four eyes)",
-        env={"MAGENTA_RELEASE_POLICY": POLICY_FILE},
         prepare=_carol_approves,
     ),
     Case(
@@ -433,20 +432,51 @@ CASES = [
     *[
         Case(
             name,
-            ["status"],
+            ["policy", "set", f"{name}.toml", "--reason", "x", "--by", RELEASE_MANAGER],
             2,
             needle,
-            env={"MAGENTA_RELEASE_POLICY": f"{name}.toml"},
             prepare=_write_bytes(f"{name}.toml", body),
         )
         for name, (body, needle) in POLICY_CASES.items()
     ],
     Case(
         "policy-missing",
-        ["status"],
+        ["policy", "set", "absent.toml", "--reason", "x", "--by", RELEASE_MANAGER],
         2,
         "does not exist",
-        env={"MAGENTA_RELEASE_POLICY": "absent.toml"},
+    ),
+    Case(
+        "policy-is-a-folder",
+        ["policy", "set", ".", "--reason", "x", "--by", RELEASE_MANAGER],
+        2,
+        "is not a file",
+    ),
+    Case(
+        "policy-no-reason",
+        ["policy", "set", "p.toml", "--reason", " ", "--by", RELEASE_MANAGER],
+        2,
+        "--reason is required",
+        prepare=_write_bytes("p.toml", b"[approval]\nfour_eyes = false\n"),
+    ),
+    Case(
+        "policy-for-another-model",
+        ["policy", "set", "p.toml", "--model", "other", "--reason", "x", "--by", RELEASE_MANAGER],
+        2,
+        "not --model other",
+        prepare=_write_bytes("p.toml", b"[approval]\nfour_eyes = false\n"),
+    ),
+    Case(
+        "policy-set-by-non-owner",
+        ["policy", "set", "p.toml", "--reason", "self-approval", "--by", ALICE],
+        1,
+        "alice is not one of the policy owners",
+        prepare=_write_bytes("p.toml", b'[approval]\napprovers = ["alice"]\nfour_eyes = false\n'),
+    ),
+    Case(
+        "model-unknown",
+        ["status", "--model", "nonexistent"],
+        2,
+        "has no release policy in this store",
     ),
 ]
 

@@ -56,9 +56,18 @@ def test_governance_you_can_see(trained: Trained) -> None:
     assert "identity is not verified" in proposed.stderr  # embedded: a typed name
     assert "not verified" in trained.cli("status").stdout
     write_policy(trained.cli.home, approval={"approvers": ["alice", "bob", "dave"]})
-    trained.cli.json("approve", "1", "--reason", "after the policy change", "--yes", by=ALICE)
+    # proposed under the old policy: approving it now needs a fresh proposal
+    refused = trained.cli("approve", "1", "--reason", "after the change", "--yes", by=ALICE)
+    assert refused.exit_code == 1 and "re-propose" in refused.stderr
+    trained.cli.json("reject", "1", "--reason", "policy changed", by=ALICE)
+    again = trained.cli.json("propose", trained.runs["good"], by=CAROL)["version"]
+    assert again == 2
+    trained.cli.json("approve", "2", "--reason", "after the policy change", "--yes", by=ALICE)
     history = trained.cli("history")
     assert "policy changed" in history.stdout  # its own line, not only in --json
+    versions = trained.cli.json("policy", "history")["versions"]
+    assert [v["version"] for v in versions] == [3, 2, 1]
+    assert trained.cli.json("audit", "verify")["ok"] is True
 
 
 @pytest.mark.parametrize("hostile", ["[/x]", "[link=https://evil.example]click[/link]", "\x1b[2J"])

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import tomli_w
 
-from tests.conftest import Trained
+from tests.conftest import Trained, set_stored_policy
 
 SECRET = "test-signing-secret"
 CAROL, ALICE, BOB = "carol", "alice", "bob"
@@ -102,14 +102,18 @@ def closed_port() -> int:
         return int(s.getsockname()[1])
 
 
-def configure(t: Trained, hooks: list[dict[str, Any]], **settings: Any) -> None:
-    """Add a [notify] section (and [approval] keys) to the store's policy."""
+def configure(t: Trained, hooks: list[dict[str, Any]], store: bool = True, **settings: Any) -> Path:
+    """Add a [notify] section (and [approval] keys) to the policy file; store it unless
+    `store` is False (then only the file is written)."""
     path = t.cli.home / "release-policy.toml"
     data = tomllib.loads(path.read_text())
     data["approval"].update(settings.pop("approval", {}))
     data["notify"] = {"timeout_seconds": 5, "backoff_seconds": 0.01, **settings}
     data["notify"]["webhooks"] = hooks
     path.write_text(tomli_w.dumps(data))
+    if store:
+        set_stored_policy(t.cli.home, path)
+    return path
 
 
 def three_hooks(t: Trained, receiver: Receiver) -> None:
@@ -376,14 +380,15 @@ def test_an_expired_proposal_cannot_be_approved(trained: Trained) -> None:
     assert refused.exit_code == 1, refused.stderr
     assert "expired after 14 days" in refused.stderr
     assert f"magenta-release reject {v} --reason expired" in refused.stderr
-    assert "propose a new run" in refused.stderr
-    # its run cannot be revived by proposing it again: the same expired version comes back
+    assert "then propose its run again" in refused.stderr
+    # proposing it again while it is pending returns the same expired version
     assert _propose(trained, "good") == v
     assert trained.cli("approve", str(v), "--reason", "x", "--yes", by=ALICE).exit_code == 1
-    # rejecting it still works, and a fresh proposal of another run can be approved
+    # the way out the message names: reject it, then its run gets a new, fresh version
     trained.cli.json("reject", str(v), "--reason", "expired", by=ALICE)
-    other = _propose(trained, "other")
-    assert _approve(trained, other)["champion"] == other
+    again = _propose(trained, "good")
+    assert again == v + 1
+    assert _approve(trained, again)["champion"] == again
 
 
 def test_expiry_zero_refuses_at_once(trained: Trained) -> None:
@@ -405,6 +410,7 @@ def test_remind_sends_one_message_per_old_pending_version(
     data = tomllib.loads(path.read_text())
     data["approval"].update({"remind_after_days": 2, "expires_after_days": 14})
     path.write_text(tomli_w.dumps(data))
+    set_stored_policy(trained.cli.home, path)
     old, fresh = _propose(trained, "good"), _propose(trained, "other")
     _age(trained, old, 3)
     receiver.messages.clear()
@@ -459,12 +465,12 @@ def test_policy_refuses_unsafe_webhooks(trained: Trained) -> None:
         ({"name": "x", "kind": "slack"}, "exactly one of `url` and `url_env`"),
         ({"name": "x", "kind": "teams", "url_env": "U"}, "notify.webhooks"),
     ):
-        configure(trained, [hook])
-        result = trained.cli("status")
+        path = configure(trained, [hook], store=False)
+        result = trained.cli("policy", "set", str(path), "--reason", "x", by="release-manager")
         assert result.exit_code == 2, (hook, result.stderr)
         assert why in result.stderr, (hook, result.stderr)
     # a release never waits long on a webhook: the worst case is bounded by the policy
-    configure(trained, [], attempts=5, timeout_seconds=30)
-    result = trained.cli("status")
+    path = configure(trained, [], store=False, attempts=5, timeout_seconds=30)
+    result = trained.cli("policy", "set", str(path), "--reason", "x", by="release-manager")
     assert result.exit_code == 2
     assert "may take 150.15 s; keep it under 60 s" in result.stderr

@@ -72,7 +72,7 @@ def test_four_eyes_approvers_and_gates(trained: Trained) -> None:
     refusal = _error(trained, "approve", str(v), "--reason", "x", "--yes", by=MALLORY, code=1)
     # names the file and the key to change
     assert "not in `approvers` under [approval]" in refusal
-    assert str(trained.cli.home / "release-policy.toml") in refusal
+    assert "magenta-release policy set" in refusal
     done = _approve(trained, v)
     assert (done["champion"], done["status"], done["previous"]) == (v, "approved", None)
 
@@ -152,9 +152,11 @@ def test_stale_proposal_rollback_and_audit_chain(trained: Trained) -> None:
     # a was compared against "no champion"; the champion is now b
     assert "stale" in _error(trained, "approve", str(a), "--reason", "x", "--yes", by=ALICE, code=1)
     trained.cli.json("reject", str(a), "--reason", "stale", by=ALICE)
-    again = _propose(trained, "good")  # same run: the same (now rejected) version, never a dup
-    assert again["version"] == a
-    assert again["status"] == "rejected"
+    # a rejected version is closed: its run gets a new version, judged against champion b
+    again = _propose(trained, "good")
+    assert again["version"] == b + 1 and again["champion"] == b, again
+    assert _propose(trained, "good")["version"] == again["version"]  # pending: no duplicate
+    trained.cli.json("reject", str(again["version"]), "--reason", "not now", by=ALICE)
 
     assert "no @previous" in _error(trained, "rollback", "--reason", "x", "--yes", by=ALICE, code=1)
     # rolling back needs a version that passed its gates: `a` was rejected
@@ -163,10 +165,20 @@ def test_stale_proposal_rollback_and_audit_chain(trained: Trained) -> None:
     )
     assert trained.cli.json("status")["champion"]["version"] == b
 
-    events = trained.cli.json("history", "--limit", "50")["events"]
-    assert [e["action"] for e in events] == ["reject", "approve", "propose", "propose"]
-    assert events[1]["actor"] == BOB
-    assert events[1]["champion_after"] == b
+    everything = trained.cli.json("history", "--limit", "50")["events"]
+    # init stored policy v1, the fixture v2: the releases follow
+    assert [e["action"] for e in everything[-2:]] == ["policy_set", "policy_set"]
+    events = everything[:-2]
+    assert [e["action"] for e in events] == [
+        "reject",
+        "propose",
+        "reject",
+        "approve",
+        "propose",
+        "propose",
+    ]
+    assert events[3]["actor"] == BOB
+    assert events[3]["champion_after"] == b
     assert all(len(e["policy_sha256"]) == 64 and e["prev_hash"] for e in events)
     assert trained.cli.json("audit", "verify")["ok"] is True
 
@@ -195,7 +207,7 @@ def test_rollback_restores_previous_champion(trained: Trained) -> None:
     assert fwd["champion"] == v2["version"]
     assert trained.cli.json("audit", "verify") == {
         "ok": True,
-        "events": 6,
+        "events": 8,  # two policy versions, two proposals, approve, three champion moves
         "problems": [],
         "first_broken": None,
     }

@@ -3,26 +3,43 @@ allow-lists, checked before anything is written."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
+
 import pytest
 
 from magenta_release.store import _location_allowed
-from tests.conftest import Cli, write_policy
+from tests.conftest import Cli, snapshot, write_policy
 
 
-def test_artifact_location_outside_the_allow_list_exits_3_before_writing(cli: Cli) -> None:
-    write_policy(
-        cli.home,
+def test_artifact_location_outside_the_allow_list_exits_3_before_writing(
+    cli: Cli, tmp_path: Path
+) -> None:
+    policy = write_policy(
+        tmp_path / "edit",
         residency={
             "allowed_artifact_locations": ["gs://magenta-models-eu"],
             "allowed_tracking_hosts": ["127.0.0.1"],
         },
     )
-    before = (cli.home / "mlflow.db").read_bytes()
+    before = snapshot(cli.home)
+    # a policy the store already breaks is refused before it is stored
+    result = cli("policy", "set", str(policy), "--reason", "move to GCS", by="release-manager")
+    assert result.exit_code == 3
+    assert "is not in the policy's allowed_artifact_locations" in result.stderr
+    assert snapshot(cli.home) == before
+    # and a store whose experiment points outside the stored policy's list writes nothing
+    con = sqlite3.connect(cli.home / "mlflow.db")
+    with con:
+        con.execute(
+            "update experiments set artifact_location = 's3://us-bucket/1' where name = 'churn'"
+        )
+    con.close()
+    before = snapshot(cli.home)
     result = cli("train", "--rows", "500")
     assert result.exit_code == 3
     assert "is not in the policy's allowed_artifact_locations" in result.stderr
-    assert (cli.home / "mlflow.db").read_bytes() == before
-    assert not any((cli.home / "artifacts").iterdir())
+    assert snapshot(cli.home) == before
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,8 +10,8 @@ from typing import Any
 import pytest
 
 from magenta_release import data
-from magenta_release.store import db_revision, schema_head, template_db
-from tests.conftest import SMALL, Cli
+from magenta_release.store import POLICY_FILE, TEMPLATE_DIR, db_revision, schema_head, template_db
+from tests.conftest import SMALL, Cli, snapshot
 
 
 def test_template_schema_matches_installed_mlflow() -> None:
@@ -22,16 +23,22 @@ def test_init_is_idempotent_and_creates_the_layout(cli: Cli) -> None:
     home = cli.home
     assert (home / "mlflow.db").is_file()
     assert (home / "artifacts").is_dir()
-    assert (home / "release-policy.toml").read_text().startswith("# Release policy")
-    (home / "release-policy.toml").write_text(
-        (home / "release-policy.toml").read_text() + "\n# edited by the team\n"
-    )
-    before = (home / "mlflow.db").read_bytes()
+    # the policy lives in the store, not in a file beside it: version 1 is the template
+    assert not (home / "release-policy.toml").exists()
+    template = (TEMPLATE_DIR / POLICY_FILE).read_text()
+    assert cli("policy", "show").stdout == template
+    before = snapshot(home)
     doc = cli.json("init")
     assert doc["created"] is False
     assert doc["artifact_location"] == (home / "artifacts").as_uri()
-    assert (home / "mlflow.db").read_bytes() == before
-    assert "edited by the team" in (home / "release-policy.toml").read_text()  # not overwritten
+    assert (doc["model"], doc["policy"]["version"]) == ("churn-classifier", 1)
+    assert snapshot(home) == before
+    # a different file at init does not replace the stored policy (that is `policy set`)
+    edited = home.parent / "edited.toml"
+    edited.write_text(template + "\n# edited by the team\n")
+    again = cli("init", "--json", env={"MAGENTA_RELEASE_POLICY": str(edited)})
+    assert json.loads(again.stdout)["policy"]["version"] == 1
+    assert snapshot(home) == before
 
 
 def test_init_on_a_file_is_bad_input(tmp_path: Path) -> None:

@@ -1,0 +1,158 @@
+"""Where the policy in force lives: in the MLflow store, versioned, not in the caller's shell.
+
+Each version of a model's policy is the TOML text, logged as the artifact of one run in the
+`magenta-release-policies` experiment, and a `policy_set` event in the model's audit log that
+names the run and the text's SHA-256. The hash-chained log is what makes a version count: the
+newest `policy_set` event is the policy in force, and the text read back must hash to what
+that event recorded (else an integrity alert, exit 3). A run or artifact written behind the
+tool's back governs nothing. Only `policy set` (a use case in `policies`) writes a new one."""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magenta_release import audit
+from magenta_release.errors import BadInput, IntegrityViolation
+from magenta_release.policy import Policy, parse_policy
+from magenta_release.settings import Settings
+from magenta_release.store import translate
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+EXPERIMENT = "magenta-release-policies"
+ARTIFACT = "release-policy.toml"
+SET_ACTION = "policy_set"
+
+
+@dataclass(frozen=True)
+class PolicyVersion:
+    """One recorded version of a model's policy (from its `policy_set` event)."""
+
+    model: str
+    version: int
+    sha256: str
+    run_id: str
+    actor: str
+    time: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "version": self.version,
+            "sha256": self.sha256,
+            "run_id": self.run_id,
+            "set_by": self.actor,
+            "set_at": self.time,
+            "reason": self.reason,
+        }
+
+
+def governed_models(client: MlflowClient) -> list[str]:
+    """Every registered model that has an audit log in this store, sorted."""
+    with translate("listing the models in the store"):
+        found = client.search_registered_models(
+            filter_string=f"name LIKE '%{audit.LOG_SUFFIX}'", max_results=1000
+        )
+    return sorted(
+        m.name[: -len(audit.LOG_SUFFIX)] for m in found if m.name.endswith(audit.LOG_SUFFIX)
+    )
+
+
+def default_model(client: MlflowClient, requested: str | None) -> str:
+    """The model a command acts on: the one asked for, else the only one in the store."""
+    if requested:
+        return requested
+    models = governed_models(client)
+    if len(models) == 1:
+        return models[0]
+    if not models:
+        raise BadInput(
+            "no model is governed in this store yet; run `magenta-release init` (or "
+            "`magenta-release policy set FILE --reason ...`)"
+        )
+    raise BadInput(
+        f"this store governs several models ({', '.join(models)}); pass --model NAME "
+        "or set MAGENTA_RELEASE_MODEL"
+    )
+
+
+def log_events(client: MlflowClient, model: str) -> list[audit.Event]:
+    """The parsed events of a model's audit log (empty if it has none)."""
+    from mlflow.exceptions import MlflowException
+
+    name = f"{model}{audit.LOG_SUFFIX}"
+    with translate(f"reading {name!r}"):
+        try:
+            tags = dict(client.get_registered_model(name).tags or {})
+        except MlflowException as exc:
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+                return []
+            raise
+    return audit.parse(audit.entries(tags))
+
+
+def versions(events: list[audit.Event], model: str) -> list[PolicyVersion]:
+    """The policy versions a log records, oldest first."""
+    out: list[PolicyVersion] = []
+    for e in events:
+        if e.action != SET_ACTION:
+            continue
+        run_id = e.details.get("run_id")
+        if not isinstance(run_id, str) or not e.policy_sha256:
+            continue
+        out.append(
+            PolicyVersion(model, len(out) + 1, e.policy_sha256, run_id, e.actor, e.time, e.reason)
+        )
+    return out
+
+
+def read_text(client: MlflowClient, record: PolicyVersion) -> bytes:
+    """A stored version's TOML, checked against the hash its event recorded (exit 3 if not)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="magenta-policy-") as tmp,
+        translate(f"reading policy version {record.version} of {record.model!r}"),
+    ):
+        try:
+            path = client.download_artifacts(record.run_id, ARTIFACT, tmp)
+            raw = Path(path).read_bytes()
+        except OSError as exc:
+            raise IntegrityViolation(
+                f"policy version {record.version} of {record.model!r} (run "
+                f"{record.run_id}) cannot be read ({exc}); restore the store from a backup"
+            ) from exc
+    if hashlib.sha256(raw).hexdigest() != record.sha256:
+        raise IntegrityViolation(
+            f"the stored text of policy version {record.version} of {record.model!r} does not "
+            f"match the SHA-256 its audit event recorded ({record.sha256[:12]}…): it was "
+            "edited outside magenta-release; restore it from a backup"
+        )
+    return raw
+
+
+def current_version(client: MlflowClient, model: str) -> PolicyVersion:
+    found = versions(log_events(client, model), model)
+    if not found:
+        raise BadInput(
+            f"model {model!r} has no release policy in this store; store one with "
+            "`magenta-release policy set FILE --reason ...` (or run `magenta-release init`)"
+        )
+    return found[-1]
+
+
+def current(client: MlflowClient, settings: Settings, model: str) -> Policy:
+    """The policy in force for `model`, read from the store."""
+    del settings  # the policy depends on the store alone, never on the caller's settings
+    record = current_version(client, model)
+    policy = parse_policy(read_text(client, record), f"stored policy v{record.version}")
+    if policy.registered_name != model:
+        raise IntegrityViolation(
+            f"stored policy v{record.version} of {model!r} names model "
+            f"{policy.registered_name!r}; restore the store from a backup"
+        )
+    return policy
