@@ -137,7 +137,9 @@ def make_server_cli(url: str, policy: Path, credentials: Callable[[str], dict[st
             **TELEMETRY_OFF,
             "NO_COLOR": "1",
             "MLFLOW_TRACKING_URI": url,
-            "MAGENTA_RELEASE_POLICY": str(policy),
+            "MAGENTA_RELEASE_POLICY": str(policy),  # what `init` stores
+            # a shared server governs several models: say which one, as a team's shell would
+            "MAGENTA_RELEASE_MODEL": "churn-classifier",
             "MAGENTA_RELEASE_USER": None,
         },
         identity=login,

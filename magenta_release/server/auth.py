@@ -159,8 +159,8 @@ def create_app(app: Flask | None = None) -> Any:
             "MAGENTA_RELEASE_AUTH=iap needs MAGENTA_RELEASE_IAP_AUDIENCE (the IAP audience, "
             "/projects/NUMBER/locations/REGION/services/SERVICE for IAP on Cloud Run)"
         )
-    rules = guard.Rules.from_environment()  # fail at start, not on the first request
     served = create_basic_auth_app(flask_app)
-    # Registered after MLflow's own hook, so it sees the authenticated user.
-    flask_app.before_request(functools.partial(guard.check, rules))
+    # Registered after MLflow's own hook, so it sees the authenticated user. The rules of each
+    # model come from its own audit log (the stored policy), never from a file on the server.
+    flask_app.before_request(guard.check)
     return served

@@ -1,8 +1,12 @@
-"""What the server refuses, whoever asks: alias moves the audit log does not authorize, and any
-edit of an audit log other than appending its next event.
+"""What the server refuses, whoever asks: alias moves the audit log does not authorize, policy
+changes by anyone but the policy's owners, and any edit of an audit log other than appending
+its next event.
 
-- A protected alias (`@champion`, `@previous`) of the protected model (the server policy's
-  `[model] registered_name`) moves only to where the audit log's latest champion move (an
+- The rules of a model come from its own audit log: the latest `policy_set` event names the
+  stored policy's approvers, owners and four-eyes switch (the log is append-only and chained,
+  so nobody can bring their own). A model whose log has no `policy_set` is not governed.
+- A protected alias (`@champion`, `@previous`) of a governed model moves only to where the
+  audit log's latest champion move (an
   `approve` or `rollback` event) puts it, and only when the caller is the user who wrote that
   event, is one of the policy's approvers, and (for `approve`, under four eyes) did not propose
   the version. The event authorizes one move: from its `champion_before` to its
@@ -12,31 +16,29 @@ edit of an audit log other than appending its next event.
 - An audit log (`<model>-audit-log`) only grows: the one tag that may be written is the next
   event, chained to the last one (seq + 1, prev_hash, its own hash), written by the user it
   names in `mlflow_user`. Overwriting or deleting a tag, deleting or renaming the log, and
-  creating it with events already in it are refused. On the protected model's log an
-  `approve` or `rollback` event is also checked against the policy when it is written.
+  creating it with events already in it are refused. An `approve` or `rollback` event is also
+  checked against the policy when it is written, and a `policy_set` event must be written by
+  one of the current policy's owners (the first one, which creates the log, by anyone allowed
+  to create it).
 
-The policy comes from the server's own file (`MAGENTA_RELEASE_SERVER_POLICY`), never from the
-client. Refusals are HTTP 403 with error code PERMISSION_DENIED and a message saying why."""
+Refusals are HTTP 403 with error code PERMISSION_DENIED and a message saying why."""
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from magenta_release import identity
-from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
-from magenta_release.policy import Policy, load_policy
+from magenta_release.audit import EVENT_PREFIX, GENESIS, LOG_SUFFIX, Event
 
 if TYPE_CHECKING:
     from flask import Response
 
 PROTECTED_ALIASES = ("champion", "previous")
-LOG_SUFFIX = "-audit-log"
 CHAMPION_MOVES = ("approve", "rollback")
+POLICY_SET = "policy_set"  # policy_store.SET_ACTION (the guard reads the log, not the store)
 
 
 class Refused(Exception):
@@ -53,25 +55,42 @@ class Registry(Protocol):
 
 @dataclass(frozen=True)
 class Rules:
-    policy: Policy
+    """What the latest `policy_set` event of a model's log says the server must enforce."""
 
-    @property
-    def model(self) -> str:
-        return self.policy.registered_name
+    model: str
+    approvers: tuple[str, ...]
+    policy_owners: tuple[str, ...]
+    four_eyes: bool
 
     @property
     def log(self) -> str:
         return f"{self.model}{LOG_SUFFIX}"
 
     @classmethod
-    def from_environment(cls) -> Rules:
-        path = os.environ.get("MAGENTA_RELEASE_SERVER_POLICY")
-        if not path:
-            raise ValueError(
-                "MAGENTA_RELEASE_SERVER_POLICY is not set; point it at the server's "
-                "release-policy.toml (the approvers the server enforces)"
+    def from_log(cls, model: str, log: list[Event]) -> Rules | None:
+        """The rules in force after `log`; None if no policy was ever set (not governed)."""
+        for event in reversed(log):
+            if event.action == POLICY_SET:
+                return cls.from_event(model, event)
+        return None
+
+    @classmethod
+    def from_event(cls, model: str, event: Event) -> Rules:
+        d = event.details
+        approvers, owners = _names(d.get("approvers")), _names(d.get("policy_owners"))
+        four_eyes = d.get("four_eyes")
+        if not (approvers and owners and isinstance(four_eyes, bool)):
+            raise Refused(  # written by hand, not by `policy set`
+                f"event {event.seq} of {model}{LOG_SUFFIX} sets a policy without approvers, "
+                "policy_owners and four_eyes"
             )
-        return cls(load_policy(Path(path)))
+        return cls(model, approvers, owners, four_eyes)
+
+
+def _names(value: object) -> tuple[str, ...]:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return ()
 
 
 # ---- the log ------------------------------------------------------------------------------
@@ -108,19 +127,17 @@ def proposers(log: list[Event], version: int | None) -> set[str]:
     }
 
 
-def authorize_move(event: Event, log: list[Event], user: str, policy: Policy) -> None:
+def authorize_move(event: Event, log: list[Event], user: str, rules: Rules) -> None:
     """Refused unless `user` may make the champion move `event` records."""
     where = f"event {event.seq} ({event.action} of version {event.version})"
     if event.mlflow_user != user:
         raise Refused(f"{where} was written by {event.mlflow_user}, not by {user}")
-    if not any(identity.same(user, a) for a in policy.approval.approvers):
-        raise Refused(f"{user} is not one of the server policy's approvers ({where})")
+    if not any(identity.same(user, a) for a in rules.approvers):
+        raise Refused(f"{user} is not one of the stored policy's approvers ({where})")
     if event.action == "approve":
         if event.champion_after != event.version:
             raise Refused(f"{where} does not make its version the champion")
-        if policy.approval.four_eyes and any(
-            identity.same(user, p) for p in proposers(log, event.version)
-        ):
+        if rules.four_eyes and any(identity.same(user, p) for p in proposers(log, event.version)):
             raise Refused(
                 f"{user} proposed version {event.version} and cannot approve it too (four eyes)"
             )
@@ -148,7 +165,7 @@ def alias_move(rules: Rules, registry: Registry, user: str, alias: str, target: 
             "it; use `magenta-release approve` or `rollback`"
         )
     latest = moves[-1]
-    authorize_move(latest, log, user, rules.policy)
+    authorize_move(latest, log, user, rules)
     if expected_aliases(log)[alias] != target:
         raise Refused(
             f"{what} on {rules.model}: the latest champion move (event {latest.seq}, "
@@ -162,10 +179,9 @@ def alias_move(rules: Rules, registry: Registry, user: str, alias: str, target: 
         )
 
 
-def append(
-    rules: Rules, registry: Registry, user: str, log_name: str, key: str, value: str
-) -> None:
-    """Refused unless (key, value) is the next valid event of `log_name`, written by `user`."""
+def append(registry: Registry, user: str, log_name: str, key: str, value: str) -> None:
+    """Refused unless (key, value) is the next valid event of `log_name`, written by `user`
+    and, for a champion move or a policy change, allowed by the policy in force."""
     tags = registry.tags(log_name) or {}
     if key in tags:
         raise Refused(f"{log_name} is append-only: {key} exists and cannot be overwritten")
@@ -189,8 +205,25 @@ def append(
             f"{log_name}: event {seq} names {event.mlflow_user!r} as its MLflow user, but "
             f"{user!r} is writing it"
         )
-    if log_name == rules.log and event.action in CHAMPION_MOVES:
-        authorize_move(event, log, user, rules.policy)
+    _authorize_event(log_name[: -len(LOG_SUFFIX)], event, log, user)
+
+
+def _authorize_event(model: str, event: Event, log: list[Event], user: str) -> None:
+    """A policy change by an owner of the policy in force; a champion move as it allows."""
+    rules = Rules.from_log(model, log)
+    if event.action == POLICY_SET:
+        Rules.from_event(model, event)  # it must say what the server will enforce
+        if rules is None and log:
+            raise Refused(f"{model}{LOG_SUFFIX} has events but no policy; restore it from a backup")
+        if rules is not None and not any(identity.same(user, o) for o in rules.policy_owners):
+            raise Refused(
+                f"{user} is not one of the policy owners of {model} "
+                f"({', '.join(rules.policy_owners)}); only they may set its policy"
+            )
+    elif event.action in CHAMPION_MOVES:
+        if rules is None:
+            raise Refused(f"{model} has no policy in its audit log: nobody may move its champion")
+        authorize_move(event, log, user, rules)
 
 
 def _is_log(name: str) -> bool:
@@ -204,32 +237,44 @@ def _version(raw: Any) -> int | None:
         raise Refused(f"version {raw!r} is not a version number") from None
 
 
-def decide(rules: Rules, registry: Registry, user: str, op: str, params: Mapping[str, Any]) -> None:
+def decide(registry: Registry, user: str, op: str, params: Mapping[str, Any]) -> None:
     """Refused if the operation `op` with request `params` breaks a rule; else None."""
     name = str(params.get("name", ""))
-    if op in {"set_alias", "delete_alias"}:
-        alias = str(params.get("alias", ""))
-        if name == rules.model and alias in PROTECTED_ALIASES:
-            target = _version(params.get("version")) if op == "set_alias" else None
-            alias_move(rules, registry, user, alias, target)
-    elif op == "rename_model":
+    if op == "rename_model":
         new = str(params.get("new_name", ""))
-        if rules.model in {name, new} or _is_log(name) or _is_log(new):
+        if _governed(registry, name) or _is_log(name) or _is_log(new) or _governed(registry, new):
             raise Refused(
-                f"renaming {name} to {new} is refused: the released model and audit logs keep "
+                f"renaming {name} to {new} is refused: released models and audit logs keep "
                 "their names"
             )
     elif _is_log(name):
-        _log_request(rules, registry, user, op, name, params)
-    elif name == rules.model:
-        _model_request(registry, op, name, params)
+        _log_request(registry, user, op, name, params)
+    else:
+        rules = _governed(registry, name)
+        if rules is None:
+            return  # not governed by magenta-release
+        if op in {"set_alias", "delete_alias"}:
+            alias = str(params.get("alias", ""))
+            if alias in PROTECTED_ALIASES:
+                target = _version(params.get("version")) if op == "set_alias" else None
+                alias_move(rules, registry, user, alias, target)
+        else:
+            _model_request(registry, op, name, params)
+
+
+def _governed(registry: Registry, model: str) -> Rules | None:
+    """The rules of `model` if its audit log has set a policy, else None."""
+    if not model or _is_log(model):
+        return None
+    tags = registry.tags(f"{model}{LOG_SUFFIX}")
+    return None if tags is None else Rules.from_log(model, chain(tags))
 
 
 def _log_request(
-    rules: Rules, registry: Registry, user: str, op: str, name: str, params: Mapping[str, Any]
+    registry: Registry, user: str, op: str, name: str, params: Mapping[str, Any]
 ) -> None:
     if op == "set_tag":
-        append(rules, registry, user, name, str(params.get("key", "")), str(params.get("value")))
+        append(registry, user, name, str(params.get("key", "")), str(params.get("value")))
     elif op == "delete_tag":
         raise Refused(f"{name} is append-only: its tags cannot be deleted")
     elif op == "delete_model":
@@ -318,7 +363,7 @@ def _forbidden(why: str) -> Response:
     return res
 
 
-def check(rules: Rules, registry: Callable[[], Registry] = ServerRegistry) -> Response | None:
+def check(registry: Callable[[], Registry] = ServerRegistry) -> Response | None:
     """Flask `before_request` hook, after MLflow's authentication: 403 when a rule is broken."""
     from flask import g, request
 
@@ -327,7 +372,7 @@ def check(rules: Rules, registry: Callable[[], Registry] = ServerRegistry) -> Re
         return None
     user = str(getattr(g, "mlflow_authenticated_user", "") or "")
     try:
-        decide(rules, registry(), user, op, _params())
+        decide(registry(), user, op, _params())
     except Refused as exc:
-        return _forbidden(f"magenta-release server policy: {exc}")
+        return _forbidden(f"magenta-release release policy: {exc}")
     return None

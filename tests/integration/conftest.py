@@ -27,7 +27,10 @@ def server_policy(folder: Path, approvers: list[str]) -> Path:
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "release-policy.toml").write_text((TEMPLATE_DIR / "release-policy.toml").read_text())
-    return write_policy(folder, approval={"approvers": approvers, "four_eyes": True})
+    return write_policy(
+        folder,
+        approval={"approvers": approvers, "policy_owners": approvers[:1], "four_eyes": True},
+    )
 
 
 @dataclass

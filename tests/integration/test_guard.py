@@ -10,11 +10,12 @@ from typing import Any
 import pytest
 
 from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
-from magenta_release.policy import ApprovalSection, Policy
-from magenta_release.server.guard import Refused, Rules, decide
+from magenta_release.server.guard import Refused, decide
 
-RULES = Rules(Policy(approval=ApprovalSection(approvers=("alice", "bob"), four_eyes=True)))
-LOG = RULES.log
+MODEL = "churn-classifier"
+LOG = f"{MODEL}-audit-log"
+# what `policy set` writes into its event: the rules the guard reads from the log
+POLICY = {"approvers": ["alice", "bob"], "policy_owners": ["dora"], "four_eyes": True}
 
 
 @dataclass
@@ -26,7 +27,7 @@ class Memory:
         return self.models.get(name)
 
     def aliases(self, name: str) -> dict[str, int]:
-        return dict(self.alias) if name == RULES.model else {}
+        return dict(self.alias) if name == MODEL else {}
 
     def last(self) -> Event | None:
         keys = sorted(self.models.get(LOG, {}))
@@ -59,19 +60,20 @@ class Memory:
 
     def append(self, action: str, user: str, **fields: Any) -> None:
         key, value = self.event(action, user, **fields)
-        decide(RULES, self, user, "set_tag", {"name": LOG, "key": key, "value": value})
+        decide(self, user, "set_tag", {"name": LOG, "key": key, "value": value})
         self.models.setdefault(LOG, {})[key] = value
 
 
 def _move(reg: Memory, user: str, alias: str, version: int | None) -> None:
     op = "set_alias" if version is not None else "delete_alias"
-    decide(RULES, reg, user, op, {"name": RULES.model, "alias": alias, "version": version})
+    decide(reg, user, op, {"name": MODEL, "alias": alias, "version": version})
 
 
 @pytest.fixture
 def approved() -> Memory:
     """carol proposed 1 and 2; alice approved 1, then 2 (aliases moved accordingly)."""
     reg = Memory()
+    reg.append("policy_set", "dora", details={"run_id": "r1", **POLICY})
     reg.append("propose", "carol", version=1)
     reg.append("approve", "alice", version=1, champion_before=None, champion_after=1)
     reg.alias = {"champion": 1}
@@ -132,18 +134,17 @@ def test_the_log_only_grows(approved: Memory) -> None:
     ]
     for op, params, why in cases:
         with pytest.raises(Refused, match=why):
-            decide(RULES, approved, "carol", op, {"name": LOG, **params})
+            decide(approved, "carol", op, {"name": LOG, **params})
     with pytest.raises(Refused, match="names 'carol'"):
-        decide(RULES, approved, "mallory", "set_tag", {"name": LOG, "key": key, "value": value})
+        decide(approved, "mallory", "set_tag", {"name": LOG, "key": key, "value": value})
     with pytest.raises(Refused, match="start empty"):
         decide(
-            RULES,
             Memory(),
             "carol",
             "create_model",
             {"name": LOG, "tags": [{"key": key, "value": value}]},
         )
-    decide(RULES, approved, "carol", "set_tag", {"name": LOG, "key": key, "value": value})
+    decide(approved, "carol", "set_tag", {"name": LOG, "key": key, "value": value})
 
 
 def test_a_tampered_log_authorizes_nothing(approved: Memory) -> None:
@@ -156,12 +157,34 @@ def test_a_tampered_log_authorizes_nothing(approved: Memory) -> None:
 def test_other_aliases_and_models_are_free(approved: Memory) -> None:
     _move(approved, "mallory", "challenger", 5)
     decide(
-        RULES,
         approved,
         "mallory",
         "set_alias",
         {"name": "other", "alias": "champion", "version": 1},
     )
-    decide(RULES, approved, "mallory", "delete_model", {"name": "other"})
+    decide(approved, "mallory", "delete_model", {"name": "other"})
     with pytest.raises(Refused, match="holds @champion"):
-        decide(RULES, approved, "mallory", "delete_version", {"name": RULES.model, "version": "1"})
+        decide(approved, "mallory", "delete_version", {"name": MODEL, "version": "1"})
+
+
+def test_only_a_policy_owner_may_change_the_policy(approved: Memory) -> None:
+    loose = {**POLICY, "approvers": ["alice"], "four_eyes": False}
+    for user in ("alice", "carol", "mallory"):
+        with pytest.raises(Refused, match="not one of the policy owners"):
+            approved.append("policy_set", user, details={"run_id": "r2", **loose})
+    with pytest.raises(Refused, match="without approvers"):
+        approved.append("policy_set", "dora", details={"run_id": "r2"})
+    approved.append("policy_set", "dora", details={"run_id": "r2", **loose})
+    # the new rules hold from the next event on: alice may now approve her own proposal
+    approved.append("propose", "alice", version=3)
+    approved.append("approve", "alice", version=3, champion_before=2, champion_after=3)
+
+
+def test_a_model_without_a_policy_is_not_governed() -> None:
+    reg = Memory()
+    decide(reg, "mallory", "set_alias", {"name": MODEL, "alias": "champion", "version": 1})
+    reg.append("propose", "carol", version=1)  # a log with events but no policy
+    with pytest.raises(Refused, match="no policy"):
+        reg.append("approve", "alice", version=1, champion_before=None, champion_after=1)
+    with pytest.raises(Refused, match="has events but no policy"):
+        reg.append("policy_set", "mallory", details={"run_id": "r", **POLICY})

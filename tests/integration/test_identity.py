@@ -278,8 +278,21 @@ def test_the_audit_log_is_append_only(iap: Iap, released: dict[str, int]) -> Non
         key, self_approval = event(
             action="approve", version=released["v2"], champion_after=released["v2"]
         )
-        assert "not one of the server policy's approvers" in _refused(
+        assert "not one of the stored policy's approvers" in _refused(
             lambda: client.set_registered_model_tag(LOG, key, self_approval)
+        )
+        # bringing her own policy: a policy_set event she writes herself, past the CLI
+        key, own_policy = event(
+            action="policy_set",
+            details={
+                "run_id": "0" * 32,
+                "approvers": [CAROL],
+                "policy_owners": [CAROL],
+                "four_eyes": False,
+            },
+        )
+        assert "not one of the policy owners" in _refused(
+            lambda: client.set_registered_model_tag(LOG, key, own_policy)
         )
         _refused(lambda: client.delete_registered_model(LOG))
         _refused(lambda: client.rename_registered_model(LOG, "something-else"))

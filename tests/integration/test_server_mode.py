@@ -3,6 +3,7 @@ with basic-auth: identities recorded, permissions and credentials turned into cl
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ def cli(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Cli:
     policy.write_text((TEMPLATE_DIR / "release-policy.toml").read_text())
     write_policy(
         folder,
-        approval={"approvers": [ALICE], "four_eyes": True},
+        approval={"approvers": [ALICE], "policy_owners": [ALICE], "four_eyes": True},
         **SMALL_DATA_GATES,
     )
     return make_server_cli(server.url, policy, server.creds)
@@ -123,21 +124,36 @@ def _grant(server: Server, user: str, model: str, permission: str) -> None:
         )
 
 
-def test_init_against_a_server_starts_the_policy_from_the_template(
-    server: Server, tmp_path: Path
-) -> None:
+def test_init_against_a_server_stores_the_policy_there(server: Server, tmp_path: Path) -> None:
+    from magenta_release.store import TEMPLATE_DIR
+
+    policy = tmp_path / "policy" / "release-policy.toml"
+    policy.parent.mkdir()
+    policy.write_text(
+        (TEMPLATE_DIR / "release-policy.toml")
+        .read_text()
+        .replace('registered_name = "churn-classifier"', 'registered_name = "init-check"')
+    )
     env: dict[str, str | None] = {
         **TELEMETRY_OFF,
         **server.creds(CAROL),
         "MLFLOW_TRACKING_URI": server.url,
         "MAGENTA_RELEASE_HOME": str(tmp_path / "home"),
-        "MAGENTA_RELEASE_POLICY": None,
+        "MAGENTA_RELEASE_POLICY": str(policy),
     }
     result = invoke(["init", "--json"], env)
     assert result.exit_code == 0, result.stderr
-    assert (tmp_path / "home" / "release-policy.toml").exists()
-    assert not (tmp_path / "home" / "mlflow.db").exists()  # no local store in server mode
-    assert invoke(["status", "--json"], env).exit_code == 0
+    assert json.loads(result.stdout)["model"] == "init-check"
+    assert not (tmp_path / "home").exists()  # no local store, no local policy in server mode
+    # the file is only init's input: the server holds the text and its history from now on
+    policy.unlink()
+    shown = json.loads(invoke(["policy", "show", "--model", "init-check", "--json"], env).stdout)
+    assert shown["toml"] == (TEMPLATE_DIR / "release-policy.toml").read_text().replace(
+        'registered_name = "churn-classifier"', 'registered_name = "init-check"'
+    )
+    assert shown["version"] == 1 and shown["set_by"] == CAROL
+    status = invoke(["status", "--model", "init-check", "--json"], env)
+    assert status.exit_code == 0, status.stderr
 
 
 def test_wrong_password_is_a_clear_exit_4(cli: Cli) -> None:
@@ -161,6 +177,7 @@ def test_user_without_permission_is_refused_with_exit_1(cli: Cli, server: Server
 def test_tracking_host_outside_the_allow_list_exits_3(
     cli: Cli, server: Server, tmp_path: Path
 ) -> None:
+    assert cli("init", by=CAROL).exit_code == 0
     policy = tmp_path / "release-policy.toml"
     policy.write_text((cli.home / "release-policy.toml").read_text())
     write_policy(
@@ -170,7 +187,9 @@ def test_tracking_host_outside_the_allow_list_exits_3(
             "allowed_artifact_locations": ["mlflow-artifacts:"],
         },
     )
-    strict = make_server_cli(server.url, policy, server.creds)
-    result = strict("train", "--rows", "500", by=CAROL)
+    before = cli.json("policy", "history", by=ALICE)
+    # the owner cannot store a policy this server already breaks: exit 3, nothing stored
+    result = cli("policy", "set", str(policy), "--reason", "move", by=ALICE)
     assert result.exit_code == 3 and "allowed_tracking_hosts" in result.stderr
     assert ADMIN_PASSWORD not in result.stderr
+    assert cli.json("policy", "history", by=ALICE) == before
