@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from magenta_release.policy import load_policy
 from tests.conftest import ALICE, CAROL, SMALL_DATA_GATES, Cli, Trained, make_cli, write_policy
 
 CARD = {
@@ -91,8 +92,8 @@ def test_the_card_has_every_section_in_markdown_and_json(trained: Trained) -> No
     assert "age=[30,45)" in labels and "age=[45,60)" in labels
     iphone = next(r for r in seg["segments"] if r["segment"] == "smartphone_brand_group=iPhone")
     assert iphone["champion"] is not None and iphone["champion_rate"] is not None
-    assert sum(r["rows"] for r in seg["segments"] if r["column"] == "age") == (
-        data["evaluation_rows"]
+    assert (
+        sum(r["rows"] for r in seg["segments"] if r["column"] == "age") == (data["evaluation_rows"])
     )
     assert seg["disparate_impact"]["column"] == "age"
 
@@ -125,10 +126,11 @@ def test_without_segments_the_gates_are_absent_and_the_card_says_so(
     assert not {"segment_regression", "disparate_impact"} & {g["name"] for g in gates}
     doc = released.cli.json("card", "2")
     assert doc["segments"] is None
-    assert doc["intended_use"] is None  # the default policy states none
+    template = load_policy(Path(__file__).parents[1] / "mlruns_template" / "release-policy.toml")
+    assert doc["intended_use"] == template.card.intended_use  # the template's churn card
+    assert doc["limitations"] == list(template.card.limitations)
     out = released.cli("card", "2").stdout
     assert "not configured (no [segments] in the release policy)" in out
-    assert "intended use: not recorded (set it under [card]" in out
 
 
 def test_a_segment_column_missing_from_the_rows_fails_the_gate_with_its_name(
@@ -136,7 +138,7 @@ def test_a_segment_column_missing_from_the_rows_fails_the_gate_with_its_name(
 ) -> None:
     # The raw brand is not in the model table (only its group is): a policy naming it fails
     # the proposal with the column named, it does not crash.
-    write_policy(trained.cli.home, segments={**SEGMENTS, "columns": ["smartphone_brand"]})
+    write_policy(trained.cli.home, card={}, segments={**SEGMENTS, "columns": ["smartphone_brand"]})
     doc = trained.cli.json("propose", trained.runs["good"], by=CAROL, code=1)
     assert doc["status"] == "gates_failed"
     gate = _gate(doc["gates"], "segment_regression")
@@ -144,6 +146,11 @@ def test_a_segment_column_missing_from_the_rows_fails_the_gate_with_its_name(
     assert "segment column smartphone_brand not in the evaluation rows" in gate["detail"]
     card = trained.cli.json("card", "1")
     assert "smartphone_brand not in the evaluation rows" in card["segments"]["error"]
+    # An empty [card] is said, not hidden.
+    assert (card["intended_use"], card["owner"], card["limitations"]) == (None, None, [])
+    out = trained.cli("card", "1").stdout
+    assert "intended use: not recorded (set it under [card]" in out
+    assert "- none recorded (set `limitations` under [card]" in out
 
 
 def test_a_bad_segments_section_is_refused_naming_the_key(trained: Trained) -> None:
