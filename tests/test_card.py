@@ -189,7 +189,7 @@ def _risk(t: pd.DataFrame) -> np.ndarray:
 def _reversed_on(fit: pd.DataFrame, mask: np.ndarray, target: str) -> np.ndarray:
     """Labels whose ranking is turned upside down on `mask` (the least likely churners are
     labelled churners, as many as there were): a model learns to rank those rows backwards."""
-    y = fit[target].to_numpy().copy()
+    y: np.ndarray = fit[target].to_numpy().copy()
     risk = _risk(fit) + np.random.default_rng(0).random(len(fit)) * 1e-3  # break ties
     rows = np.flatnonzero(mask)
     churners = rows[np.argsort(risk[rows])[: int(y[rows].sum())]]
