@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 DEFAULT_THRESHOLD = 0.5  # what `evaluate_gates` uses for a run that logged no threshold
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # keeps \t and \n
 
 
 def _threshold(run: RunInfo) -> float:
@@ -211,7 +211,8 @@ def markdown(card: dict[str, Any]) -> str:
     lines += [f"- {_t(x)}" for x in card["limitations"]] or [
         "- none recorded (set `limitations` under [card] in the release policy)"
     ]
-    return "\n".join(lines) + "\n"
+    # Gate details quote the data (segment labels): nothing reaches a terminal unfiltered.
+    return _CONTROL.sub("", "\n".join(lines)) + "\n"
 
 
 def _about(card: dict[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ highest group's), here applied to who a churn campaign would target."""
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -23,6 +24,8 @@ from magenta_release.policy import MAX_SEGMENT_VALUES, Policy, SegmentSection
 
 if TYPE_CHECKING:
     import pandas as pd
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,9 @@ def _value_label(value: Any) -> str:
         return str(int(value))
     if isinstance(value, (float, np.floating)) and float(value).is_integer():
         return str(int(value))
-    return str(value)
+    # A label comes from the data and ends up in gate details and terminals: no control
+    # characters (an ANSI escape in a brand name must not repaint an approver's screen).
+    return _CONTROL.sub("?", str(value))
 
 
 def _edge(value: float) -> str:

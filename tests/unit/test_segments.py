@@ -185,3 +185,10 @@ def test_bootstrap_intervals_surround_the_point_estimates() -> None:
     for name, (low, high) in cis.items():
         assert low < point[name] < high, (name, low, point[name], high)
     assert bootstrap_intervals(y, scores, 0, 0.9) == {}
+
+
+def test_a_segment_label_from_the_data_carries_no_control_characters() -> None:
+    frame = pd.DataFrame({"brand": ["\x1b[2JEvil", "iPhone"]})
+    cut = segments_of(frame, SegmentSection(columns=("brand",)))
+    assert not isinstance(cut, str)
+    assert sorted(s.label for s in cut) == ["brand=?[2JEvil", "brand=iPhone"]
