@@ -675,6 +675,21 @@ def show(
 
 
 @app.command()
+def card(
+    version: VersionArg,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The model card of one version: intended use and owner, data, metrics with confidence
+    intervals, gate results, proposer and approver, per-segment metrics and the
+    disparate-impact check, known limitations. Reads only."""
+    from magenta_release.card import build, markdown
+
+    doc = _run(as_json, lambda: build(_open(tracking_uri), version))
+    _emit(as_json, doc, lambda: typer.echo(markdown(doc), nl=False))
+
+
+@app.command()
 def repair(
     reason: ReasonOpt,
     by: ByOpt = None,

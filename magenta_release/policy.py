@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import tomllib
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlparse
@@ -170,6 +171,8 @@ class Policy(_Frozen):
     value: ValueSection = Field(default_factory=ValueSection)
     notify: NotifySection = Field(default_factory=NotifySection)
     sha256: str = Field(default="", description="SHA-256 of the file it was read from.")
+    card: CardSection = Field(default_factory=lambda: CardSection())
+    segments: SegmentSection | None = None  # no [segments]: no segment gates
 
     @property
     def registered_name(self) -> str:
@@ -209,3 +212,61 @@ def parse_policy(raw: bytes, where: str) -> Policy:
             f"{where}: `{loc}` {first['msg'].lower()}; "
             "see mlruns_template/release-policy.toml for the valid keys"
         ) from exc
+
+
+class CardSection(_Frozen):
+    """What the model card says about the model's purpose and limits (`[card]`): written by
+    its owner, shown to the approver with every proposal and recorded with its evidence."""
+
+    intended_use: str = ""
+    owner: str = ""
+    limitations: tuple[str, ...] = ()
+    # The period the data covers, e.g. "2024-04 .. 2024-07"; the built-in generator knows its
+    # own, other sources say nothing about it unless set here.
+    data_period: str | None = None
+
+
+MAX_SEGMENT_VALUES = 50  # a column with more distinct values is not a segment column
+
+
+class SegmentSection(_Frozen):
+    """Per-segment metrics and fairness (`[segments]`; absent: no segment gates). `columns`
+    are cut by value, `bands` are numeric columns cut at the given edges ([low, high)). A
+    segment with at least `min_rows` evaluation rows may lose at most `max_drop` of the primary
+    metric against the champion on the same rows. The disparate-impact check compares the
+    challenger's targeted (positive) rates across the segments of one column."""
+
+    columns: tuple[str, ...] = ()
+    bands: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    min_rows: int = Field(default=1000, ge=1)
+    max_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Default: each model's own threshold (the `threshold` metric of its run, else 0.5).
+    decision_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    disparate_impact_column: str | None = None
+    disparate_impact_min: float = Field(default=0.8, gt=0.0, le=1.0)  # the four-fifths rule
+    disparate_impact_blocking: bool = False
+
+    @field_validator("bands")
+    @classmethod
+    def _edges(cls, bands: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
+        for column, edges in bands.items():
+            if len(edges) < 2 or any(b <= a for a, b in pairwise(edges)):
+                raise ValueError(
+                    f"bands of {column!r} need at least two strictly increasing edges, "
+                    "e.g. [0, 30, 45, 60, 200]"
+                )
+        return bands
+
+    @model_validator(mode="after")
+    def _named(self) -> SegmentSection:
+        both = sorted(set(self.columns) & set(self.bands))
+        if both:
+            raise ValueError(f"{', '.join(both)} listed both in `columns` and in `bands`")
+        if not self.columns and not self.bands:
+            raise ValueError("name at least one segment column in `columns` or `bands`")
+        di = self.disparate_impact_column
+        if di is not None and di not in self.columns and di not in self.bands:
+            raise ValueError(
+                f"disparate_impact_column {di!r} must be one of the segment `columns` or `bands`"
+            )
+        return self

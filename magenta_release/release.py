@@ -17,6 +17,7 @@ from typing import Any
 from magenta_release import (
     audit,
     candidate,
+    card,
     evaluate,
     faults,
     identity,
@@ -258,6 +259,7 @@ def _publish_report(store: Store, v: VersionInfo, run: RunInfo | None = None) ->
         folder = Path(tmp)
         (folder / "report.md").write_text(report)
         (folder / "gates.json").write_text(json.dumps(doc, indent=1, default=str))
+        card.attach(store, v.version, folder)
         store.log_artifacts(run.run_id, folder, "release")
     set_version_description(store, v.version, report)
     return report
@@ -322,7 +324,8 @@ def evaluate_gates(
     gates.append(reproducible_gate(policy, run.metrics, recomputed))
     if champ is None or champion is None:
         gates.append(Gate("no_regression", True, "no champion yet: nothing to regress against"))
-        return gates, evidence
+        extra, evidence["card"] = card.assess(store, run, rows.frame, rows.y, ours)
+        return [*gates, *extra], evidence
     try:
         x_champion = candidate.model_frame(rows.frame, champ.all_inputs, "champion", policy.data)
     except BadInput as exc:
@@ -332,7 +335,8 @@ def evaluate_gates(
     reg, reg_evidence = regression_gates(policy, rows.y, ours, theirs, champion.version)
     evidence["rescored"] = reg_evidence
     worth, evidence["value"] = value_gate(policy, rows.y, ours, theirs)
-    return [*gates, *reg, worth], evidence
+    extra, evidence["card"] = card.assess(store, run, rows.frame, rows.y, ours, champion, theirs)
+    return [*gates, *reg, worth, *extra], evidence
 
 
 def _eval_input_digest(run: RunInfo) -> str:

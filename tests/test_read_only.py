@@ -23,6 +23,8 @@ def _reads(t: Trained, customers: Path, out: Path) -> list[tuple[str, ...]]:
         ("compare", "--last", "3", "--json"),
         ("show", "1"),
         ("show", "2", "--json"),
+        ("card", "1"),
+        ("card", "2", "--json"),
         ("audit", "verify"),
         ("audit", "verify", "--json"),
         ("gc", "--older-than", "0"),
