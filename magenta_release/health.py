@@ -20,8 +20,9 @@ Champion health (`magenta-release health`, the weekly `champion_health` asset):
 
 PSI = sum over bins of (actual% - expected%) x ln(actual% / expected%), with empty bins
 floored at 0.01 % (Yurdakul, "Statistical Properties of Population Stability Index", 2018,
-https://scholarworks.wmich.edu/dissertations/3208/). Common reading: < 0.1 stable, 0.1-0.2
-moderate shift, > 0.2 major shift, hence `max_psi = 0.2`.
+https://scholarworks.wmich.edu/dissertations/3208/), which gives the traditional reading:
+< 0.10 little or no change, 0.10-0.25 an intermediate shift, > 0.25 a significant shift that
+needs action. The default `max_psi = 0.2` alerts inside the intermediate band, before that.
 
 Shadow scoring (`shadow_score`): when `@challenger` exists, the scoring run also scores it on
 the same rows into a separate file, so a proposal's effect on live scores can be shown before

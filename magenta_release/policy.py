@@ -168,7 +168,7 @@ class HealthSection(_Frozen):
     lookback_days: int = Field(default=28, ge=1, le=3650)
     min_metric: float | None = None  # floor of the primary metric (None: no floor)
     max_drop: float = Field(default=0.05, ge=0.0)  # allowed drop from the value at release
-    max_psi: float = Field(default=0.2, gt=0.0)  # PSI above this is drift (0.2: the usual "major")
+    max_psi: float = Field(default=0.2, gt=0.0)  # PSI above this is drift (see health.py)
     bins: int = Field(default=10, ge=2, le=50)  # quantile bins of the training-time summary
     min_rows: int = Field(default=200, ge=10)  # fewer labelled rows than this: refuse to judge
 
