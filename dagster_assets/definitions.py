@@ -18,7 +18,7 @@ predictions_job = dg.define_asset_job(
 )
 
 health_job = dg.define_asset_job(
-    "champion_health",
+    "check_champion_health",  # not "champion_health": that is the asset's op
     selection=dg.AssetSelection.assets("labelled_customers", "champion_health"),
     description="Judge @champion on the newest labelled rows; alerts on a breach, moves nothing.",
 )

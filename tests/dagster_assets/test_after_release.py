@@ -52,12 +52,12 @@ def champion(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
 def test_health_job_and_weekly_schedule_are_defined() -> None:
     repo = defs.get_repository_def()
-    job = repo.get_job("champion_health")
+    job = repo.get_job("check_champion_health")
     assert {k.to_user_string() for k in job.asset_layer.executable_asset_keys} >= {
         "labelled_customers",
         "champion_health",
     }
-    assert weekly_health.job_name == "champion_health"
+    assert weekly_health.job_name == "check_champion_health"
     assert weekly_health.cron_schedule == "0 6 * * 1"
     assert weekly_health.execution_timezone == "Europe/Berlin"
     spec = next(iter(assets.champion_health.check_specs))
