@@ -10,7 +10,8 @@ Champion health (`magenta-release health`, the weekly `champion_health` asset):
   version's `release.evidence`);
 - computes the population stability index (PSI) of the champion's score and of each input
   against the champion's training rows, from binned summaries written at training time
-  (`evaluation/training_bins.json`: quantile edges and counts, never rows). A run logged by a
+  (`evaluation/training_bins.json`: quantile edges rounded to 4 significant digits, and
+  counts; never rows). A run logged by a
   team's own code has none: its evaluation rows are re-read from their source and binned at
   check time, and the result says so;
 - logs one MLflow run per check in the experiment `<registered model>-health`, with a plot of
@@ -60,6 +61,7 @@ SCORE = "score"  # the champion's score, as named in PSI results
 EPSILON = 1e-4  # an empty bin counts as 0.01 %: PSI stays finite
 MIN_CATEGORY_ROWS = 10  # rarer categories are summarised as "other": no near-unique values
 MAX_CATEGORIES = 30
+EDGE_DIGITS = 4  # significant digits of a bin edge
 TRAINING_BASELINE = "training-time binned summary (evaluation/training_bins.json)"
 
 
@@ -84,13 +86,19 @@ def summarise_column(values: Any, kind: str, bins: int) -> dict[str, Any]:
         }
     numbers = present.astype("float64").to_numpy()
     qs = np.linspace(0, 1, bins + 1)[1:-1]
-    edges = np.unique(np.quantile(numbers, qs)) if len(numbers) else np.array([])
+    # A quantile of a continuous column is one row's exact value: rounded, it is not.
+    found = np.quantile(numbers, qs) if len(numbers) else np.array([])
+    edges = np.unique(np.array([_rounded(q) for q in found], dtype=float))
     return {
         "kind": "numeric",
         "edges": [float(e) for e in edges],
         "counts": [int(c) for c in _numeric_counts(numbers, edges)],
         "missing": missing,
     }
+
+
+def _rounded(value: float) -> float:
+    return float(f"{value:.{EDGE_DIGITS}g}")
 
 
 def _numeric_counts(numbers: np.ndarray, edges: np.ndarray) -> np.ndarray:

@@ -95,3 +95,13 @@ def test_shadow_difference_counts_changed_campaign_members() -> None:
     diff = health.shadow_difference(champion, challenger, 0.2)
     assert diff["campaign_size"] == 2 and diff["campaign_changed"] == 1
     assert diff["mean_abs_score_diff"] == pytest.approx(np.abs(champion - challenger).mean())
+
+
+def test_bin_edges_of_a_continuous_column_are_no_rows_value() -> None:
+    # a quantile is one row's exact value; a fee with 8 decimals would point at its row
+    fees = np.round(np.random.default_rng(3).uniform(5, 70, 1001), 8)
+    s = health.summarise_column(fees, "numeric", bins=10)
+    assert len(s["edges"]) == 9
+    assert not set(s["edges"]) & set(fees.tolist())
+    assert np.quantile(fees, 0.5) in fees.tolist()  # what unrounded edges would have stored
+    assert sum(s["counts"]) == 1001
