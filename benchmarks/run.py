@@ -400,6 +400,55 @@ def bench_release(s: Sizes, tmp: Path) -> list[Row]:
     ]
 
 
+def bench_value_gate(s: Sizes, tmp: Path) -> list[Row]:
+    """Propose against a champion with the campaign-value gate ([value], on by default) and
+    with it replaced by a constant gate: the value gate's added latency, alternating the two
+    so machine noise falls on both."""
+    from benchmarks.fixtures import clone_run
+    from magenta_release import release
+    from magenta_release.gates import Gate, value_gate
+
+    store, run = _released_store(tmp / "value", s.rows)
+    db = store.settings.db_path
+    names = vars(release)  # release imported value_gate by name: swap that name
+
+    def without(*_: Any, **__: Any) -> tuple[Gate, dict[str, Any]]:
+        return Gate("campaign_value", True, "not measured"), {}
+
+    def propose_once() -> float:
+        start = time.perf_counter()
+        release.propose(store, clone_run(db, run), by="data-scientist")
+        return time.perf_counter() - start
+
+    with_gate: list[float] = []
+    without_gate: list[float] = []
+    try:
+        for _ in range(max(2, s.reps)):
+            names["value_gate"] = value_gate
+            with_gate.append(propose_once())
+            names["value_gate"] = without
+            without_gate.append(propose_once())
+    finally:
+        names["value_gate"] = value_gate
+    w, wo = statistics.median(with_gate), statistics.median(without_gate)
+    rounds = store.policy.gates.bootstrap_rounds
+    evaluated = round(s.rows * store.policy.data.evaluation_fraction)
+    return [
+        Row(
+            "propose latency with the value gate",
+            "propose without it (the gate replaced by a constant)",
+            wo,
+            f"propose with [value]: campaign value, top-k overlap, {rounds}-round paired bootstrap",
+            w,
+            w / wo,
+            "report",
+            True,
+            f"{evaluated:,} evaluation rows; added {w - wo:+.3f} s per proposal "
+            f"(median of {len(with_gate)} alternating pairs)",
+        )
+    ]
+
+
 def bench_stream_predict(s: Sizes, tmp: Path) -> list[Row]:
     """`predict` from a parquet file, each run in its own process (its peak RSS is its own),
     against the champion's pipeline scoring the whole frame in memory in one call."""
@@ -717,6 +766,7 @@ BENCHMARKS = [
     bench_compare,
     bench_predict,
     bench_release,
+    bench_value_gate,
     bench_stream_predict,
     bench_train_file,
     bench_read_commands,

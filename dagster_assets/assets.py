@@ -2,7 +2,9 @@
 
 The training asset takes its rows from the `customer_features` table (a DuckDB table locally,
 filled from the generator; the team's BigQuery export or GCS parquet in production), never
-from the generator directly; `predictions` streams the `current_customers` table."""
+from the generator directly; `predictions` streams the `current_customers` table and, while a
+`@challenger` waits for approval, shadow-scores it on the same rows into a separate file.
+`champion_health` judges the champion weekly on `labelled_customers`."""
 
 import tempfile
 from pathlib import Path
@@ -15,14 +17,17 @@ from magenta_release.evaluate import HEADLINE_METRICS
 
 DATA = "customer_data"
 RELEASE = "release"
+AFTER_RELEASE = "after_release"
 
 
-def _local_table(tables: CustomerTables, name: str, seed: int, rows: int, label: bool) -> str:
+def _local_table(
+    tables: CustomerTables, name: str, seed: int, rows: int, label: bool, drift: float = 0.0
+) -> str:
     """Fill a table of the local DuckDB database from the generator; its source URI."""
     from magenta_release.data import LABEL, generate
     from magenta_release.sources import write_duckdb
 
-    frame = generate(seed, rows).table
+    frame = generate(seed, rows, drift).table
     if not label:
         frame = frame.drop(columns=[LABEL])
     return write_duckdb(frame, Path(tables.database), name)
@@ -149,19 +154,120 @@ def predictions(
     """Churn scores of current customers by the verified champion, streamed batch by batch
     into a parquet file beside the local database; each row names the model version."""
     from magenta_release.errors import ReleaseError
+    from magenta_release.health import shadow_score
     from magenta_release.predict import predict
 
-    out = Path(tables.database).parent / "predictions.parquet"
+    folder = Path(tables.database).parent
+    out, shadow_out = folder / "predictions.parquet", folder / "shadow_predictions.parquet"
+    store = release.open()
     try:
-        result = predict(release.open(), current_customers, out, str(champion_model["version"]))
+        result = predict(store, current_customers, out, str(champion_model["version"]))
+        # The challenger on the same rows, kept apart: never served, shown to the approver.
+        shadow = shadow_score(store, current_customers, shadow_out)
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
-    info = {"rows": result.rows, "model_version": result.model_version, "scores": str(out)}
-    return dg.Output(
-        info,
-        metadata={
-            "rows": result.rows,
-            "model_version": result.model_version,
-            "scores": dg.MetadataValue.path(str(out)),
-        },
+    info: dict[str, Any] = {
+        "rows": result.rows,
+        "model_version": result.model_version,
+        "scores": str(out),
+        "shadow": shadow.to_json() if shadow else None,
+    }
+    meta: dict[str, Any] = {
+        "rows": result.rows,
+        "model_version": result.model_version,
+        "scores": dg.MetadataValue.path(str(out)),
+        "shadow_version": shadow.version if shadow else "none (no @challenger)",
+    }
+    if shadow:
+        meta["shadow_scores"] = dg.MetadataValue.path(shadow.output)
+        diff = _shadow_difference(store, out, shadow_out)
+        meta |= {f"shadow_{k}": v for k, v in diff.items()}
+        info["shadow"] |= diff
+    return dg.Output(info, metadata=meta)
+
+
+def _shadow_difference(store: Any, champion: Path, challenger: Path) -> dict[str, float]:
+    """How the campaign list would change if the challenger were serving (rows in the same
+    order in both files)."""
+    import pandas as pd
+
+    from magenta_release.health import shadow_difference
+
+    return shadow_difference(
+        pd.read_parquet(champion, columns=["churn_score"])["churn_score"].to_numpy(),
+        pd.read_parquet(challenger, columns=["churn_score"])["churn_score"].to_numpy(),
+        store.policy.value.campaign_fraction,
+    )
+
+
+@dg.asset(group_name=DATA)
+def labelled_customers(tables: CustomerTables) -> dg.Output[str]:
+    """The newest labelled rows (churn known), as a source URI: what champion health judges
+    the champion on. Production names the team's labelled export (`labelled_uri`); locally
+    the generator fills a DuckDB table (`health_drift` > 0: a drifted population)."""
+    uri = tables.labelled_uri or _local_table(
+        tables,
+        "labelled_customers",
+        tables.health_seed,
+        tables.health_rows,
+        label=True,
+        drift=tables.health_drift,
+    )
+    return dg.Output(uri, metadata={"source": uri})
+
+
+@dg.asset(
+    group_name=AFTER_RELEASE,
+    check_specs=[
+        dg.AssetCheckSpec(
+            "champion_healthy",
+            asset="champion_health",
+            blocking=True,
+            description="The champion's primary metric and PSI drift are within [health] of "
+            "the release policy; a failure alerts (integrity_alert) and never moves an alias.",
+        )
+    ],
+)
+def champion_health(
+    context: dg.AssetExecutionContext, release: ReleaseStore, labelled_customers: str
+) -> dg.MaterializeResult:
+    """Re-score @champion on the newest labelled rows (`magenta-release health --data ...`):
+    primary metric with a bootstrap CI against its value at release, PSI of its score and
+    inputs against its training rows; one MLflow run per check in `<model>-health`."""
+    from magenta_release.errors import ReleaseError
+    from magenta_release.health import SCORE, check
+
+    try:
+        result = check(release.open(), labelled_customers, by=release.identity)
+    except ReleaseError as exc:
+        raise dg.Failure(str(exc)) from exc
+    if not result.passed:
+        context.log.error("champion health: " + "; ".join(result.breaches))
+    m = result.metric
+    meta: dict[str, Any] = {
+        "version": result.version,
+        "rows": result.rows,
+        "rows_note": result.rows_note,
+        m.name: m.value,
+        f"{m.name}_ci": f"[{m.ci_low:.4f}, {m.ci_high:.4f}]",
+        f"{m.name}_at_release": m.at_release if m.at_release is not None else "unknown",
+        "psi_score": result.psi.get(SCORE, float("nan")),
+        "psi_baseline": result.psi_baseline,
+        "health_run_id": result.health_run_id,
+    }
+    return dg.MaterializeResult(
+        metadata=meta,
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="champion_healthy",
+                passed=result.passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                metadata={
+                    "version": result.version,
+                    "failing": ", ".join(result.failing),
+                    "breaches": "; ".join(result.breaches) or "none",
+                    "psi": dg.MetadataValue.json(result.psi),
+                },
+            )
+        ],
     )

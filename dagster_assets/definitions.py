@@ -1,4 +1,5 @@
-"""The code location: assets, jobs, the weekly schedule, the champion sensor, resources."""
+"""The code location: assets, jobs, the weekly training and health schedules, the champion
+sensor, resources."""
 
 import dagster as dg
 
@@ -16,10 +17,24 @@ predictions_job = dg.define_asset_job(
     description="Score current customers with the verified @champion.",
 )
 
+health_job = dg.define_asset_job(
+    "check_champion_health",  # not "champion_health": that is the asset's op
+    selection=dg.AssetSelection.assets("labelled_customers", "champion_health"),
+    description="Judge @champion on the newest labelled rows; alerts on a breach, moves nothing.",
+)
+
 weekly_training = dg.ScheduleDefinition(
     name="weekly_training",
     job=train_and_propose_job,
     cron_schedule="0 1 * * 1",  # Mondays 01:00
+    execution_timezone="Europe/Berlin",
+)
+
+
+weekly_health = dg.ScheduleDefinition(
+    name="weekly_health",
+    job=health_job,
+    cron_schedule="0 6 * * 1",  # Mondays 06:00, after the training run of 01:00
     execution_timezone="Europe/Berlin",
 )
 
@@ -87,9 +102,11 @@ defs = dg.Definitions(
         assets.release_candidate,
         assets.champion_model,
         assets.predictions,
+        assets.labelled_customers,
+        assets.champion_health,
     ],
-    jobs=[train_and_propose_job, predictions_job, remind_approvers],
-    schedules=[weekly_training, daily_reminders],
+    jobs=[train_and_propose_job, predictions_job, remind_approvers, health_job],
+    schedules=[weekly_training, daily_reminders, weekly_health],
     sensors=[champion_moved],
     resources={
         # Every value resolves from the run's environment when a run starts (never at import);

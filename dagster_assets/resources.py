@@ -59,6 +59,13 @@ class CustomerTables(dg.ConfigurableResource):
     rows: int = 100_000
     scoring_seed: int = 2024
     scoring_rows: int = 100_000
+    # Champion health: the newest labelled rows. Production names the team's labelled export;
+    # locally the generator fills `labelled_customers`, `health_drift` > 0 making it a drifted
+    # later population (magenta_release.data's drift knob).
+    labelled_uri: str | None = None
+    health_seed: int = 2025
+    health_rows: int = 20_000
+    health_drift: float = 0.0
 
 
 class ParquetJsonFiles(dg.UPathIOManager):

@@ -813,6 +813,62 @@ def audit_verify(
 
 
 @app.command()
+def health(
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            help="The labelled rows to judge the champion on: a parquet file or folder, a .csv "
+            "file, duckdb:///PATH?table=NAME or an fsspec URL (the newest labelled export).",
+        ),
+    ],
+    by: ByOpt = None,
+    tracking_uri: UriOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Check the champion after release: re-score it on rows whose label window closed
+    ([health] in the policy), the primary metric with a bootstrap CI against its value at
+    release, and PSI drift of its score and inputs against its training rows. Exit 1 on a
+    breach, naming the failing features; the integrity_alert webhooks are told.
+
+    Not a read command: each check is logged as an MLflow run in the experiment
+    <model>-health (with a plot over time). It never moves an alias.
+    """
+    from magenta_release.health import check
+
+    result = _run(as_json, lambda: check(_open(tracking_uri), data, by=by))
+
+    def human() -> None:
+        m = result.metric
+        level = int(m.confidence * 100)
+        release = f", at release {m.at_release:.4f}" if m.at_release is not None else ""
+        typer.echo(
+            f"champion v{result.version} on {result.rows:,} labelled rows: {m.name} "
+            f"{m.value:.4f} ({level}% CI [{m.ci_low:.4f}, {m.ci_high:.4f}]{release})"
+        )
+        typer.echo(f"rows: {result.rows_note}")
+        if result.psi:
+            worst = sorted(result.psi.items(), key=lambda kv: -kv[1])[:5]
+            shown = ", ".join(f"{k} {v:.3f}" for k, v in worst)
+            typer.echo(f"PSI (max {result.max_psi:g}): {shown}")
+        typer.echo(f"PSI baseline: {result.psi_baseline}")
+        typer.echo(f"logged: run {result.health_run_id} in experiment {result.model}-health")
+        if result.passed:
+            typer.echo("healthy")
+
+    _emit(as_json, result.to_json(), human)
+    if not result.passed:
+        failing = f" (failing features: {', '.join(result.failing)})" if result.failing else ""
+        typer.echo(
+            f"error: champion v{result.version} health check failed{failing}: "
+            f"{'; '.join(result.breaches)}; nothing was moved: retrain on recent rows and "
+            "propose, or roll back (magenta-release rollback --reason ...)",
+            err=True,
+        )
+        raise typer.Exit(1)
+
+
+@app.command()
 def predict(
     input: Annotated[
         str,

@@ -2,6 +2,19 @@
 
 One `numpy.random.Generator` drives everything, draws happen in a fixed order, and no per-row
 Python loop exists, so the same (seed, rows) gives byte-identical frames.
+
+Drift knob (for champion health, `magenta-release health`): `drift` in [0, 1], default 0, makes
+the population of a later month. 0 is the distribution of DESIGN.md §4, byte for byte (no draw
+changes). Above 0, with the same number and order of draws:
+
+- age mix: the young share (18-34) grows from 15 % to 15 % + 40 % x drift (taken from the
+  Normal part), and the Normal part's mean moves from 45 to 45 - 8 x drift;
+- usage: monthly `used_gb` is scaled by 1 + drift (heavier data use);
+- churn relationship: the label's probability blends the old rule with a new one by `drift`
+  (young customers, low tariffs, and special-offer holders churn; contract age stops
+  mattering), then is rescaled to the same 3 % rate.
+
+Name it in the source URI: `synthetic://magenta-churn-synthetic/v1?seed=7&rows=5000&drift=0.5`.
 """
 
 from __future__ import annotations
@@ -35,6 +48,7 @@ BRAND_GROUPS = {
 }
 CASE_COUNT_P = (0.5, 0.3, 0.1, 0.05, 0.02, 0.01, 0.005, 0.005, 0.005, 0.005)
 TARGET_CHURN_RATE = 0.03
+MAX_DRIFT = 1.0
 IDENTIFIERS = ("rating_account_id", "customer_id")
 LABEL = "has_churned"
 
@@ -72,11 +86,14 @@ class DatasetRef:
     version: str
     seed: int
     rows: int
+    drift: float = 0.0
 
     @property
     def uri(self) -> str:
-        """The source URI that names (and rebuilds) this data set: `sources.read` takes it."""
-        return f"synthetic://{self.generator}/v{self.version}?seed={self.seed}&rows={self.rows}"
+        """The source URI that names (and rebuilds) this data set: `sources.read` takes it.
+        `drift` appears only when set, so undrifted URIs stay as they always were."""
+        uri = f"synthetic://{self.generator}/v{self.version}?seed={self.seed}&rows={self.rows}"
+        return uri if self.drift == 0 else f"{uri}&drift={self.drift:g}"
 
 
 @dataclass(frozen=True)
@@ -106,33 +123,41 @@ def check_size(rows: int) -> None:
         )
 
 
-def generate_tables(seed: int, rows: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """The raw source tables (accounts with label, monthly usage, interactions)."""
+def check_drift(drift: float) -> None:
+    if not 0.0 <= drift <= MAX_DRIFT:
+        raise BadInput(f"drift={drift:g} is out of range; use 0 (no drift) to {MAX_DRIFT:g}")
+
+
+def generate_tables(
+    seed: int, rows: int, drift: float = 0.0
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The raw source tables (accounts with label, monthly usage, interactions); `drift`
+    as the module docstring says (0: the reference population)."""
     check_size(rows)
+    check_drift(drift)
     if seed < 0:
         raise BadInput(f"--seed {seed} is negative; use a seed >= 0")
     rng = np.random.default_rng(seed)
-    accounts = generate_accounts(rng, rows)
-    usage = generate_usage(rng, accounts["rating_account_id"].to_numpy())
+    accounts = generate_accounts(rng, rows, drift)
+    usage = generate_usage(rng, accounts["rating_account_id"].to_numpy(), drift)
     interactions = generate_interactions(rng, accounts["customer_id"].unique())
-    accounts[LABEL] = churn_label(rng, accounts)
+    accounts[LABEL] = churn_label(rng, accounts, drift)
     return accounts, usage, interactions
 
 
-def generate(seed: int, rows: int) -> ChurnData:
+def generate(seed: int, rows: int, drift: float = 0.0) -> ChurnData:
     """Generate accounts, usage, interactions and the joined, labelled feature table."""
-    accounts, usage, interactions = generate_tables(seed, rows)
+    accounts, usage, interactions = generate_tables(seed, rows, drift)
     table = build_features(accounts, usage, interactions)
-    return ChurnData(
-        DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows), accounts, usage, interactions, table
-    )
+    ref = DatasetRef(GENERATOR, GENERATOR_VERSION, seed, rows, drift)
+    return ChurnData(ref, accounts, usage, interactions, table)
 
 
 def _mixture(rng: np.random.Generator, n: int, p: tuple[float, ...]) -> np.ndarray:
     return rng.choice(len(p), size=n, p=p)
 
 
-def generate_accounts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
+def generate_accounts(rng: np.random.Generator, rows: int, drift: float = 0.0) -> pd.DataFrame:
     account_ids = rng.choice(900_000, size=rows, replace=False) + 100_000
 
     n_customers = max(1, round(0.85 * rows))
@@ -149,10 +174,11 @@ def generate_accounts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     )
     owner = rng.permutation(owner)
 
-    part = _mixture(rng, rows, (0.80, 0.15, 0.05))
+    young = 0.40 * drift  # drift moves this share from the Normal part to the young part
+    part = _mixture(rng, rows, (0.80 - young, 0.15 + young, 0.05))
     age = np.select(
         [part == 0, part == 1],
-        [np.rint(rng.normal(45, 7, rows)), rng.integers(18, 35, rows)],
+        [np.rint(rng.normal(45 - 8 * drift, 7, rows)), rng.integers(18, 35, rows)],
         rng.integers(75, 101, rows),
     )
     age = np.clip(age, 18, 100).astype(np.int64)
@@ -181,14 +207,17 @@ def generate_accounts(rng: np.random.Generator, rows: int) -> pd.DataFrame:
     )
 
 
-def generate_usage(rng: np.random.Generator, account_ids: np.ndarray) -> pd.DataFrame:
-    """Four months of usage per account (long format)."""
+def generate_usage(
+    rng: np.random.Generator, account_ids: np.ndarray, drift: float = 0.0
+) -> pd.DataFrame:
+    """Four months of usage per account (long format); drift scales the volume."""
     n = len(account_ids) * len(MONTHS)
     # Equal parts of four uniform ranges, shuffled so the part does not follow row order.
     part = rng.permutation(np.arange(n) % 4)
     lows = np.array([0.0, 1.0, 5.0, 15.0])
     highs = np.array([1.0, 5.0, 15.0, 70.0])
-    used = np.round(lows[part] + rng.random(n) * (highs[part] - lows[part]), 1)
+    raw = lows[part] + rng.random(n) * (highs[part] - lows[part])
+    used = np.round(raw if drift == 0 else raw * (1 + drift), 1)
     return pd.DataFrame(
         {
             "rating_account_id": np.repeat(account_ids, len(MONTHS)),
@@ -218,7 +247,7 @@ def generate_interactions(rng: np.random.Generator, customers: np.ndarray) -> pd
     )
 
 
-def churn_label(rng: np.random.Generator, a: pd.DataFrame) -> np.ndarray:
+def churn_label(rng: np.random.Generator, a: pd.DataFrame, drift: float = 0.0) -> np.ndarray:
     p = (
         0.10 * (a["age"] > 45)
         + 0.15 * a["contract_lifetime_days"].between(650, 850)
@@ -228,6 +257,15 @@ def churn_label(rng: np.random.Generator, a: pd.DataFrame) -> np.ndarray:
         + 0.05 * (a["available_gb"] > 30)
         + 0.10 * (a["gross_mrc"] > 35)
     ).to_numpy(dtype=float)
+    if drift > 0:
+        # A changed relationship: who churns is no longer who churned at training.
+        new = (
+            0.20 * (a["age"] < 35)
+            + 0.15 * (a["gross_mrc"] < 20)
+            + 0.10 * a["has_special_offer"]
+            + 0.05 * a["is_magenta1_customer"]
+        ).to_numpy(dtype=float)
+        p = (1 - drift) * p + drift * new
     p = np.clip(p, 0.0, 1.0)
     if p.mean() > 0:
         p = np.clip(p * TARGET_CHURN_RATE / p.mean(), 0.0, 1.0)

@@ -160,6 +160,24 @@ class ResidencySection(_Frozen):
     allowed_tracking_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 
 
+class HealthSection(_Frozen):
+    """Champion health (`magenta-release health`, the weekly `champion_health` asset): the
+    champion re-scored on rows whose label window has closed, and PSI drift of its score and
+    features against its training rows. A breach alerts; it never moves an alias."""
+
+    # A row is labelled once this many days have passed since its date (churn is known late).
+    label_window_days: int = Field(default=30, ge=0, le=730)
+    # The rows' date column; none: every labelled row is used (and the result says so).
+    date_column: str | None = None
+    # With a date column: only rows whose window closed within this many days (the newest).
+    lookback_days: int = Field(default=28, ge=1, le=3650)
+    min_metric: float | None = None  # floor of the primary metric (None: no floor)
+    max_drop: float = Field(default=0.05, ge=0.0)  # allowed drop from the value at release
+    max_psi: float = Field(default=0.2, gt=0.0)  # PSI above this is drift (see health.py)
+    bins: int = Field(default=10, ge=2, le=50)  # quantile bins of the training-time summary
+    min_rows: int = Field(default=200, ge=10)  # fewer labelled rows than this: refuse to judge
+
+
 class Policy(_Frozen):
     """What a release must satisfy. Defaults equal `mlruns_template/release-policy.toml`."""
 
@@ -173,6 +191,7 @@ class Policy(_Frozen):
     sha256: str = Field(default="", description="SHA-256 of the file it was read from.")
     card: CardSection = Field(default_factory=lambda: CardSection())
     segments: SegmentSection | None = None  # no [segments]: no segment gates
+    health: HealthSection = Field(default_factory=HealthSection)
 
     @property
     def registered_name(self) -> str:

@@ -7,7 +7,8 @@ A source is a URI:
 - a CSV file (`.csv`);
 - a DuckDB table: `duckdb:///abs/path/analytics.duckdb?table=features`
   (`duckdb://relative/path.duckdb?table=...` for a relative path);
-- the built-in generator: `synthetic://magenta-churn-synthetic/v1?seed=42&rows=100000`.
+- the built-in generator: `synthetic://magenta-churn-synthetic/v1?seed=42&rows=100000`
+  (optionally `&drift=0.5`: a drifted population, see `magenta_release.data`).
 
 Every reader returns Arrow data and reads only the columns asked for; `batches` streams record
 batches so that scoring a table of any size needs memory for one batch only. Every failure is a
@@ -99,6 +100,13 @@ def _parse_synthetic(uri: str, parts: Any, flag: str) -> Source:
                 f"{flag} {uri}: synthetic sources need integer seed= and rows=, e.g. "
                 "synthetic://magenta-churn-synthetic/v1?seed=42&rows=100000"
             )
+    if "drift" in query:  # optional: the generator's drift knob (magenta_release.data)
+        try:
+            drift = float(query["drift"])
+        except ValueError:
+            drift = -1.0
+        if not 0.0 <= drift <= 1.0:
+            raise BadInput(f"{flag} {uri}: drift= must be a number from 0 to 1, e.g. drift=0.5")
     return Source(uri, "synthetic", "", params=query)
 
 
@@ -165,7 +173,9 @@ def read(
         if source.kind == "synthetic":
             from magenta_release.data import generate
 
-            frame = generate(int(source.params["seed"]), int(source.params["rows"])).table
+            params = source.params
+            drift = float(params.get("drift", 0))
+            frame = generate(int(params["seed"]), int(params["rows"]), drift).table
             table = pa.Table.from_pandas(frame, preserve_index=False)
             return table.select(columns) if columns else table
         if source.kind == "duckdb":

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release import dataset, evaluate, faults, integrity
+from magenta_release import dataset, evaluate, faults, health, integrity
 from magenta_release.contract import Columns
 from magenta_release.errors import BadInput
 from magenta_release.model import DEFAULT_PARAMS, SKOPS_TRUSTED_TYPES, build_pipeline, parse_params
@@ -175,9 +175,8 @@ def train(
         pipeline.fit(parts.x_train, parts.y_train)
         # The decision threshold is part of the fitted rule: chosen on training rows, never
         # on the evaluation rows.
-        threshold = evaluate.choose_threshold(
-            parts.y_train, pipeline.predict_proba(parts.x_train)[:, 1]
-        )
+        train_scores = pipeline.predict_proba(parts.x_train)[:, 1]
+        threshold = evaluate.choose_threshold(parts.y_train, train_scores)
         lap("fit")
         faults.point("train.after_fit")
         say(f"evaluating on {len(parts.y_eval):,} held-out rows")
@@ -201,6 +200,9 @@ def train(
                 "evaluation_fraction": contract.evaluation_fraction,
             },
             run_name=name,
+            bins=health.training_summary(
+                parts.x_train, train_scores, table.columns.categorical, store.policy.health.bins
+            ),
         )
         lap("tracking")
         status = "FINISHED"
@@ -233,6 +235,7 @@ def _log(
     metrics: dict[str, float],
     params: dict[str, Any],
     run_name: str = "",
+    bins: dict[str, Any] | None = None,
 ) -> None:
     from magenta_release.model import feature_importance
 
@@ -254,6 +257,8 @@ def _log(
             json.dumps(evaluate.lift_by_decile(parts.y_eval, scores))
         )
         (evaluation / "model_manifest.json").write_text(json.dumps(files, indent=1))
+        if bins is not None:  # champion health's PSI baseline: bin edges and counts, no rows
+            (evaluation / Path(health.SUMMARY_PATH).name).write_text(json.dumps(bins))
         store.log_run_data(
             run_id,
             params,

@@ -35,6 +35,7 @@ def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
         "predict 2,000 rows",
         "propose latency",
         "approve latency",
+        "propose latency with the value gate",
         "streaming predict 50,000 rows: throughput",
         "streaming predict 50,000 rows: peak RSS",
         "streaming predict 10,000 rows: peak RSS",
