@@ -17,7 +17,16 @@ import pandas as pd
 import pytest
 
 from magenta_release.policy import load_policy
-from tests.conftest import ALICE, CAROL, SMALL_DATA_GATES, Cli, Trained, make_cli, write_policy
+from tests.conftest import (
+    ALICE,
+    CAROL,
+    SMALL_DATA_GATES,
+    Cli,
+    Trained,
+    make_cli,
+    snapshot,
+    write_policy,
+)
 
 CARD = {
     "intended_use": "rank customers for the monthly retention campaign",
@@ -153,10 +162,12 @@ def test_a_segment_column_missing_from_the_rows_fails_the_gate_with_its_name(
     assert "- none recorded (set `limitations` under [card]" in out
 
 
-def test_a_bad_segments_section_is_refused_naming_the_key(trained: Trained) -> None:
-    write_policy(trained.cli.home, segments={**SEGMENTS, "bands": {"age": [30, 0]}})
-    result = trained.cli("card", "1")
+def test_a_bad_segments_section_is_refused_naming_the_key(trained: Trained, tmp_path: Path) -> None:
+    path = write_policy(tmp_path, segments={**SEGMENTS, "bands": {"age": [30, 0]}})
+    before = snapshot(trained.cli.home)
+    result = trained.cli("policy", "set", str(path), "--reason", "x", by="release-manager")
     assert result.exit_code == 2
+    assert snapshot(trained.cli.home) == before
     assert "segments.bands" in result.stderr and "strictly increasing" in result.stderr
 
 
