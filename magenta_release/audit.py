@@ -11,10 +11,15 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from magenta_release.errors import IntegrityViolation
 from magenta_release.store import Store, dumps
 
 GENESIS = "0" * 64
 EVENT_PREFIX = "event."
+# The chain's head ("SEQ:HASH"), kept on the governed registered model itself: a second place
+# that every append updates, so a deleted last event reads as tampering, not as an
+# interrupted command.
+HEAD_TAG = "magenta.audit_head"
 LOG_DESCRIPTION = (
     "Release log of `{model}`, written by magenta-release: one hash-chained event per tag. "
     "Never edit it here; read it with `magenta-release history`, check it with "
@@ -116,13 +121,19 @@ def append(
     manifest_sha256: str = "",
     details: dict[str, Any] | None = None,
 ) -> Event:
-    """Append one event. Call under the release lock: the sequence number is read, then set."""
+    """Append one event, then move the head to it. Call under the release lock, after
+    `lifecycle.check_locked` (which verifies the chain): the sequence number is read, then set."""
     existing = read(store)
     prev_hash = GENESIS
-    seq = 1
+    seq = len(existing) + 1
     if existing:
-        last = json.loads(existing[-1][1])
-        prev_hash, seq = str(last["hash"]), int(last["seq"]) + 1
+        try:
+            prev_hash = str(Event(**json.loads(existing[-1][1])).hash)
+        except (TypeError, ValueError):
+            raise IntegrityViolation(
+                f"the last entry of {log_name(store)} is not a valid event; nothing was "
+                "written — run `magenta-release audit verify` and restore the store"
+            ) from None
     draft = Event(
         seq=seq,
         time=datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -148,7 +159,17 @@ def append(
         create=not existing,  # the first event creates the log's registered model
         description=LOG_DESCRIPTION.format(model=store.name),
     )
+    store.set_model_tag(store.name, HEAD_TAG, f"{seq}:{event.hash}", create=not existing)
     return event
+
+
+def head(store: Store) -> tuple[int, str] | None:
+    """The recorded head (seq, hash) of the log, or None if none was recorded."""
+    raw = store.model_tags(store.name).get(HEAD_TAG)
+    seq, sep, digest = (raw or "").partition(":")
+    if not sep or not seq.isdigit():
+        return None
+    return int(seq), digest
 
 
 def verify_chain(store: Store) -> tuple[list[Event], list[str], int]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from magenta_release import audit, faults
@@ -30,13 +30,15 @@ class State:
     previous: int | None
     challenger: int | None
     manifests: dict[int, str]
+    # who decided, from the log: written onto versions after the event, never before it
+    decisions: dict[int, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Drift:
     """One difference between the registry and the log."""
 
-    kind: str  # "status" | "alias" | "orphan" | "manifest"
+    kind: str  # "status" | "alias" | "orphan" | "manifest" | "tag" | "head"
     version: int | None
     key: str
     expected: Any
@@ -49,6 +51,16 @@ class Drift:
             return (
                 f"registry: @{self.key} is {self.actual} but the log says {self.expected} "
                 "(moved outside magenta-release, or an interrupted command)"
+            )
+        if self.kind == "head":
+            return (
+                f"registry: the log's recorded head is {self.actual or 'missing'} but the log "
+                f"ends at event {str(self.expected).split(':')[0]} (an interrupted command)"
+            )
+        if self.kind == "tag":
+            return (
+                f"registry: version {self.version} has {self.key}={self.actual!r} but the log "
+                f"says {self.expected!r}"
             )
         if self.kind == "manifest":
             return (
@@ -78,9 +90,11 @@ def expected_state(log: list[audit.Event]) -> State:
     status: dict[int, str] = {}
     manifests: dict[int, str] = {}
     champion = previous = challenger = None
+    decisions: dict[int, dict[str, str]] = {}
     for e in log:
         if e.action == "repair":
             continue
+        _decide(decisions, e)
         if e.version is not None and e.status:
             status[e.version] = e.status
         if e.action == "propose" and e.version is not None:
@@ -99,13 +113,76 @@ def expected_state(log: list[audit.Event]) -> State:
             else:  # the champion a rollback replaced: a second rollback rolls forward again
                 previous = e.champion_before
             champion = e.champion_after
-    return State(status, champion, previous, challenger, manifests)
+    return State(status, champion, previous, challenger, manifests, decisions)
+
+
+# The version tags each decision writes: (on which version, {tag: event field}).
+DECISION_TAGS = {
+    "approve": {
+        "release.approved_by": "actor",
+        "release.approved_at": "time",
+        "release.approve_reason": "reason",
+    },
+    "reject": {
+        "release.rejected_by": "actor",
+        "release.rejected_at": "time",
+        "release.reject_reason": "reason",
+    },
+    "rollback": {"release.rolled_back_by": "actor", "release.rolled_back_at": "time"},
+}
+WHO_TAGS = ("release.approved_by", "release.rejected_by", "release.rolled_back_by")
+
+
+def _decide(decisions: dict[int, dict[str, str]], e: audit.Event) -> None:
+    tags = DECISION_TAGS.get(e.action)
+    # a rollback marks the champion it replaced; approve and reject their own version
+    on = e.champion_before if e.action == "rollback" else e.version
+    if tags and on is not None and not (e.action == "rollback" and on == e.champion_after):
+        decisions.setdefault(on, {}).update({k: str(getattr(e, f)) for k, f in tags.items()})
+
+
+class LogBroken(IntegrityViolation):
+    """The audit log itself does not verify (edited, deleted or garbage events): exit 3, and
+    nothing repairs it — restore the store from a backup."""
+
+
+def verified_log(store: Store) -> list[audit.Event]:
+    """The log's events after checking the chain and its recorded head; LogBroken if not."""
+    parsed, problems, _ = audit.verify_chain(store)
+    problems = problems or head_problems(audit.head(store), parsed)
+    if problems:
+        raise LogBroken(
+            f"the audit log of {store.name} is broken: {problems[0]}; nothing was changed — "
+            "see `magenta-release audit verify`, then restore the store from a backup"
+        )
+    return parsed
+
+
+def head_problems(head: tuple[int, str] | None, log: list[audit.Event]) -> list[str]:
+    """A head beyond the log, or naming another event, is tampering. A head behind the log is
+    an append interrupted between the event and the head (`drift` reports it)."""
+    if head is None:
+        return []
+    seq, digest = head
+    if seq > len(log):
+        return [
+            f"its recorded head is event {seq}, but the log ends at event {len(log)}: "
+            "events were deleted"
+        ]
+    if seq >= 1 and log[seq - 1].hash != digest:
+        return [f"event {seq} is not the event its recorded head names: it was replaced"]
+    return []
 
 
 def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
-    """Every difference between the registry and the state the log implies."""
-    state = expected_state(audit.events(store) if log is None else log)
+    """Every difference between the registry and the state the log implies (LogBroken if the
+    log itself does not verify)."""
+    log = verified_log(store) if log is None else log
+    state = expected_state(log)
     found: list[Drift] = []
+    head = audit.head(store)
+    if log and (head is None or head[0] < len(log)):
+        found.append(Drift("head", None, audit.HEAD_TAG, f"{len(log)}:{log[-1].hash}", head))
     versions = store.versions()
     actual_alias = {a: v.version for v in versions for a in v.aliases}
     for alias, expected in (
@@ -125,6 +202,10 @@ def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
                     "status", v.version, STATUS_TAG, state.status[v.version], v.tags.get(STATUS_TAG)
                 )
             )
+        decided = state.decisions.get(v.version, {})
+        for key in WHO_TAGS:
+            if v.tags.get(key) != decided.get(key):
+                found.append(Drift("tag", v.version, key, decided.get(key), v.tags.get(key)))
         if _manifest_tag_digest(v.tags) != state.manifests.get(v.version):
             found.append(
                 Drift(
@@ -144,9 +225,26 @@ def sync(store: Store, problems: list[Drift] | None = None) -> list[str]:
     problems = drift(store) if problems is None else problems
     done: list[str] = []
     for d in problems:
+        if d.kind == "head":
+            store.set_model_tag(store.name, audit.HEAD_TAG, str(d.expected))
+            done.append(f"audit head: {d.actual} -> {d.expected}")
+    decided = (
+        expected_state(audit.events(store)).decisions
+        if any(d.kind == "tag" for d in problems)
+        else {}
+    )
+    for d in problems:
         if d.kind == "status" and d.version is not None:
             store.set_version_tags(d.version, {STATUS_TAG: str(d.expected)})
             done.append(f"version {d.version}: status {d.actual!r} -> {d.expected!r}")
+        if d.kind == "tag" and d.version is not None:
+            if d.expected is None:
+                store.delete_version_tag(d.version, d.key)
+            else:  # the decision's whole group: who, when, why
+                keys = next(t for t in DECISION_TAGS.values() if d.key in t)
+                values = decided.get(d.version, {})
+                store.set_version_tags(d.version, {k: values[k] for k in keys if k in values})
+            done.append(f"version {d.version}: {d.key} {d.actual!r} -> {d.expected!r}")
     order = {"champion": 0, "previous": 1, "challenger": 2}
     for d in sorted((d for d in problems if d.kind == "alias"), key=lambda d: order[d.key]):
         store.set_alias(d.key, d.expected)
@@ -214,6 +312,7 @@ def verify(store: Store) -> audit.Verification:
     """`audit verify`: recompute the chain, then check that the registry matches what the
     log says (statuses, aliases, manifests, no version without an event)."""
     parsed, problems, count = audit.verify_chain(store)
+    problems += head_problems(audit.head(store), parsed) if not problems else []
     problems += unknown_policies(store, parsed)
     if not problems:
         problems = [d.message() for d in drift(store, parsed)]

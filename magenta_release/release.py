@@ -527,15 +527,8 @@ def approve(
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
         model_files.fetch_verified(store, v, Path(tmp))
         old = store.alias("champion")
-        store.set_version_tags(
-            v.version,
-            {
-                "release.approved_by": actor,
-                "release.approved_at": _now(),
-                "release.approve_reason": reason,
-            },
-        )
-        # The event first: it is the decision; the registry follows it (repair can finish it).
+        # The event first: it is the decision; the registry (status, aliases, who approved)
+        # follows it in `sync`, so a failed write leaves no tag saying otherwise.
         event = audit.append(
             store,
             actor=actor,
@@ -579,14 +572,6 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
         lifecycle.check_locked(store)
         v = store.version(version)
         _check_rejectable(store, v, actor)
-        store.set_version_tags(
-            v.version,
-            {
-                "release.rejected_by": actor,
-                "release.rejected_at": _now(),
-                "release.reject_reason": reason,
-            },
-        )
         champion = _number(store.alias("champion"))
         event = audit.append(
             store,
@@ -670,10 +655,6 @@ def rollback(
                 "check `magenta-release status` and roll back again"
             )
         model_files.fetch_verified(store, target, Path(tmp))
-        store.set_version_tags(
-            champion.version,
-            {"release.rolled_back_by": actor, "release.rolled_back_at": _now()},
-        )
         event = audit.append(
             store,
             actor=actor,

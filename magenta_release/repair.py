@@ -89,6 +89,7 @@ def repair(store: Store, actor: str, reason: str) -> RepairReport:
     if not reason.strip():
         raise BadInput("--reason is empty; say why the store is repaired (what happened)")
     store.check_residency()  # before any write, repair included
+    lifecycle.verified_log(store)  # a broken log is restored from a backup, never repaired
     with release_lock(store):
         problems = lifecycle.drift(store)
         found = [d.message() for d in problems]

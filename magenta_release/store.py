@@ -645,6 +645,10 @@ class Store:
             for key, value in tags.items():
                 self.client.set_model_version_tag(self.name, str(version), key, value)
 
+    def delete_version_tag(self, version: int, key: str) -> None:
+        with translate(f"writing version {version}"):
+            self.client.delete_model_version_tag(self.name, str(version), key)
+
     def set_alias(self, alias: str, version: int | None) -> None:
         with translate(f"moving @{alias}"):
             if version is None:

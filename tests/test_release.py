@@ -282,3 +282,49 @@ def test_interactive_approval_shows_the_comparison_and_asks(trained: Trained) ->
     accepted = trained.cli("approve", str(v2), "--reason", "x", by=BOB, input="y\n")
     assert accepted.exit_code == 0, accepted.stderr
     assert trained.cli.json("status")["champion"]["version"] == v2
+
+
+def test_a_failed_decision_leaves_no_tag_saying_otherwise(
+    released: Trained, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event is the decision: when it cannot be written, no `approved_by` or
+    `rolled_back_by` may be left on a version (status would show a decision nobody made)."""
+    from magenta_release import audit
+    from magenta_release.errors import StoreUnreachable
+    from magenta_release.release import approve, rollback
+    from magenta_release.settings import Settings
+    from magenta_release.store import Store
+
+    home = released.cli.home
+    real = audit.append
+
+    def refusing(store: Any, **event: Any) -> Any:
+        if event["action"] in {"approve", "rollback"}:
+            raise StoreUnreachable("the store refused the event (simulated)")
+        return real(store, **event)
+
+    def tags(version: int) -> dict[str, str]:
+        return dict(Store.open(Settings(home=home)).version(version).tags)
+
+    with monkeypatch.context() as m:
+        m.setattr(audit, "append", refusing)
+        with pytest.raises(StoreUnreachable):
+            approve(Store.open(Settings(home=home)), 2, reason="x", by=BOB)
+    assert "release.approved_by" not in tags(2)
+    pending = released.cli.json("status")["pending"]
+    assert [p["version"] for p in pending] == [2]
+    assert released.cli.json("audit", "verify")["ok"] is True
+
+    assert released.cli.json("approve", "2", "--reason", "x", "--yes", by=BOB)["champion"] == 2
+    assert tags(2)["release.approved_by"] == BOB
+    with monkeypatch.context() as m:
+        m.setattr(audit, "append", refusing)
+        with pytest.raises(StoreUnreachable):
+            rollback(Store.open(Settings(home=home)), reason="x", by=ALICE)
+    assert "release.rolled_back_by" not in tags(2)
+    back = released.cli.json("rollback", "--reason", "complaints", "--yes", by=ALICE)
+    assert back["champion"] == 1
+    # only the champion the rollback replaced is marked, with the event's actor and time
+    assert tags(2)["release.rolled_back_by"] == ALICE
+    assert "release.rolled_back_by" not in tags(1)
+    assert released.cli.json("audit", "verify")["ok"] is True

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from magenta_release.demo import write_customers
-from tests.conftest import ALICE, CAROL, Trained
+from tests.conftest import ALICE, CAROL, Trained, snapshot
 
 
 def _model_dir(t: Trained, run: str) -> Path:
@@ -99,6 +99,66 @@ def test_edited_audit_event_is_detected(served: dict[str, Any]) -> None:
     con.close()
     doc = json.loads(t.cli("audit", "verify", "--json").stdout)
     assert doc["ok"] is False and doc["first_broken"].startswith(f"event {int(key[6:])}")
+
+
+def _last_event_key(home: Path) -> str:
+    con = sqlite3.connect(home / "mlflow.db")
+    (key,) = con.execute(
+        "select max(key) from registered_model_tags where key like 'event.%'"
+    ).fetchone()
+    con.close()
+    return str(key)
+
+
+def test_deleting_the_last_event_is_tampering_not_an_interrupted_command(
+    served: dict[str, Any],
+) -> None:
+    """Without a second record of the head, a deleted last event (here v2's proposal) looks
+    like a command that never finished, and repair would rebuild the state before it."""
+    t = served["t"]
+    key = _last_event_key(t.cli.home)
+    con = sqlite3.connect(t.cli.home / "mlflow.db")
+    with con:
+        con.execute("delete from registered_model_tags where key = ?", (key,))
+    con.close()
+    before = snapshot(t.cli.home)
+    for args in (
+        ("status",),
+        ("approve", "2", "--reason", "x", "--yes"),
+        ("rollback", "--reason", "x", "--yes"),
+        ("repair", "--reason", "looks interrupted"),
+    ):
+        assert "events were deleted" in _refused(served, *args), args
+    assert snapshot(t.cli.home) == before  # nothing "repaired" into completion
+    doc = json.loads(t.cli("audit", "verify", "--json").stdout)
+    assert doc["ok"] is False and "events were deleted" in doc["first_broken"]
+
+
+@pytest.mark.parametrize("garbage", ["{not json", "[1, 2]", '{"seq": "x"}', "null"])
+def test_a_malformed_event_is_reported_and_crashes_nothing(
+    served: dict[str, Any], garbage: str
+) -> None:
+    t = served["t"]
+    key = _last_event_key(t.cli.home)
+    con = sqlite3.connect(t.cli.home / "mlflow.db")
+    with con:
+        con.execute("update registered_model_tags set value = ? where key = ?", (garbage, key))
+    con.close()
+    before = snapshot(t.cli.home)
+    for args in (
+        ("propose", t.runs["worse"]),
+        ("approve", "2", "--reason", "x", "--yes"),
+        ("rollback", "--reason", "x", "--yes"),
+        ("status",),
+    ):
+        errors = [line for line in _refused(served, *args).splitlines() if "error" in line]
+        assert len(errors) == 1 and "audit log" in errors[0], (args, errors)
+    # history still shows what verifies: it is how the damage is investigated
+    shown = t.cli("history")
+    assert shown.exit_code == 0 and "Traceback" not in shown.stderr
+    assert snapshot(t.cli.home) == before
+    verify = t.cli("audit", "verify", "--json")
+    assert verify.exit_code == 3 and key in json.loads(verify.stdout)["first_broken"]
 
 
 def test_a_deleted_event_is_detected(served: dict[str, Any]) -> None:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from magenta_release import identity
-from magenta_release.audit import EVENT_PREFIX, GENESIS, LOG_SUFFIX, Event
+from magenta_release.audit import EVENT_PREFIX, GENESIS, HEAD_TAG, LOG_SUFFIX, Event
 
 if TYPE_CHECKING:
     from flask import Response
@@ -286,6 +286,14 @@ def _log_request(
 
 
 def _model_request(registry: Registry, op: str, name: str, params: Mapping[str, Any]) -> None:
+    if str(params.get("key", "")) == HEAD_TAG:
+        if op == "delete_tag":
+            raise Refused(f"{HEAD_TAG} of {name} records the audit log's head; it stays")
+        if op == "set_tag":
+            log = chain(registry.tags(f"{name}{LOG_SUFFIX}") or {})
+            head = f"{len(log)}:{log[-1].hash}" if log else None
+            if str(params.get("value", "")) != head:
+                raise Refused(f"{HEAD_TAG} of {name} may only name the log's last event ({head})")
     if op == "delete_model":
         raise Refused(f"{name} is protected by the release policy and cannot be deleted")
     if op == "delete_version":
