@@ -224,8 +224,30 @@ def _register(
     )
     faults.point("propose.after_audit")
     lifecycle.sync(store)
+    _log_what_the_gates_saw(store, run, model, evidence)
     report = _publish_report(store, store.version(version), run)
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
+
+
+GATED_PREFIX = "gated."
+
+
+def _log_what_the_gates_saw(
+    store: Store, run: RunInfo, model: candidate.ModelRef, evidence: dict[str, Any]
+) -> None:
+    """The metrics propose recomputed, as `gated.*` model metrics of the run's logged model
+    (when it has one) against its evaluation dataset, so the MLflow UI shows what the gates
+    saw beside what the run logged about itself."""
+    recomputed = evidence.get("metrics") or {}
+    if not recomputed:
+        return
+    inputs = [i for i in run.inputs if i.context == "evaluation"] or list(run.inputs)
+    store.log_model_metrics(
+        run.run_id,
+        {f"{GATED_PREFIX}{k}": v for k, v in recomputed.items()},
+        model.model_id,
+        inputs[0] if inputs else None,
+    )
 
 
 def _evidence(v: VersionInfo) -> dict[str, Any]:

@@ -373,6 +373,35 @@ class Store:
                 tags=[RunTag(k, v) for k, v in tags.items()],
             )
 
+    def log_model_metrics(
+        self,
+        run_id: str,
+        metrics: dict[str, float],
+        model_id: str | None,
+        dataset: DatasetInput | None,
+    ) -> None:
+        """Metrics about a model on a dataset (MLflow 3 model metrics): the UI shows them on
+        the logged model and against the evaluation dataset."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        with translate(f"logging model metrics to run {run_id}"):
+            self.client.log_batch(
+                run_id,
+                metrics=[
+                    Metric(
+                        k,
+                        float(v),
+                        now,
+                        0,
+                        model_id=model_id,
+                        dataset_name=dataset.name if dataset else None,
+                        dataset_digest=dataset.digest if dataset else None,
+                    )
+                    for k, v in metrics.items()
+                ],
+            )
+
     def log_artifacts(self, run_id: str, folder: Path, path: str | None = None) -> None:
         with translate(f"uploading artifacts of run {run_id}"):
             self.client.log_artifacts(run_id, str(folder), path)

@@ -166,6 +166,21 @@ def test_example_pipeline_run_is_proposed_approved_and_served(team: Team) -> Non
     assert _gate(proposal, "metrics_reproducible")["passed"]
     assert "3 logged metrics match" in _gate(proposal, "metrics_reproducible")["detail"]
     version = str(proposal["version"])
+    # what the gates recomputed is on the team's logged model, against its evaluation dataset
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{team.cli.home / 'mlflow.db'}")
+    run = client.get_run(team.run_id)
+    [output] = run.outputs.model_outputs  # the LoggedModel the pipeline logged
+    logged = client.get_logged_model(output.model_id)
+    gated = {m.key: m for m in logged.metrics or [] if m.key.startswith("gated.")}
+    [evaluation] = [
+        i for i in run.inputs.dataset_inputs if any(t.value == "evaluation" for t in i.tags)
+    ]
+    recomputed = team.cli.json("show", version)["evidence"]["metrics"]
+    assert gated["gated.roc_auc"].value == pytest.approx(recomputed["roc_auc"])
+    assert {m.dataset_digest for m in gated.values()} == {evaluation.dataset.digest}
+    assert {"gated.roc_auc", "gated.pr_auc", "gated.brier"} <= set(gated)
     status = team.cli.json("status")
     assert status["challenger"]["version"] == proposal["version"]
 
