@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from magenta_release.errors import BadInput, ReleaseError
+from magenta_release.limits import MAX_ROWS, MAX_RUNS, MIN_ROWS
 from magenta_release.telemetry import disable_telemetry
 
 if TYPE_CHECKING:
@@ -149,17 +150,28 @@ def _connect(tracking_uri: str | None) -> str:
     return settings.resolved_tracking_uri()
 
 
-def _each(tracking_uri: str | None, model: str | None) -> list[Any]:
-    """The store bound to --model, or to each model it governs (sorted by name)."""
+def _names(tracking_uri: str | None, model: str | None) -> list[str]:
+    """--model, else MAGENTA_RELEASE_MODEL, else every model the store governs (sorted)."""
     from magenta_release import policy_store
     from magenta_release.store import Store
 
     settings = _settings(tracking_uri)
-    if model or settings.model:
-        return [Store.open(settings, model)]
-    client = Store.connect(settings)
-    names = policy_store.governed_models(client)
-    return [Store.open(settings, name) for name in names] or [Store.open(settings)]
+    chosen = model or settings.model
+    if chosen:
+        return [chosen]
+    return (
+        [policy_store.default_model(Store.connect(settings), None)]
+        if not (names := policy_store.governed_models(Store.connect(settings)))
+        else names
+    )
+
+
+def _each(tracking_uri: str | None, model: str | None) -> list[Any]:
+    """The store bound to --model, or to each model it governs (sorted by name)."""
+    from magenta_release.store import Store
+
+    settings = _settings(tracking_uri)
+    return [Store.open(settings, name) for name in _names(tracking_uri, model)]
 
 
 def _model_selector(text: str) -> tuple[str | None, str]:
@@ -280,6 +292,8 @@ def train(
         typer.Option(
             help="Accounts to generate (built-in generator only; default 100,000).",
             show_default=False,
+            min=MIN_ROWS,
+            max=MAX_ROWS,
         ),
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed for the model (and the generator).")] = 42,
@@ -346,7 +360,7 @@ def train(
 
 @app.command()
 def runs(
-    last: Annotated[int, typer.Option(help="How many recent runs.")] = 10,
+    last: Annotated[int, typer.Option(help="How many recent runs.", min=1, max=MAX_RUNS)] = 10,
     model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
@@ -380,8 +394,12 @@ def compare(
         list[str] | None,
         typer.Argument(help="Runs to compare (default: the 5 most recent).", show_default=False),
     ] = None,
-    last: Annotated[int | None, typer.Option(help="The N most recent finished runs.")] = None,
-    top: Annotated[int | None, typer.Option(help="The N best runs by --metric.")] = None,
+    last: Annotated[
+        int | None, typer.Option(help="The N most recent finished runs.", min=1, max=MAX_RUNS)
+    ] = None,
+    top: Annotated[
+        int | None, typer.Option(help="The N best runs by --metric.", min=1, max=MAX_RUNS)
+    ] = None,
     metric: Annotated[
         str | None, typer.Option(help="Metric to rank by (default: the policy's primary metric).")
     ] = None,
@@ -724,7 +742,13 @@ def repair(
 @app.command()
 def gc(
     older_than: Annotated[
-        float, typer.Option("--older-than", help="Only runs started more than this many days ago.")
+        float,
+        typer.Option(
+            "--older-than",
+            help="Only runs started more than this many days ago.",
+            min=0,
+            max=36_500,
+        ),
     ] = 30,
     apply: Annotated[
         bool, typer.Option("--apply", help="Delete (default: only list what would be deleted).")
@@ -759,7 +783,9 @@ def gc(
 
 @app.command()
 def history(
-    limit: Annotated[int, typer.Option(help="How many events, newest first.")] = 20,
+    limit: Annotated[
+        int, typer.Option(help="How many events, newest first.", min=1, max=100_000)
+    ] = 20,
     model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
@@ -783,7 +809,21 @@ def audit_verify(
     if broken)."""
     from magenta_release.lifecycle import verify
 
-    results = _run(as_json, lambda: [(s.name, verify(s)) for s in _each(tracking_uri, model_name)])
+    def each() -> list[tuple[str, Any]]:
+        from magenta_release.audit import Verification
+        from magenta_release.errors import IntegrityViolation
+        from magenta_release.store import Store
+
+        settings = _settings(tracking_uri)
+        out = []
+        for name in _names(tracking_uri, model_name):
+            try:  # a model whose stored policy was edited cannot even be opened: report it
+                out.append((name, verify(Store.open(settings, name))))
+            except IntegrityViolation as exc:
+                out.append((name, Verification(False, 0, [str(exc)])))
+        return out
+
+    results = _run(as_json, each)
 
     def human() -> None:
         for name, result in results:
@@ -934,7 +974,7 @@ def demo(
 
 @app.command()
 def ui(
-    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 5000,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1024, max=65535)] = 5000,
     tracking_uri: UriOpt = None,
 ) -> None:
     """Open the MLflow UI for the store on 127.0.0.1 (telemetry, AI Gateway, remote Assistant
@@ -944,9 +984,6 @@ def ui(
 
     settings = _settings(tracking_uri)
     uri = _run(False, lambda: _connect(tracking_uri))
-    if not 1024 <= port <= 65535:
-        typer.echo(f"error: --port {port} is out of range; use 1024-65535", err=True)
-        raise typer.Exit(2)
     cmd = [
         sys.executable,
         "-m",

@@ -10,9 +10,8 @@ from typing import Any
 
 from magenta_release.errors import BadInput
 from magenta_release.evaluate import LOWER_IS_BETTER, REPORTED_METRICS
+from magenta_release.limits import MAX_RUNS
 from magenta_release.store import RunInfo, Store
-
-MAX_RUNS = 1000
 
 
 @dataclass(frozen=True)

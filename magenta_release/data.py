@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 
 from magenta_release.errors import BadInput
+from magenta_release.limits import MAX_ROWS, MIN_ROWS
 
 GENERATOR = "magenta-churn-synthetic"
 GENERATOR_VERSION = "1"
-MAX_ROWS = 900_000  # rating_account_id is drawn without replacement from 900,000 integers
-MIN_ROWS = 200  # fewer accounts leave too few churners for a stratified split
 
 MONTHS = ("2024-04", "2024-05", "2024-06", "2024-07")
 TOPICS = (

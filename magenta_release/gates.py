@@ -256,10 +256,10 @@ def paired_bootstrap(
     n = len(y)
     diffs = []
     if metric == "roc_auc":
-        rank_a, rank_b = _auc_prep(a), _auc_prep(b)
+        rank_a, rank_b = auc_ranks(a), auc_ranks(b)
         for _ in range(rounds):
             w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-            d = _weighted_auc(y, w, *rank_a) - _weighted_auc(y, w, *rank_b)
+            d = weighted_auc(y, w, *rank_a) - weighted_auc(y, w, *rank_b)
             if np.isfinite(d):
                 diffs.append(d)
     else:
@@ -280,12 +280,12 @@ def paired_bootstrap(
     return float(low), float(high), float(np.mean(diffs))
 
 
-def _auc_prep(scores: np.ndarray) -> tuple[np.ndarray, int]:
+def auc_ranks(scores: np.ndarray) -> tuple[np.ndarray, int]:
     _, inverse = np.unique(scores, return_inverse=True)
     return inverse, int(inverse.max()) + 1
 
 
-def _weighted_auc(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
+def weighted_auc(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
     """ROC-AUC with row weights (bootstrap counts), ties counted half: O(n) per call."""
     pos = np.bincount(inverse, weights=w * (y == 1), minlength=levels)
     neg = np.bincount(inverse, weights=w * (y == 0), minlength=levels)
@@ -326,7 +326,7 @@ def bootstrap_intervals(
         return {}
     rng = np.random.default_rng(seed)
     y = np.asarray(y, dtype=int)
-    prep = _auc_prep(scores)
+    prep = auc_ranks(scores)
     order = np.argsort(-scores, kind="stable")
     clipped = np.clip(scores, 1e-7, 1 - 1e-7)
     loss = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
@@ -341,8 +341,8 @@ def bootstrap_intervals(
         cw = np.cumsum(w[order])
         taken = np.clip(k - (cw - w[order]), 0, w[order])  # the top k resampled rows
         top_pos = float((taken * y[order]).sum())
-        samples["roc_auc"].append(_weighted_auc(y, w, *prep))
-        samples["pr_auc"].append(_weighted_ap(y, w, *prep))
+        samples["roc_auc"].append(weighted_auc(y, w, *prep))
+        samples["pr_auc"].append(weighted_ap(y, w, *prep))
         samples["lift_at_10"].append((top_pos / k) / (positives / n))
         samples["recall_at_10"].append(top_pos / positives)
         samples["brier"].append(float((w * squared).sum() / n))
@@ -355,7 +355,7 @@ def bootstrap_intervals(
     }
 
 
-def _weighted_ap(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
+def weighted_ap(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
     """Average precision (scikit-learn's step rule, tied scores one step) with row weights."""
     pos = np.bincount(inverse, weights=w * (y == 1), minlength=levels)[::-1]
     neg = np.bincount(inverse, weights=w * (y == 0), minlength=levels)[::-1]

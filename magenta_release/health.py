@@ -177,7 +177,7 @@ def metric_ci(
     """(value, CI low, CI high) of one metric on these rows; the CI from `rounds` bootstrap
     resamples (NaN when rounds is 0)."""
     from magenta_release.evaluate import metrics as compute
-    from magenta_release.gates import _auc_prep, _weighted_auc
+    from magenta_release.gates import auc_ranks, weighted_auc
 
     value = compute(y, scores, threshold)[metric]
     if rounds <= 0:
@@ -185,11 +185,11 @@ def metric_ci(
     rng = np.random.default_rng(0)
     n = len(y)
     found: list[float] = []
-    ranks = _auc_prep(scores) if metric == "roc_auc" else None
+    ranks = auc_ranks(scores) if metric == "roc_auc" else None
     for _ in range(rounds):
         if ranks is not None:  # O(n) per round: bootstrap counts as weights
             w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-            v = _weighted_auc(y, w, *ranks)
+            v = weighted_auc(y, w, *ranks)
         else:
             idx = rng.integers(0, n, n)
             if y[idx].min() == y[idx].max():
@@ -293,7 +293,7 @@ def check(store: Store, data: str, *, by: str | None = None) -> HealthResult:
         facts = (f"champion health check failed on {len(y):,} labelled rows", *breaches)
         outcome = notify.announce(
             store,
-            NotifyEvent.INTEGRITY_ALERT,
+            NotifyEvent.HEALTH_ALERT,
             champion.version,
             actor,
             facts=facts,
@@ -612,7 +612,7 @@ def shadow_score(store: Store, input_uri: str, output_path: Path) -> ShadowResul
     from the champion's predictions; None, and no file, when there is no challenger."""
     from magenta_release import lifecycle, model_files, sources
     from magenta_release.model_files import NUMERIC_KINDS
-    from magenta_release.predict import _input_columns, _stream
+    from magenta_release.predict import input_columns, stream_batches
 
     lifecycle.check(store)
     challenger = store.alias("challenger")
@@ -623,11 +623,11 @@ def shadow_score(store: Store, input_uri: str, output_path: Path) -> ShadowResul
     with tempfile.TemporaryDirectory(prefix="magenta-shadow-") as tmp:
         verified = model_files.fetch_verified(store, challenger, Path(tmp))
         inputs = verified.all_inputs
-        columns = _input_columns(store, source, inputs)
+        columns = input_columns(store, source, inputs)
         text = tuple(store.policy.data.identifiers) + tuple(
             n for n, kind in inputs if kind not in NUMERIC_KINDS
         )
-        rows = _stream(
+        rows = stream_batches(
             store,
             verified.model,
             inputs,

@@ -85,6 +85,7 @@ TITLES = {
     NotifyEvent.ROLLED_BACK: "is the champion again (rollback)",
     NotifyEvent.INTEGRITY_ALERT: "INTEGRITY ALERT",
     NotifyEvent.REMINDER: "still waiting for approval",
+    NotifyEvent.HEALTH_ALERT: "HEALTH ALERT: the champion is drifting or decaying",
 }
 
 
@@ -224,6 +225,8 @@ def _commands(event: NotifyEvent, version: int | None) -> tuple[str, ...]:
         return ("magenta-release rollback --reason ...",)
     if event == NotifyEvent.INTEGRITY_ALERT:
         return ("magenta-release history", "magenta-release repair --reason ...")
+    if event == NotifyEvent.HEALTH_ALERT:
+        return ("magenta-release train --data ...", "magenta-release rollback --reason ...")
     return ("magenta-release status",)
 
 

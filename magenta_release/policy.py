@@ -68,6 +68,7 @@ class NotifyEvent(StrEnum):
     ROLLED_BACK = "rolled_back"
     INTEGRITY_ALERT = "integrity_alert"
     REMINDER = "reminder"
+    HEALTH_ALERT = "health_alert"
 
 
 def webhook_url_problem(url: str) -> str | None:

@@ -19,7 +19,7 @@ from magenta_release import audit
 from magenta_release.errors import BadInput, IntegrityViolation
 from magenta_release.policy import Policy, parse_policy
 from magenta_release.settings import Settings
-from magenta_release.store import translate
+from magenta_release.store import or_none, translate
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -84,17 +84,10 @@ def default_model(client: MlflowClient, requested: str | None) -> str:
 
 def log_events(client: MlflowClient, model: str) -> list[audit.Event]:
     """The parsed events of a model's audit log (empty if it has none)."""
-    from mlflow.exceptions import MlflowException
-
     name = f"{model}{audit.LOG_SUFFIX}"
     with translate(f"reading {name!r}"):
-        try:
-            tags = dict(client.get_registered_model(name).tags or {})
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return []
-            raise
-    return audit.parse(audit.entries(tags))
+        found = or_none(lambda: client.get_registered_model(name))
+    return [] if found is None else audit.parse(audit.entries(dict(found.tags or {})))
 
 
 def versions(events: list[audit.Event], model: str) -> list[PolicyVersion]:

@@ -104,18 +104,18 @@ def predict(
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = model_files.fetch_verified(store, version, Path(tmp))
         inputs = verified.all_inputs
-        columns = _input_columns(store, source, inputs)
+        columns = input_columns(store, source, inputs)
         loaded = verified.model
         text = tuple(c for c in store.policy.data.identifiers) + tuple(
             n for n, kind in inputs if kind not in NUMERIC_KINDS
         )
-        rows = _stream(
+        rows = stream_batches(
             store, loaded, inputs, sources.batches(source, columns, text), version, output_path
         )
     return Prediction(rows, version.version, str(output_path))
 
 
-def _input_columns(store: Store, source: Any, inputs: list[tuple[str, str]]) -> list[str]:
+def input_columns(store: Store, source: Any, inputs: list[tuple[str, str]]) -> list[str]:
     """Identifiers and model inputs, checked against the source's schema before any row is
     read: missing columns, no identifier, nested values in a column."""
     import pyarrow as pa
@@ -141,7 +141,7 @@ def _input_columns(store: Store, source: Any, inputs: list[tuple[str, str]]) -> 
     return [*ids, *[n for n, _ in inputs]]
 
 
-def _stream(
+def stream_batches(
     store: Store,
     model: Any,
     inputs: list[tuple[str, str]],

@@ -144,7 +144,7 @@ def _schema(source: Source) -> pa.Schema:
     if source.kind == "synthetic":
         # The generator's columns and types do not depend on its size: build the smallest
         # table it makes, not the whole one `read` builds next.
-        from magenta_release.data import MIN_ROWS
+        from magenta_release.limits import MIN_ROWS
 
         small = Source(source.uri, source.kind, "", params={**source.params, "rows": str(MIN_ROWS)})
         return read(small).schema

@@ -10,10 +10,10 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlparse
 
 from magenta_release.errors import (
@@ -103,8 +103,34 @@ class VersionInfo:
         }
 
 
-def _error_code(exc: Exception) -> str:
-    return str(getattr(exc, "error_code", ""))
+MISSING, EXISTS = "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"
+T = TypeVar("T")
+
+
+def or_none(call: Callable[[], T]) -> T | None:
+    """`call()`, or None when MLflow answers that the resource does not exist (the one
+    answer that is not an error here; `translate` turns every other one)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call()
+    except MlflowException as exc:
+        if exc.error_code == MISSING:
+            return None
+        raise
+
+
+def _done(call: Callable[[], object], *refusals: str) -> bool:
+    """True if `call()` succeeded; False when MLflow refused it with one of `refusals`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        call()
+    except MlflowException as exc:
+        if exc.error_code in refusals:
+            return False
+        raise
+    return True
 
 
 @contextlib.contextmanager
@@ -117,9 +143,9 @@ def translate(what: str) -> Iterator[None]:
     except ReleaseError:
         raise
     except MlflowException as exc:
-        code = _error_code(exc)
+        code = str(exc.error_code)
         text = str(exc.message).splitlines()[0][:300] if exc.message else code
-        if code == "RESOURCE_DOES_NOT_EXIST":
+        if code == MISSING:
             raise BadInput(f"{what}: not found ({text})") from exc
         raise _translate_code(what, code, text) from exc
     except (OSError, sqlite3.Error) as exc:
@@ -322,16 +348,18 @@ class Store:
                 location = self._default_artifact_location()
                 if not self.settings.is_local:
                     location = ""  # let the server choose its proxied destination
-                try:
-                    exp_id = self.client.create_experiment(
-                        wanted, artifact_location=location or None
-                    )
-                except Exception as exc:  # created concurrently by another process
-                    if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-                        raise
+                created: list[str] = []
+                if _done(
+                    lambda: created.append(
+                        self.client.create_experiment(wanted, artifact_location=location or None)
+                    ),
+                    EXISTS,
+                ):
+                    exp_id = created[0]
+                else:  # created concurrently by another process
                     raced = self.client.get_experiment_by_name(wanted)
                     if raced is None:
-                        raise
+                        raise StoreUnreachable(f"experiment {wanted!r} vanished while created")
                     exp_id = raced.experiment_id
             else:
                 exp_id = exp.experiment_id
@@ -585,35 +613,30 @@ class Store:
     def ensure_registered_model(self, name: str | None = None, description: str = "") -> None:
         name = name or self.name
         with translate(f"creating registered model {name!r}"):
-            try:
-                self.client.create_registered_model(name, description=description or None)
-            except Exception as exc:
-                if _error_code(exc) != "RESOURCE_ALREADY_EXISTS":
-                    raise
+            _done(
+                lambda: self.client.create_registered_model(name, description=description or None),
+                EXISTS,
+            )
 
     def versions(self) -> list[VersionInfo]:
         """Every version of the registered model, newest first (empty if none)."""
         with translate(f"listing versions of {self.name!r}"):
-            try:
-                found = self.client.search_model_versions(
+            found = or_none(
+                lambda: self.client.search_model_versions(
                     f"name = '{self.name}'", max_results=10_000
                 )
-            except Exception as exc:
-                if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                    return []
-                raise
+            )
+            if found is None:
+                return []
             aliases = self._aliases()
         out = [_version_info(v, aliases) for v in found]
         return sorted(out, key=lambda v: -v.version)
 
     def _alias_map(self) -> dict[str, int]:
         """{alias: version}; empty if the registered model does not exist yet."""
-        try:
-            model = self.client.get_registered_model(self.name)
-        except Exception as exc:
-            if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                return {}
-            raise
+        model = or_none(lambda: self.client.get_registered_model(self.name))
+        if model is None:
+            return {}
         return {alias: int(version) for alias, version in (model.aliases or {}).items()}
 
     def _aliases(self) -> dict[int, tuple[str, ...]]:
@@ -700,12 +723,8 @@ class Store:
     # ---- registered-model tags (audit log, locks) -------------------------------------------
     def model_tags(self, name: str) -> dict[str, str]:
         with translate(f"reading {name!r}"):
-            try:
-                return dict(self.client.get_registered_model(name).tags or {})
-            except Exception as exc:
-                if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                    return {}
-                raise
+            model = or_none(lambda: self.client.get_registered_model(name))
+        return {} if model is None else dict(model.tags or {})
 
     def set_model_tag(
         self, name: str, key: str, value: str, *, create: bool = True, description: str = ""
@@ -720,36 +739,21 @@ class Store:
     def try_create_model(self, name: str, tags: dict[str, str]) -> bool:
         """Atomically create a registered model; False if it exists already."""
         with translate(f"creating {name!r}"):
-            try:
-                self.client.create_registered_model(name, tags=tags)
-                return True
-            except Exception as exc:
-                # On a name clash MLflow reads the existing model to word its error; if that
-                # model was deleted in between, the clash surfaces as RESOURCE_DOES_NOT_EXIST.
-                # Either way our insert failed.
-                if _error_code(exc) in {"RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"}:
-                    return False
-                raise
+            # On a name clash MLflow reads the existing model to word its error; if that
+            # model was deleted in between, the clash surfaces as RESOURCE_DOES_NOT_EXIST.
+            # Either way our insert failed.
+            return _done(
+                lambda: self.client.create_registered_model(name, tags=tags), EXISTS, MISSING
+            )
 
     def model_created(self, name: str) -> tuple[int, dict[str, str]] | None:
         with translate(f"reading {name!r}"):
-            try:
-                m = self.client.get_registered_model(name)
-            except Exception as exc:
-                if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                    return None
-                raise
-        return int(m.creation_timestamp or 0), dict(m.tags or {})
+            m = or_none(lambda: self.client.get_registered_model(name))
+        return None if m is None else (int(m.creation_timestamp or 0), dict(m.tags or {}))
 
     def delete_model(self, name: str) -> bool:
         with translate(f"deleting {name!r}"):
-            try:
-                self.client.delete_registered_model(name)
-                return True
-            except Exception as exc:
-                if _error_code(exc) == "RESOURCE_DOES_NOT_EXIST":
-                    return False
-                raise
+            return _done(lambda: self.client.delete_registered_model(name), MISSING)
 
     def actor(self, by: str | None = None) -> str:
         """Who is acting, normalised (`identity.normalise`). Where the store authenticates

@@ -171,6 +171,7 @@ def test_example_pipeline_run_is_proposed_approved_and_served(team: Team) -> Non
 
     client = MlflowClient(tracking_uri=f"sqlite:///{team.cli.home / 'mlflow.db'}")
     run = client.get_run(team.run_id)
+    assert run.outputs is not None and run.inputs is not None
     [output] = run.outputs.model_outputs  # the LoggedModel the pipeline logged
     logged = client.get_logged_model(output.model_id)
     gated = {m.key: m for m in logged.metrics or [] if m.key.startswith("gated.")}

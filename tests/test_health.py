@@ -101,7 +101,7 @@ def test_drifted_batch_fails_names_the_features_alerts_and_moves_nothing(
     assert _aliases(released) == before
 
     (message,) = receiver.at("/hook")
-    assert message.event() == "integrity_alert"
+    assert message.event() == "health_alert"
     text = json.loads(message.body)["text"]
     assert "champion health check failed" in text and "age" in text
     assert doc["notified"]["deliveries"][0]["ok"] is True

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
+from magenta_release.audit import EVENT_PREFIX, GENESIS, HEAD_TAG, Event
 from tests.conftest import (
     ALICE,
     APPROVERS,
@@ -178,7 +178,8 @@ def test_a_version_proposed_under_an_older_policy_must_be_proposed_again(
 
 def _rewrite_log(home: Path, change: Any) -> None:
     """Edit the audit log's events in the SQLite store with `change(event_dict)` and recompute
-    every hash and link, so the chain itself still verifies."""
+    every hash and link, and the recorded head, so the chain itself still verifies (what an
+    attacker with the database file can do: only the policy check is left to catch it)."""
     con = sqlite3.connect(home / "mlflow.db")
     with con:
         rows = con.execute(
@@ -198,6 +199,10 @@ def _rewrite_log(home: Path, change: Any) -> None:
                 "update registered_model_tags set value = ? where name = ? and key = ?",
                 (json.dumps(done.to_json()), LOG, key),
             )
+        con.execute(
+            "update registered_model_tags set value = ? where name = ? and key = ?",
+            (f"{len(rows)}:{prev}", LOG.removesuffix("-audit-log"), HEAD_TAG),
+        )
     con.close()
 
 

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from magenta_release.gates import _auc_prep, _weighted_auc, paired_bootstrap
+from magenta_release.gates import auc_ranks, paired_bootstrap, weighted_auc
 
 # The ROC-AUC path is O(n) per round; the others call scikit-learn's metrics (~20 ms a round).
 ROUNDS = {"roc_auc": 200, "pr_auc": 20, "brier": 20}
 
 
 def _weighted(y: np.ndarray, scores: np.ndarray, w: np.ndarray) -> float:
-    return _weighted_auc(y, w, *_auc_prep(scores))
+    return weighted_auc(y, w, *auc_ranks(scores))
 
 
 @pytest.mark.parametrize("seed", range(20))

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from magenta_release.gates import Gate, _auc_prep, _weighted_ap, bootstrap_intervals
+from magenta_release.gates import Gate, auc_ranks, bootstrap_intervals, weighted_ap
 from magenta_release.policy import Policy, SegmentSection
 from magenta_release.segments import assess, disparate_impact, segments_of
 
@@ -159,18 +159,16 @@ def test_a_bad_segments_section_is_refused(section: dict[str, Any], fragment: st
 def test_weighted_average_precision_equals_scikit_learn_on_a_resample() -> None:
     from sklearn.metrics import average_precision_score, roc_auc_score
 
-    from magenta_release.gates import _weighted_auc
+    from magenta_release.gates import weighted_auc
 
     rng = np.random.default_rng(3)
     y = (rng.random(500) < 0.1).astype(int)
     scores = np.round(rng.random(500) * 0.5 + y * 0.2, 2)  # with ties
     w = np.bincount(rng.integers(0, 500, 500), minlength=500).astype(float)
     rows = np.repeat(np.arange(500), w.astype(int))
-    prep = _auc_prep(scores)
-    assert _weighted_ap(y, w, *prep) == pytest.approx(
-        average_precision_score(y[rows], scores[rows])
-    )
-    assert _weighted_auc(y, w, *prep) == pytest.approx(roc_auc_score(y[rows], scores[rows]))
+    prep = auc_ranks(scores)
+    assert weighted_ap(y, w, *prep) == pytest.approx(average_precision_score(y[rows], scores[rows]))
+    assert weighted_auc(y, w, *prep) == pytest.approx(roc_auc_score(y[rows], scores[rows]))
 
 
 def test_bootstrap_intervals_surround_the_point_estimates() -> None:
