@@ -11,11 +11,9 @@
 #                                 (the `aud` IAP puts in x-goog-iap-jwt-assertion on Cloud Run)
 #   MAGENTA_RELEASE_IAP_ADMINS    optional: comma-separated e-mails that are MLflow admins
 #   MAGENTA_RELEASE_AUTH          iap (set in the image); basic only for a local server
-#   MAGENTA_RELEASE_SERVER_POLICY the policy the server enforces (set in the image)
 set -eu
 : "${MLFLOW_BACKEND_STORE_URI:?}" "${MLFLOW_AUTH_DATABASE_URI:?}" "${MLFLOW_ARTIFACTS_DESTINATION:?}"
 : "${MLFLOW_AUTH_ADMIN_PASSWORD:?}" "${MLFLOW_FLASK_SERVER_SECRET_KEY:?}" "${MLFLOW_ALLOWED_HOSTS:?}"
-: "${MAGENTA_RELEASE_SERVER_POLICY:?}"
 export MAGENTA_RELEASE_AUTH="${MAGENTA_RELEASE_AUTH:-iap}"
 if [ "$MAGENTA_RELEASE_AUTH" = "iap" ]; then
   : "${MAGENTA_RELEASE_IAP_AUDIENCE:?}"
