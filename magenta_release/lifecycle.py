@@ -181,7 +181,8 @@ def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
     state = expected_state(log)
     found: list[Drift] = []
     head = audit.head(store)
-    if log and (head is None or head[0] < len(log)):
+    # No head yet (a store from before heads were recorded): the next append writes it.
+    if log and head is not None and head[0] < len(log):
         found.append(Drift("head", None, audit.HEAD_TAG, f"{len(log)}:{log[-1].hash}", head))
     versions = store.versions()
     actual_alias = {a: v.version for v in versions for a in v.aliases}

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, Event
+from magenta_release.audit import EVENT_PREFIX, HEAD_TAG, Event
 from magenta_release.settings import TELEMETRY_OFF
 from tests.conftest import SMALL, SMALL_DATA_GATES, Cli, Result, invoke, write_policy
 from tests.integration.conftest import Server, server_policy
@@ -299,6 +299,13 @@ def test_the_audit_log_is_append_only(iap: Iap, released: dict[str, int]) -> Non
         assert _log_tags(iap) == before
         key, good = event()  # the next event, chained, by the caller: accepted
         client.set_registered_model_tag(LOG, key, good)
+        # and the head it must record beside it: only the log's last event, never another
+        done = Event(**json.loads(good))
+        assert "may only name the log's last event" in _refused(
+            lambda: client.set_registered_model_tag(MODEL, HEAD_TAG, f"{done.seq - 1}:{last.hash}")
+        )
+        assert "stays" in _refused(lambda: client.delete_registered_model_tag(MODEL, HEAD_TAG))
+        client.set_registered_model_tag(MODEL, HEAD_TAG, f"{done.seq}:{done.hash}")
     assert _log_tags(iap) == {**before, key: good}
     assert iap.json("audit", "verify", user=CAROL)["ok"] is True
 
