@@ -73,9 +73,13 @@ def run_demo(settings: Settings, rows: int = 50_000, home: Path | None = None) -
     settings = Settings(home=store_home)
     work = store_home.parent
     say = output.console().print
-    _step("1. init: a throwaway embedded store")
-    init(settings)
+    _step("1. init: a throwaway embedded store, and the release policy stored in it")
+    created = init(settings)
     say(f"demo store: {store_home} (look at it with MAGENTA_RELEASE_HOME={store_home})")
+    say(
+        f"policy v{created.policy.version} of {created.model} ({created.policy.sha256[:12]}): "
+        "changed only by `magenta-release policy set FILE --reason ...`"
+    )
     store = Store.open(settings)
 
     _step(f"2. the team's table: {rows:,} generated accounts written to DuckDB")

@@ -216,7 +216,7 @@ def history_table(events: list[dict[str, Any]]) -> None:
             e["time"][:19],
             plain(who),
             e["action"],
-            str(e["version"]),
+            "" if e["version"] is None else str(e["version"]),
             champ,
             plain(e["reason"]),
             e["hash"][:12],
