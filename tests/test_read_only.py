@@ -30,6 +30,11 @@ def _reads(t: Trained, customers: Path, out: Path) -> list[tuple[str, ...]]:
         ("gc", "--older-than", "0"),
         ("gc", "--older-than", "0", "--json"),
         ("predict", "--input", str(customers), "--output", str(out)),
+        ("policy", "show"),
+        ("policy", "show", "--json"),
+        ("policy", "history", "--model", "churn-classifier"),
+        ("status", "--model", "churn-classifier", "--json"),
+        ("init",),  # on an initialised store: nothing to do
     ]
 
 
