@@ -38,8 +38,8 @@ def _subcommand(argv: list[str]) -> tuple[list[str], list[str]]:
         if word.startswith("-"):
             break
         words.append(word)
-    # `compare RUN_ID...` takes positionals; a group such as `audit` takes a subcommand
-    path = words[:2] if words[:1] == ["audit"] else words[:1]
+    # `compare RUN_ID...` takes positionals; a group (`audit`, `policy`) takes a subcommand
+    path = words[:2] if words[:1] in (["audit"], ["policy"]) else words[:1]
     return path, argv[1 + len(path) :]
 
 
