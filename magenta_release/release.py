@@ -451,6 +451,18 @@ def _require_approver(store: Store, actor: str, action: str) -> None:
         )
 
 
+def _require_permission(store: Store, actor: str, action: str, enough: tuple[str, ...]) -> None:
+    """Before the write-ahead event: a decision the server would not let the actor carry out
+    (moving and clearing aliases) is refused while nothing is written, never half-applied."""
+    permission = store.model_permission()
+    if permission is not None and permission not in enough:
+        raise PolicyRefused(
+            f"{actor} may {action} under the policy but has {permission} on {store.name} in "
+            f"MLflow; moving its aliases needs {' or '.join(enough)}: ask an MLflow admin to "
+            "grant it (nothing was written)"
+        )
+
+
 def _same_person(a: str | None, b: str | None) -> bool:
     return bool(a and b) and identity.same(str(a), str(b))
 
@@ -547,6 +559,7 @@ def approve(
         if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
             return done
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
+        _require_permission(store, actor, "approve", ("MANAGE",))
         model_files.fetch_verified(store, v, Path(tmp))
         old = store.alias("champion")
         # The event first: it is the decision; the registry (status, aliases, who approved)
@@ -594,6 +607,7 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
         lifecycle.check_locked(store)
         v = store.version(version)
         _check_rejectable(store, v, actor)
+        _require_permission(store, actor, "reject", ("MANAGE",))
         champion = _number(store.alias("champion"))
         event = audit.append(
             store,
@@ -677,6 +691,7 @@ def rollback(
                 "check `magenta-release status` and roll back again"
             )
         model_files.fetch_verified(store, target, Path(tmp))
+        _require_permission(store, actor, "roll back", ("EDIT", "MANAGE"))
         event = audit.append(
             store,
             actor=actor,

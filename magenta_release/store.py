@@ -773,6 +773,26 @@ class Store:
             return identity.normalise(authenticated)
         return identity.normalise(typed)
 
+    def model_permission(self) -> str | None:
+        """The caller's effective MLflow permission on the registered model (READ, EDIT,
+        MANAGE, ...) where the server has permissions; None in embedded mode or against a
+        server without authentication. A dry probe: it writes nothing."""
+        from mlflow.exceptions import MlflowException
+        from mlflow.server import get_app_client
+
+        user = self.whoami()
+        if self.settings.is_local or not user:
+            return None
+        client = get_app_client("basic-auth", tracking_uri=self.tracking_uri)
+        with translate(f"reading your permission on {self.name!r}"):
+            try:
+                found = client.get_user_permission(user, "registered_model", self.name)
+            except MlflowException as exc:
+                if exc.error_code == "ENDPOINT_NOT_FOUND" or "404" in str(exc.message):
+                    return None  # no authentication on this server: nothing to probe
+                raise
+        return str(found.permission)
+
     def whoami(self) -> str | None:
         """The identity the server will authenticate: the e-mail in the IAP ID token when the
         tracking server is behind IAP, else the basic-auth user in server mode, else None."""

@@ -5,6 +5,7 @@ enforces from then on. Uses its own model, `policy-guard`, on the session's shar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -87,12 +88,21 @@ def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded
     state.run_id = state.cli.json(
         "train", "--rows", str(SMALL), "--seed", "7", "--param", "max_depth=3", by=CAROL
     )["run_id"]
-    with as_admin():  # clearing @challenger on approve/reject needs MANAGE (as for alice)
-        for user in (ALICE, DORA):
-            get_app_client("basic-auth", tracking_uri=server.url).grant_user_permission(
-                user, "registered_model", MODEL, "MANAGE"
-            )
+    # clearing @challenger on approve/reject needs MANAGE: alice has it, dora only EDIT (yet)
+    for user, permission in ((ALICE, "MANAGE"), (DORA, "EDIT")):
+        _grant(server, user, permission)
     return state
+
+
+def _grant(server: Server, user: str, permission: str) -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import get_app_client
+
+    with as_admin():
+        client = get_app_client("basic-auth", tracking_uri=server.url)
+        with contextlib.suppress(MlflowException):  # a grant replaces nothing: revoke first
+            client.revoke_user_permission(user, "registered_model", MODEL)
+        client.grant_user_permission(user, "registered_model", MODEL, permission)
 
 
 @contextmanager
@@ -204,9 +214,19 @@ def test_the_owners_new_approvers_take_effect_on_the_server(guarded: Guarded) ->
     # the proposal was judged under the old version: re-propose, then dora's approval counts
     stale = g.cli("approve", str(version), "--reason", "x", "--yes", by=DORA)
     assert stale.exit_code == 1 and "re-propose" in stale.stderr, stale.stderr
-    g.cli.json("reject", str(version), "--reason", "policy changed", by=DORA)
+    g.cli.json("reject", str(version), "--reason", "policy changed", by=ALICE)
     again = g.cli.json("propose", g.run_id, by=CAROL)
     assert again["status"] == "pending_approval" and again["version"] != version
+
+    # an approver by the policy whom MLflow would not let clear @challenger: refused before
+    # the write-ahead event, so no half-written approval exists for anyone to complete
+    log = _log(g)
+    short = g.cli("approve", str(again["version"]), "--reason", "ok", "--yes", by=DORA)
+    assert short.exit_code == 1, short.stderr
+    assert "has EDIT on policy-guard in MLflow" in short.stderr and "MANAGE" in short.stderr
+    assert _log(g) == log
+    assert g.cli.json("status", by=DORA)["pending"][0]["version"] == again["version"]
+    _grant(g.server, DORA, "MANAGE")
     approved = g.cli.json("approve", str(again["version"]), "--reason", "ok", "--yes", by=DORA)
     assert approved["champion"] == again["version"]
     with acting_as(g, DORA) as client:
