@@ -275,9 +275,9 @@ def bench_compare(s: Sizes, tmp: Path) -> list[Row]:
     settings = _settings(tmp / "compare")
     init(settings)
     store = Store.open(settings)
-    bulk_runs(settings.db_path, store.experiment_id(), s.runs)
+    bulk_runs(settings.db_path, store.runs.experiment_id(), s.runs)
     client = MlflowClient(store.tracking_uri)
-    exp = store.experiment_id()
+    exp = store.runs.experiment_id()
 
     def base() -> Any:
         return client.search_runs([exp], order_by=["metrics.roc_auc DESC"], max_results=10)
@@ -335,7 +335,7 @@ def bench_predict(s: Sizes, tmp: Path) -> list[Row]:
 
     store, run = _released_store(tmp / "predict", s.rows)
     frame = data.generate(2024, s.rows).table.loc[:, [*data.IDENTIFIERS, *data.FEATURES]]
-    pipeline = mlflow.sklearn.load_model(store.download(run, "model", tmp / "raw"))
+    pipeline = mlflow.sklearn.load_model(store.runs.download(run, "model", tmp / "raw"))
     features = frame.loc[:, list(data.FEATURES)]
     predict_frame(store, frame.head(100))
     raw = median_time(lambda: pipeline.predict_proba(features), s.reps)
@@ -361,7 +361,7 @@ def bench_release(s: Sizes, tmp: Path) -> list[Row]:
 
     store, run = _released_store(tmp / "release", max(2000, s.rows // 5))
     db = store.settings.db_path
-    bulk_runs(db, store.experiment_id(), s.filler_runs)
+    bulk_runs(db, store.runs.experiment_id(), s.filler_runs)
     for _ in range(s.versions - 1):  # pending proposals, like a busy registry
         propose(store, clone_run(db, run), by="data-scientist")
     props, approves = [], []
@@ -373,7 +373,7 @@ def bench_release(s: Sizes, tmp: Path) -> list[Row]:
         start = time.perf_counter()
         approve(store, version, reason="bench", by="release-manager")
         approves.append(time.perf_counter() - start)
-    label = f"{s.filler_runs:,} runs, {len(store.versions())} versions"
+    label = f"{s.filler_runs:,} runs, {len(store.registry.versions())} versions"
     return [
         Row(
             f"propose latency ({label})",

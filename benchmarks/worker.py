@@ -47,7 +47,7 @@ def predict_raw(home: str, source: str) -> dict[str, float]:
     from magenta_release import model_files
 
     store = _store(home)
-    version = store.alias("champion")
+    version = store.registry.alias("champion")
     with tempfile.TemporaryDirectory(prefix="magenta-bench-") as tmp:
         verified = model_files.fetch_verified(store, version, Path(tmp))
         pipeline = verified.load()

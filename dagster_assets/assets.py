@@ -70,7 +70,7 @@ def training_run(
         "dataset_sha256": result.dataset_digest,
         **{k: result.metrics[k] for k in HEADLINE_METRICS},
     }
-    link = release.ui_url(result.run_id, store.experiment_id())
+    link = release.ui_url(result.run_id, store.runs.experiment_id())
     if link:
         meta["mlflow_ui"] = dg.MetadataValue.url(link)
     return dg.Output({"run_id": result.run_id}, metadata=meta)

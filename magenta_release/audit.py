@@ -82,7 +82,7 @@ def log_name(store: Store) -> str:
 
 def read(store: Store) -> list[tuple[str, str]]:
     """Raw (key, value) pairs of the log, in sequence order."""
-    return entries(store.model_tags(log_name(store)))
+    return entries(store.tags.model_tags(log_name(store)))
 
 
 def events(store: Store) -> list[Event]:
@@ -152,20 +152,20 @@ def append(
         prev_hash=prev_hash,
     )
     event = Event(**{**draft.body(), "hash": draft.compute_hash()})
-    store.set_model_tag(
+    store.tags.set_model_tag(
         log_name(store),
         f"{EVENT_PREFIX}{seq:08d}",
         dumps(event.to_json()),
         create=not existing,  # the first event creates the log's registered model
         description=LOG_DESCRIPTION.format(model=store.name),
     )
-    store.set_model_tag(store.name, HEAD_TAG, f"{seq}:{event.hash}", create=not existing)
+    store.tags.set_model_tag(store.name, HEAD_TAG, f"{seq}:{event.hash}", create=not existing)
     return event
 
 
 def head(store: Store) -> tuple[int, str] | None:
     """The recorded head (seq, hash) of the log, or None if none was recorded."""
-    raw = store.model_tags(store.name).get(HEAD_TAG)
+    raw = store.tags.model_tags(store.name).get(HEAD_TAG)
     seq, sep, digest = (raw or "").partition(":")
     if not sep or not seq.isdigit():
         return None

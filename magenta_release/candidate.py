@@ -43,7 +43,7 @@ def locate_model(store: Store, run: RunInfo) -> ModelRef:
     run's artifacts. BadInput (exit 2) when there is none, or more than one to choose from."""
     if run.tags.get("magenta.model_manifest_sha256"):
         return ModelRef(f"runs:/{run.run_id}/{OUR_MODEL_PATH}", f"run {run.run_id}")
-    logged = store.logged_models(run)
+    logged = store.runs.logged_models(run)
     if len(logged) == 1:
         m = logged[0]
         # Its artifact location, not models:/ID: resolving that needs a registry URI in the
@@ -56,7 +56,7 @@ def locate_model(store: Store, run: RunInfo) -> ModelRef:
             "exactly one model"
         )
     folders = [
-        p.rsplit("/", 1)[0] for p in store.artifact_paths(run.run_id) if p.endswith("MLmodel")
+        p.rsplit("/", 1)[0] for p in store.runs.artifact_paths(run.run_id) if p.endswith("MLmodel")
     ]
     folders = [p for p in folders if not p.endswith("MLmodel")]
     if len(folders) == 1:

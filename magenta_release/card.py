@@ -50,7 +50,7 @@ def assess(
     g = policy.gates
     theirs = None
     if champion is not None and champion_scores is not None:
-        theirs = _threshold(store.get_run(champion.run_id))
+        theirs = _threshold(store.runs.get_run(champion.run_id))
     gates, segment_evidence = segments.assess(
         policy, frame, y, challenger, champion_scores, (_threshold(run), theirs)
     )
@@ -124,8 +124,8 @@ def _people(v: VersionInfo) -> dict[str, Any]:
 def build(store: Store, version: int | str, *, as_proposed: bool = False) -> dict[str, Any]:
     """The card of one version as a JSON-ready dict. Reads only. `as_proposed`: the copy
     attached at propose (its status is the proposal's; approver fields are still empty)."""
-    v = store.version(version)
-    run = store.get_run(v.run_id)
+    v = store.registry.version(version)
+    run = store.runs.get_run(v.run_id)
     doc = _evidence(v)
     ev: dict[str, Any] = doc.get("evidence", {})
     recorded: dict[str, Any] = ev.get("card") or {}

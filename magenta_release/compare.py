@@ -80,7 +80,7 @@ def runs(store: Store, last: int = 10) -> list[RunInfo]:
     """The most recent runs, newest first."""
     if not 1 <= last <= MAX_RUNS:
         raise BadInput(f"--last {last} is out of range; use 1 to {MAX_RUNS}")
-    return store.search_runs(max_results=last)
+    return store.runs.search_runs(max_results=last)
 
 
 def compare(
@@ -102,11 +102,11 @@ def compare(
     if run_ids:
         if last or top:
             raise BadInput("give run ids or --last/--top, not both")
-        selected = [store.get_run(r) for r in dict.fromkeys(run_ids)]
+        selected = [store.runs.get_run(r) for r in dict.fromkeys(run_ids)]
     elif top:
-        selected = store.top_runs(metric, top, lower)
+        selected = store.runs.top_runs(metric, top, lower)
     else:
-        selected = store.search_runs("attributes.status = 'FINISHED'", max_results=last or 5)
+        selected = store.runs.search_runs("attributes.status = 'FINISHED'", max_results=last or 5)
     if not selected:
         raise BadInput("no finished runs to compare; train one with `magenta-release train`")
     if run_ids and not any(metric in r.metrics for r in selected):
@@ -129,7 +129,7 @@ def _rescore_champion(store: Store, runs: list[RunInfo]) -> dict[str, dict[str, 
     from magenta_release import candidate, evaluate, model_files
     from magenta_release.errors import ReleaseError
 
-    champ = store.alias("champion")
+    champ = store.registry.alias("champion")
     if champ is None:
         return {}
     out: dict[str, dict[str, float]] = {}
@@ -172,10 +172,10 @@ def _best(selected: list[RunInfo]) -> dict[str, str]:
 
 
 def _champion(store: Store) -> dict[str, Any] | None:
-    champ = store.alias("champion")
+    champ = store.registry.alias("champion")
     if champ is None:
         return None
-    run = store.get_run(champ.run_id)
+    run = store.runs.get_run(champ.run_id)
     return {
         "version": champ.version,
         "run_id": champ.run_id,
@@ -211,7 +211,7 @@ def write_plot(store: Store, comparison: Comparison, path: Path) -> Path:
     with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
         for run_id, name, metrics, style in entries:
             try:
-                local = store.download(run_id, "evaluation/curves.json", Path(tmp) / run_id)
+                local = store.runs.download(run_id, "evaluation/curves.json", Path(tmp) / run_id)
             except BadInput:
                 continue  # a run without curves (e.g. a team's own run) is left out
             curves = json.loads(local.read_text())

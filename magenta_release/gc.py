@@ -45,7 +45,7 @@ def gc(store: Store, *, older_than_days: float = 30, apply: bool = False) -> GcR
             for run, _ in candidates:
                 _check_inside(store, run)
             for run, _ in candidates:
-                store.delete_run_artifacts(run)
+                store.runs.delete_run_artifacts(run)
     now = time.time() * 1000
     runs = [
         {
@@ -62,14 +62,14 @@ def gc(store: Store, *, older_than_days: float = 30, apply: bool = False) -> GcR
 
 def _candidates(store: Store, older_than_days: float) -> list[tuple[RunInfo, int]]:
     cutoff = (time.time() - older_than_days * 86400) * 1000
-    proposed = {v.run_id for v in store.versions()}
+    proposed = {v.run_id for v in store.registry.versions()}
     found: list[tuple[RunInfo, int]] = []
-    for run in store.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
+    for run in store.runs.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
         if run.run_id in proposed or run.start_time > cutoff:
             continue
         if run.tags.get("magenta.artifacts_deleted") == "true":
             continue
-        found.append((run, store.artifact_bytes(run.run_id)))
+        found.append((run, store.runs.artifact_bytes(run.run_id)))
     return found
 
 

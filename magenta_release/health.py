@@ -468,12 +468,12 @@ def _baseline(
     from magenta_release import candidate, model_files
     from magenta_release.errors import ReleaseError
 
-    if SUMMARY_PATH in store.artifact_paths(champion.run_id, "evaluation", depth=1):
-        path = store.download(champion.run_id, SUMMARY_PATH, tmp / "summary")
+    if SUMMARY_PATH in store.runs.artifact_paths(champion.run_id, "evaluation", depth=1):
+        path = store.runs.download(champion.run_id, SUMMARY_PATH, tmp / "summary")
         summary: dict[str, Any] = json.loads(Path(path).read_text())
         return summary, TRAINING_BASELINE
     try:
-        rows = candidate.evaluation_rows(store, store.get_run(champion.run_id))
+        rows = candidate.evaluation_rows(store, store.runs.get_run(champion.run_id))
     except ReleaseError as exc:
         rows = str(exc)
     if isinstance(rows, str):
@@ -512,7 +512,7 @@ def metric_key(name: str) -> str:
 
 
 def _log_run(store: Store, result: HealthResult, actor: str) -> str:
-    runs = _health_store(store)
+    runs = _health_store(store).runs
     history = runs.search_runs(max_results=100)
     m = result.metric
     metrics = {
@@ -615,7 +615,7 @@ def shadow_score(store: Store, input_uri: str, output_path: Path) -> ShadowResul
     from magenta_release.predict import input_columns, stream_batches
 
     lifecycle.check(store)
-    challenger = store.alias("challenger")
+    challenger = store.registry.alias("challenger")
     if challenger is None or challenger.tags.get("release.passed_gates") != "true":
         output_path.unlink(missing_ok=True)  # no stale shadow of an earlier challenger
         return None

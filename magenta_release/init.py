@@ -47,10 +47,10 @@ def init(settings: Settings) -> InitResult:
         set_policy(settings, path, reason=INIT_REASON, model=name)
     store = Store.open(settings, name)
     store.check_residency()
-    store.experiment_id(create=True)
+    store.runs.experiment_id(create=True)
     return InitResult(
         store.tracking_uri,
-        store.artifact_location(),
+        store.runs.artifact_location(),
         name,
         policy_store.current_version(store.client, name),
         created,

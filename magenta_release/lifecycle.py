@@ -184,7 +184,7 @@ def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
     # No head yet (a store from before heads were recorded): the next append writes it.
     if log and head is not None and head[0] < len(log):
         found.append(Drift("head", None, audit.HEAD_TAG, f"{len(log)}:{log[-1].hash}", head))
-    versions = store.versions()
+    versions = store.registry.versions()
     actual_alias = {a: v.version for v in versions for a in v.aliases}
     for alias, expected in (
         ("champion", state.champion),
@@ -227,7 +227,7 @@ def sync(store: Store, problems: list[Drift] | None = None) -> list[str]:
     done: list[str] = []
     for d in problems:
         if d.kind == "head":
-            store.set_model_tag(store.name, audit.HEAD_TAG, str(d.expected))
+            store.tags.set_model_tag(store.name, audit.HEAD_TAG, str(d.expected))
             done.append(f"audit head: {d.actual} -> {d.expected}")
     decided = (
         expected_state(audit.events(store)).decisions
@@ -236,19 +236,21 @@ def sync(store: Store, problems: list[Drift] | None = None) -> list[str]:
     )
     for d in problems:
         if d.kind == "status" and d.version is not None:
-            store.set_version_tags(d.version, {STATUS_TAG: str(d.expected)})
+            store.registry.set_version_tags(d.version, {STATUS_TAG: str(d.expected)})
             done.append(f"version {d.version}: status {d.actual!r} -> {d.expected!r}")
         if d.kind == "tag" and d.version is not None:
             if d.expected is None:
-                store.delete_version_tag(d.version, d.key)
+                store.registry.delete_version_tag(d.version, d.key)
             else:  # the decision's whole group: who, when, why
                 keys = next(t for t in DECISION_TAGS.values() if d.key in t)
                 values = decided.get(d.version, {})
-                store.set_version_tags(d.version, {k: values[k] for k in keys if k in values})
+                store.registry.set_version_tags(
+                    d.version, {k: values[k] for k in keys if k in values}
+                )
             done.append(f"version {d.version}: {d.key} {d.actual!r} -> {d.expected!r}")
     order = {"champion": 0, "previous": 1, "challenger": 2}
     for d in sorted((d for d in problems if d.kind == "alias"), key=lambda d: order[d.key]):
-        store.set_alias(d.key, d.expected)
+        store.registry.set_alias(d.key, d.expected)
         done.append(f"@{d.key}: {d.actual} -> {d.expected}")
         if d.key == "champion":
             faults.point("sync.after_champion_alias")

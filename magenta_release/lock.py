@@ -34,7 +34,7 @@ def release_lock(
     delay = 0.02
     while True:
         acquired_at = int(time.time() * 1000)
-        if store.try_create_model(
+        if store.tags.try_create_model(
             name,
             {
                 "owner": token,
@@ -44,7 +44,7 @@ def release_lock(
             },
         ):
             break
-        held = store.model_created(name)
+        held = store.tags.model_created(name)
         if held is not None:
             _, tags = held
             since = int(tags.get("acquired_at", "0") or 0)
@@ -64,14 +64,14 @@ def release_lock(
     try:
         yield token
     finally:
-        held = store.model_created(name)
+        held = store.tags.model_created(name)
         if held is not None and held[1].get("owner") == token:
-            store.delete_model(name)
+            store.tags.delete_model(name)
 
 
 def lock_held(store: Store) -> bool:
     """True while some process holds the release lock (a state change is in flight)."""
-    return store.model_created(lock_name(store)) is not None
+    return store.tags.model_created(lock_name(store)) is not None
 
 
 def process_gone(host: str | None, pid: str | None) -> bool:
@@ -91,12 +91,12 @@ def _break_stale(store: Store, name: str, since: int) -> None:
     """Delete a stale lock. Only the one process that creates the break marker for this lock
     instance may delete it, and only if it is still the same instance."""
     marker = f"{name}-break-{since}"
-    if not store.try_create_model(marker, {}):
+    if not store.tags.try_create_model(marker, {}):
         time.sleep(0.05)
         return
     try:
-        held = store.model_created(name)
+        held = store.tags.model_created(name)
         if held is not None and int(held[1].get("acquired_at", "0") or 0) == since:
-            store.delete_model(name)
+            store.tags.delete_model(name)
     finally:
-        store.delete_model(marker)
+        store.tags.delete_model(marker)

@@ -98,7 +98,7 @@ def inspect(folder: Path, label: str) -> Verified:
 def fetch_verified(store: Store, version: VersionInfo, dst: Path) -> Verified:
     """Download a version into `dst` and verify it before anything is deserialised."""
     expected = recorded_manifest(store, version)
-    folder = store.download_version(version, dst)
+    folder = store.registry.download_version(version, dst)
     integrity.verify_manifest(folder, expected, f"version {version.version}")
     return inspect(folder, f"version {version.version}")
 

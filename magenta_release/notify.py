@@ -438,8 +438,8 @@ def announce(
     # A notification bug must never turn a completed release into a failed command: anything
     # unexpected is logged and the release stands (the missing tag shows nothing was sent).
     try:
-        v = store.version(version)
-        champion = store.alias("champion")
+        v = store.registry.version(version)
+        champion = store.registry.alias("champion")
         message = build(
             store,
             event,
@@ -451,7 +451,9 @@ def announce(
             commands=commands,
         )
         outcome = deliver(store.policy.notify, message)
-        store.set_version_tags(version, {TAG_PREFIX + str(event): json.dumps(outcome.to_json())})
+        store.registry.set_version_tags(
+            version, {TAG_PREFIX + str(event): json.dumps(outcome.to_json())}
+        )
     except Exception:
         log.exception("notification of %s for version %s failed", event, version)
         return None

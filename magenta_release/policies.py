@@ -78,7 +78,7 @@ def set_policy(
             if log:
                 lifecycle.check_locked(target)
             number = len(found) + 1
-            run_id = target.record_document(
+            run_id = target.runs.record_document(
                 policy_store.EXPERIMENT,
                 f"{name} policy v{number}",
                 {

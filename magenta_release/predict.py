@@ -38,14 +38,14 @@ def resolve(store: Store, model: str) -> VersionInfo:
 
     lifecycle.check(store)
     if model.isdigit():
-        v = store.version(model)
+        v = store.registry.version(model)
     else:
         alias = model.lstrip("@")
         if alias not in {"champion", "challenger", "previous"}:
             raise BadInput(
                 f"--model {model!r} is neither champion/challenger/previous nor a version number"
             )
-        found = store.alias(alias)
+        found = store.registry.alias(alias)
         if found is None:
             raise PolicyRefused(
                 f"there is no @{alias} now; see `magenta-release status` for what there is"

@@ -46,8 +46,6 @@ from magenta_release.store import (
     Store,
     VersionInfo,
     dumps,
-    set_version_description,
-    version_description,
 )
 
 Confirm = Callable[[dict[str, Any]], bool]
@@ -111,13 +109,13 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
     actor = store.actor(by)
     store.check_residency()
     lifecycle.check(store)  # never build on a registry that disagrees with the log
-    run = store.get_run(run_id)
+    run = store.runs.get_run(run_id)
     run_id = run.run_id  # a prefix was given: the full id from here on
     if run.status != "FINISHED":
         raise BadInput(
             f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
         )
-    existing = store.version_for_run(run_id)
+    existing = store.registry.version_for_run(run_id)
     if existing is not None and existing.status != Status.REJECTED:
         return _existing(store, existing)
     # A rejected version is closed: proposing its run again registers a new version, judged
@@ -125,7 +123,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
     known = _number(existing)
     model = candidate.locate_model(store, run)
     with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
-        challenger_dir = store.download_uri(model.source, Path(tmp) / "challenger")
+        challenger_dir = store.runs.download_uri(model.source, Path(tmp) / "challenger")
         integrity.check_not_pickle(challenger_dir, model.label)
         files = integrity.manifest(challenger_dir)
         digest = integrity.manifest_digest(files)
@@ -136,7 +134,7 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
                 "training (SHA-256 mismatch); train again"
             )
         for _ in range(3):
-            champion = store.alias("champion")
+            champion = store.registry.alias("champion")
             gates, evidence = evaluate_gates(store, run, challenger_dir, champion, Path(tmp))
             gates.append(
                 Gate(
@@ -145,9 +143,9 @@ def propose(store: Store, run_id: str, *, by: str | None = None, note: str = "")
             )
             with release_lock(store):
                 lifecycle.check_locked(store)
-                newest = store.version_for_run(run_id)
+                newest = store.registry.version_for_run(run_id)
                 raced = newest if _number(newest) != known else None
-                moved = _number(store.alias("champion")) != _number(champion)
+                moved = _number(store.registry.alias("champion")) != _number(champion)
                 if raced is None and not moved:
                     proposal = _register(
                         store, run, model, actor, note, gates, evidence, files, champion
@@ -189,7 +187,7 @@ def _register(
     evidence_json = dumps(evidence_doc)
     evidence_sha = integrity.sha256_text(evidence_json)
     # One call creates the version with every tag: no version ever exists without a status.
-    version = store.create_version(
+    version = store.registry.create_version(
         run.run_id,
         model.source,
         model_id=model.model_id,
@@ -225,7 +223,7 @@ def _register(
     faults.point("propose.after_audit")
     lifecycle.sync(store)
     _log_what_the_gates_saw(store, run, model, evidence)
-    report = _publish_report(store, store.version(version), run)
+    report = _publish_report(store, store.registry.version(version), run)
     return Proposal(version, status, run.run_id, gates, _number(champion), False, report)
 
 
@@ -242,7 +240,7 @@ def _log_what_the_gates_saw(
     if not recomputed:
         return
     inputs = [i for i in run.inputs if i.context == "evaluation"] or list(run.inputs)
-    store.log_model_metrics(
+    store.runs.log_model_metrics(
         run.run_id,
         {f"{GATED_PREFIX}{k}": v for k, v in recomputed.items()},
         model.model_id,
@@ -263,9 +261,9 @@ def _publish_report(store: Store, v: VersionInfo, run: RunInfo | None = None) ->
     idempotent, so a rerun after an interruption completes it."""
     doc = _evidence(v)
     gates = [Gate(**g) for g in doc.get("gates", [])]
-    run = run or store.get_run(v.run_id)
+    run = run or store.runs.get_run(v.run_id)
     base = v.tags.get("release.baseline_version", "none")
-    champion = store.version(int(base)) if base.isdigit() else None
+    champion = store.registry.version(int(base)) if base.isdigit() else None
     report = release_report(
         store,
         run,
@@ -282,8 +280,8 @@ def _publish_report(store: Store, v: VersionInfo, run: RunInfo | None = None) ->
         (folder / "report.md").write_text(report)
         (folder / "gates.json").write_text(json.dumps(doc, indent=1, default=str))
         card.attach(store, v.version, folder)
-        store.log_artifacts(run.run_id, folder, "release")
-    set_version_description(store, v.version, report)
+        store.runs.log_artifacts(run.run_id, folder, "release")
+    store.registry.set_description(v.version, report)
     return report
 
 
@@ -291,9 +289,9 @@ def _existing(store: Store, v: VersionInfo) -> Proposal:
     """The proposal a run already has; completes one an interrupted command left behind."""
     with release_lock(store):
         lifecycle.check_locked(store)
-        v = store.version(v.version)
+        v = store.registry.version(v.version)
         report = ""
-        if not version_description(store, v.version):
+        if not store.registry.description(v.version):
             report = _publish_report(store, v)
     gates = [Gate(**g) for g in _evidence(v).get("gates", [])]
     baseline = v.tags.get("release.baseline_version", "none")
@@ -481,7 +479,7 @@ def _check_approvable(store: Store, v: VersionInfo, actor: str) -> None:
             f"{actor} proposed version {v.version} and cannot approve it too "
             "(four eyes); ask another approver"
         )
-    champion = store.alias("champion")
+    champion = store.registry.alias("champion")
     baseline = v.tags.get("release.baseline_version", "none")
     if str(_number(champion) or "none") != baseline:
         raise PolicyRefused(
@@ -507,7 +505,7 @@ def approval_summary(store: Store, v: VersionInfo) -> dict[str, Any]:
         "run_id": v.run_id,
         "proposed_by": v.tags.get("release.proposed_by"),
         "note": v.tags.get("release.note", ""),
-        "champion": _number(store.alias("champion")),
+        "champion": _number(store.registry.alias("champion")),
         "gates": doc.get("gates", []),
         "rescored": doc.get("evidence", {}).get("rescored"),
     }
@@ -544,7 +542,7 @@ def approve(
     _require_reason(reason, "this version should be released")
     store.check_residency()
     lifecycle.check(store)  # never build on a registry that disagrees with the log
-    v = store.version(version)
+    v = store.registry.version(version)
     if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
         return done
     _check_approvable(store, v, actor)
@@ -555,13 +553,13 @@ def approve(
         )
     with release_lock(store), tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
         lifecycle.check_locked(store)
-        v = store.version(version)
+        v = store.registry.version(version)
         if v.status == Status.APPROVED and (done := _already(store, "approve", v.version, actor)):
             return done
         _check_approvable(store, v, actor)  # again, inside the lock: exactly one approval wins
         _require_permission(store, actor, "approve", ("MANAGE",))
         model_files.fetch_verified(store, v, Path(tmp))
-        old = store.alias("champion")
+        old = store.registry.alias("champion")
         # The event first: it is the decision; the registry (status, aliases, who approved)
         # follows it in `sync`, so a failed write leaves no tag saying otherwise.
         event = audit.append(
@@ -602,13 +600,15 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
     _require_reason(reason, "this version is rejected")
     store.check_residency()
     lifecycle.check(store)  # never build on a registry that disagrees with the log
-    _check_rejectable(store, store.version(version), actor)  # refuse before taking the lock
+    _check_rejectable(
+        store, store.registry.version(version), actor
+    )  # refuse before taking the lock
     with release_lock(store):
         lifecycle.check_locked(store)
-        v = store.version(version)
+        v = store.registry.version(version)
         _check_rejectable(store, v, actor)
         _require_permission(store, actor, "reject", ("MANAGE",))
-        champion = _number(store.alias("champion"))
+        champion = _number(store.registry.alias("champion"))
         event = audit.append(
             store,
             actor=actor,
@@ -624,23 +624,28 @@ def reject(store: Store, version: int | str, *, reason: str, by: str | None = No
         lifecycle.sync(store)
     notify.announce(store, NotifyEvent.REJECTED, v.version, actor)
     return Transition(
-        "reject", v.version, Status.REJECTED, champion, _number(store.alias("previous")), event
+        "reject",
+        v.version,
+        Status.REJECTED,
+        champion,
+        _number(store.registry.alias("previous")),
+        event,
     )
 
 
 def _rollback_target(store: Store, to: int | str | None) -> tuple[VersionInfo, VersionInfo]:
-    champion = store.alias("champion")
+    champion = store.registry.alias("champion")
     if champion is None:
         raise PolicyRefused("there is no @champion to roll back")
     if to is None:
-        target = store.alias("previous")
+        target = store.registry.alias("previous")
         if target is None:
             raise PolicyRefused(
                 "no @previous version to roll back to; name one that was approved once "
                 "with --to VERSION (see: magenta-release status)"
             )
     else:
-        target = store.version(to)
+        target = store.registry.version(to)
     if target.version == champion.version:
         raise PolicyRefused(f"version {target.version} is already the champion")
     if target.tags.get("release.passed_gates") != "true" or target.status not in {
@@ -670,7 +675,7 @@ def rollback(
     store.check_residency()
     lifecycle.check(store)  # never build on a registry that disagrees with the log
     _require_approver(store, actor, "roll back")
-    current = store.alias("champion")
+    current = store.registry.alias("champion")
     if current is not None and (to is None or str(to) == str(current.version)):
         done = _already(store, "rollback", current.version, actor)
         if done is not None:  # a rerun of the rollback that already happened
@@ -721,7 +726,7 @@ def status(store: Store) -> dict[str, Any]:
     from magenta_release.repair import dead_runs
 
     lifecycle.check(store)
-    versions = store.versions()
+    versions = store.registry.versions()
     by_alias = {a: v for v in versions for a in v.aliases}
     now = datetime.now(UTC)
 
@@ -752,15 +757,17 @@ def status(store: Store) -> dict[str, Any]:
 def show(store: Store, version: int | str) -> dict[str, Any]:
     """One version as an approver needs it: live status and aliases, the gate table and the
     evidence recorded at proposal, the release report, and where its plots are. Reads only."""
-    v = store.version(version)
+    v = store.registry.version(version)
     doc = _evidence(v)
-    run = store.get_run(v.run_id)
-    plots = [p for p in store.artifact_paths(run.run_id, "plots", depth=1) if p.endswith(".png")]
+    run = store.runs.get_run(v.run_id)
+    plots = [
+        p for p in store.runs.artifact_paths(run.run_id, "plots", depth=1) if p.endswith(".png")
+    ]
     if store.settings.is_local:
         where = [f"{run.artifact_uri.removeprefix('file://')}/{p}" for p in plots]
     else:
         base = store.tracking_uri.rstrip("/")
-        link = f"{base}/#/experiments/{store.experiment_id()}/runs/{run.run_id}/artifacts"
+        link = f"{base}/#/experiments/{store.runs.experiment_id()}/runs/{run.run_id}/artifacts"
         where = [f"{link}/{p}" for p in plots]
     return {
         **v.to_json(),
@@ -770,7 +777,7 @@ def show(store: Store, version: int | str) -> dict[str, Any]:
         "baseline_version": v.tags.get("release.baseline_version"),
         "gates": doc.get("gates", []),
         "evidence": doc.get("evidence", {}),
-        "report": version_description(store, v.version),
+        "report": store.registry.description(v.version),
         "plots": where,
     }
 
@@ -835,7 +842,7 @@ def remind(store: Store, *, by: str | None = None) -> list[Reminder]:
     store.check_residency()  # it records each delivery as a version tag
     now = datetime.now(UTC)
     sent = []
-    for v in sorted(store.versions(), key=lambda v: v.version):
+    for v in sorted(store.registry.versions(), key=lambda v: v.version):
         age = proposal_age_days(v, now)
         if v.status != Status.PENDING or (
             age is not None and age < store.policy.approval.remind_after_days

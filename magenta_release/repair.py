@@ -44,7 +44,7 @@ def dead_runs(store: Store) -> list[str]:
     """RUNNING runs whose training process is gone (same host) or that are a day old."""
     now = time.time() * 1000
     dead = []
-    for run in store.search_runs("attributes.status = 'RUNNING'", max_results=1000):
+    for run in store.runs.search_runs("attributes.status = 'RUNNING'", max_results=1000):
         gone = process_gone(run.tags.get("magenta.host"), run.tags.get("magenta.pid"))
         if gone or now - run.start_time > STALE_RUN_HOURS * 3600 * 1000:
             dead.append(run.run_id)
@@ -57,7 +57,7 @@ def _record_orphans(store: Store, problems: list[lifecycle.Drift]) -> list[str]:
     for d in problems:
         if d.kind != "orphan" or d.version is None:
             continue
-        v = store.version(d.version)
+        v = store.registry.version(d.version)
         base = v.tags.get("release.baseline_version", "none")
         baseline = int(base) if base.isdigit() else None
         audit.append(
@@ -95,7 +95,7 @@ def repair(store: Store, actor: str, reason: str) -> RepairReport:
         found = [d.message() for d in problems]
         failed = dead_runs(store)
         for run_id in failed:
-            store.end_run(run_id, "FAILED")
+            store.runs.end_run(run_id, "FAILED")
         fixes = _record_orphans(store, problems)
         fixes += lifecycle.sync(store, lifecycle.drift(store) if fixes else problems)
         if not (fixes or failed):

@@ -164,7 +164,7 @@ def train(
         "magenta.host": socket.gethostname(),
         "magenta.pid": str(os.getpid()),
     }
-    run_id = store.create_run(name, tags)
+    run_id = store.runs.create_run(name, tags)
     faults.point("train.after_create_run")
     status = "FAILED"
     try:
@@ -208,7 +208,7 @@ def train(
         status = "FINISHED"
     finally:
         # Any failure, Ctrl-C included, leaves the run FAILED, never RUNNING.
-        store.end_run(run_id, status)
+        store.runs.end_run(run_id, status)
     return TrainResult(
         run_id, name, metrics, {**DEFAULT_PARAMS, **xgb_params}, ev.digest, ev.source, seconds
     )
@@ -259,7 +259,7 @@ def _log(
         (evaluation / "model_manifest.json").write_text(json.dumps(files, indent=1))
         if bins is not None:  # champion health's PSI baseline: bin edges and counts, no rows
             (evaluation / Path(health.SUMMARY_PATH).name).write_text(json.dumps(bins))
-        store.log_run_data(
+        store.runs.log_run_data(
             run_id,
             params,
             metrics,
@@ -268,8 +268,8 @@ def _log(
                 "magenta.model_format": "skops",
             },
         )
-        store.log_artifacts(run_id, model_dir, "model")
+        store.runs.log_artifacts(run_id, model_dir, "model")
         faults.point("train.after_model_upload")
-        store.log_artifacts(run_id, plots, "plots")
-        store.log_artifacts(run_id, evaluation, "evaluation")
-    store.log_dataset(run_id, dataset_entity(ev, cols), "training")
+        store.runs.log_artifacts(run_id, plots, "plots")
+        store.runs.log_artifacts(run_id, evaluation, "evaluation")
+    store.runs.log_dataset(run_id, dataset_entity(ev, cols), "training")

@@ -55,7 +55,7 @@ def _fill(store: Any, n: int, seed: int) -> tuple[dict[str, float], dict[str, fl
     from mlflow.entities import Metric
 
     rng = random.Random(seed)
-    exp = store.experiment_id(create=True)
+    exp = store.runs.experiment_id(create=True)
     roc: dict[str, float] = {}
     brier: dict[str, float] = {}
     roc_draws = rng.sample(range(300_000), n)
@@ -75,11 +75,11 @@ def _fill(store: Any, n: int, seed: int) -> tuple[dict[str, float], dict[str, fl
 def test_top_runs_equals_a_full_sort(store: Any) -> None:
     roc, brier = _fill(store, 700, seed=4)
     highest = sorted(roc, key=lambda r: -roc[r])[:10]
-    got = store.top_runs("roc_auc", 10, lower_is_better=False)
+    got = store.runs.top_runs("roc_auc", 10, lower_is_better=False)
     assert [r.run_id for r in got] == highest
     assert [r.metrics["roc_auc"] for r in got] == sorted(roc.values(), reverse=True)[:10]
     lowest = sorted(brier, key=lambda r: brier[r])[:5]
-    low = store.top_runs("brier", 5, lower_is_better=True)
+    low = store.runs.top_runs("brier", 5, lower_is_better=True)
     assert [r.run_id for r in low] == lowest
     assert [r.metrics["brier"] for r in low] == sorted(brier.values())[:5]
     assert lowest != highest[:5]  # the two metrics order the runs differently
@@ -87,9 +87,9 @@ def test_top_runs_equals_a_full_sort(store: Any) -> None:
 
 def test_top_runs_with_fewer_runs_than_asked_returns_them_all_sorted(store: Any) -> None:
     roc, brier = _fill(store, 3, seed=9)
-    got = store.top_runs("roc_auc", 5, lower_is_better=False)
+    got = store.runs.top_runs("roc_auc", 5, lower_is_better=False)
     assert [r.run_id for r in got] == sorted(roc, key=lambda r: -roc[r])
-    low = store.top_runs("brier", 5, lower_is_better=True)
+    low = store.runs.top_runs("brier", 5, lower_is_better=True)
     assert [r.run_id for r in low] == sorted(brier, key=lambda r: brier[r])
 
 

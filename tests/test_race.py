@@ -79,11 +79,11 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
                 assert proposal.status == "pending_approval", proposal.gates
                 task: tuple[int, str, Any] = (r, "approve", proposal.version)
             else:
-                champion = store.alias("champion")
+                champion = store.registry.alias("champion")
                 assert champion is not None
                 candidates = [
                     v.version
-                    for v in store.versions()
+                    for v in store.registry.versions()
                     if v.version != champion.version
                     and v.tags.get("release.passed_gates") == "true"
                 ]
@@ -97,7 +97,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
             winners = [o for o in outcomes if o[2] == 0]
             assert len(winners) == 1, outcomes
             assert all(o[2] == 1 for o in outcomes if o[2] != 0), outcomes
-            now = store.alias("champion")
+            now = store.registry.alias("champion")
             assert now is not None and now.version == expected_champion
     finally:
         for q in queues:
@@ -109,9 +109,9 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
 
     check = verify(store)
     assert check.ok, check.problems
-    versions = store.versions()
-    champion = store.alias("champion")
+    versions = store.registry.versions()
+    champion = store.registry.alias("champion")
     assert champion is not None
     assert [v.version for v in versions if v.status == "approved"] == [champion.version]
     assert not [v for v in versions if not v.status]
-    assert store.model_created(f"{store.name}-release-lock") is None  # lock released
+    assert store.tags.model_created(f"{store.name}-release-lock") is None  # lock released

@@ -304,7 +304,7 @@ def test_a_failed_decision_leaves_no_tag_saying_otherwise(
         return real(store, **event)
 
     def tags(version: int) -> dict[str, str]:
-        return dict(Store.open(Settings(home=home)).version(version).tags)
+        return dict(Store.open(Settings(home=home)).registry.version(version).tags)
 
     with monkeypatch.context() as m:
         m.setattr(audit, "append", refusing)

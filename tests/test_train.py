@@ -157,7 +157,7 @@ def test_a_failure_mid_run_leaves_the_run_failed(store: Any) -> None:
 
     with pytest.raises(KeyboardInterrupt):
         train(store, rows=SMALL, seed=1, progress=interrupt)
-    runs = store.search_runs()
+    runs = store.runs.search_runs()
     assert [r.status for r in runs] == ["FAILED"]
 
 

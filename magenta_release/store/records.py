@@ -1,0 +1,84 @@
+"""The project's own frozen records of MLflow entities (never the entities themselves), and
+the canonical JSON that hashes are taken of."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+STATUS_TAG = "release.status"
+
+
+@dataclass(frozen=True)
+class DatasetInput:
+    """A dataset a run logged as an input (`mlflow.log_input`): where and what, never rows."""
+
+    context: str
+    name: str
+    digest: str
+    source_type: str
+    source: dict[str, Any]
+
+    @property
+    def uri(self) -> str:
+        return str(
+            self.source.get("uri") or self.source.get("url") or self.source.get("path") or ""
+        )
+
+
+@dataclass(frozen=True)
+class LoggedModelInfo:
+    """An MLflow 3 LoggedModel of a run."""
+
+    model_id: str
+    name: str
+    artifact_location: str
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """A tracked training run, as the commands need it."""
+
+    run_id: str
+    name: str
+    status: str
+    start_time: int
+    metrics: dict[str, float]
+    params: dict[str, str]
+    tags: dict[str, str]
+    artifact_uri: str = ""
+    inputs: tuple[DatasetInput, ...] = ()
+
+    @property
+    def dataset_sha256(self) -> str:
+        return self.tags.get("magenta.dataset_sha256", "")
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """A registered model version with its release tags and aliases."""
+
+    version: int
+    run_id: str
+    source: str
+    status: str
+    aliases: tuple[str, ...]
+    tags: dict[str, str] = field(default_factory=dict)
+    created: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "run_id": self.run_id,
+            "status": self.status,
+            "aliases": list(self.aliases),
+            "proposed_by": self.tags.get("release.proposed_by"),
+            "approved_by": self.tags.get("release.approved_by"),
+            "approved_at": self.tags.get("release.approved_at"),
+        }
+
+
+def dumps(data: Any) -> str:
+    """Canonical JSON: the form that hashes are taken of."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), default=str)
