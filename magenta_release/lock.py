@@ -70,8 +70,16 @@ def release_lock(
 
 
 def lock_held(store: Store) -> bool:
-    """True while some process holds the release lock (a state change is in flight)."""
-    return store.tags.model_created(lock_name(store)) is not None
+    """True while a live process holds the release lock (a state change is in flight). A lock
+    left by a killed process, or older than its TTL, is in flight no longer: a reader does not
+    wait for it (the next writer breaks it)."""
+    held = store.tags.model_created(lock_name(store))
+    if held is None:
+        return False
+    _, tags = held
+    since = int(tags.get("acquired_at", "0") or 0)
+    expired = time.time() * 1000 - since > TTL_SECONDS * 1000
+    return not (expired or process_gone(tags.get("host"), tags.get("pid")))
 
 
 def process_gone(host: str | None, pid: str | None) -> bool:

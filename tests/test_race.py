@@ -115,3 +115,30 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     assert [v.version for v in versions if v.status == "approved"] == [champion.version]
     assert not [v for v in versions if not v.status]
     assert store.tags.model_created(f"{store.name}-release-lock") is None  # lock released
+
+
+def test_a_lock_left_by_a_killed_process_is_not_in_flight(store: Any) -> None:
+    """Readers wait for a state change in flight (the release lock held), but not for a lock
+    whose holder is dead: `status` after a crash answers at once."""
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from magenta_release.lock import lock_held, lock_name
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    for pid, in_flight in ((os.getpid(), True), (gone.pid, False)):
+        name = lock_name(store)
+        assert store.tags.try_create_model(
+            name,
+            {
+                "owner": "test",
+                "acquired_at": str(int(time.time() * 1000)),
+                "host": socket.gethostname(),
+                "pid": str(pid),
+            },
+        )
+        assert lock_held(store) is in_flight
+        assert store.tags.delete_model(name)
