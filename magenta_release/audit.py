@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from magenta_release import policy
 from magenta_release.errors import IntegrityViolation
 from magenta_release.store import Store, dumps
 
@@ -73,7 +74,7 @@ class Verification:
         }
 
 
-LOG_SUFFIX = "-audit-log"
+LOG_SUFFIX = policy.LOG_SUFFIX
 
 
 def log_name(store: Store) -> str:
@@ -164,11 +165,14 @@ def append(
 
 
 def head(store: Store) -> tuple[int, str] | None:
-    """The recorded head (seq, hash) of the log, or None if none was recorded."""
+    """The recorded head (seq, hash) of the log; None if none was recorded, (-1, raw) if
+    what is recorded is not SEQ:HASH."""
     raw = store.tags.model_tags(store.name).get(HEAD_TAG)
-    seq, sep, digest = (raw or "").partition(":")
-    if not sep or not seq.isdigit():
+    if raw is None:
         return None
+    seq, sep, digest = raw.partition(":")
+    if not sep or not seq.isdigit():
+        return -1, raw[:40]
     return int(seq), digest
 
 

@@ -524,9 +524,9 @@ def propose(
             f"version {result.version} is {result.status}"
             + (" (proposed before)" if result.existing else "")
             + (
-                ""
-                if result.status == Status.FAILED
-                else f"; approve with: magenta-release approve {result.version} --reason ..."
+                f"; approve with: magenta-release approve {result.version} --reason ..."
+                if result.status == Status.PENDING
+                else ""
             )
         )
 
@@ -695,6 +695,7 @@ def show(
 @app.command()
 def card(
     version: VersionArg,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -703,7 +704,7 @@ def card(
     disparate-impact check, known limitations. Reads only."""
     from magenta_release.card import build, markdown
 
-    doc = _run(as_json, lambda: build(_open(tracking_uri), version))
+    doc = _run(as_json, lambda: build(_open(tracking_uri, model_name), version))
     _emit(as_json, doc, lambda: typer.echo(markdown(doc), nl=False))
 
 
@@ -863,6 +864,7 @@ def health(
         ),
     ],
     by: ByOpt = None,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -876,7 +878,7 @@ def health(
     """
     from magenta_release.health import check
 
-    result = _run(as_json, lambda: check(_open(tracking_uri), data, by=by))
+    result = _run(as_json, lambda: check(_open(tracking_uri, model_name), data, by=by))
 
     def human() -> None:
         m = result.metric

@@ -62,11 +62,13 @@ def gc(store: Store, *, older_than_days: float = 30, apply: bool = False) -> GcR
 
 def _candidates(store: Store, older_than_days: float) -> list[tuple[RunInfo, int]]:
     cutoff = (time.time() - older_than_days * 86400) * 1000
-    proposed = {v.run_id for v in store.registry.versions()}
+    proposed = store.registry.registered_runs()  # any model's versions, not only this one's
     found: list[tuple[RunInfo, int]] = []
     for run in store.runs.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
         if run.run_id in proposed or run.start_time > cutoff:
             continue
+        if any(k.startswith("magenta.policy.") for k in run.tags):
+            continue  # a stored policy version: part of the audit trail, never garbage
         if run.tags.get("magenta.artifacts_deleted") == "true":
             continue
         found.append((run, store.runs.artifact_bytes(run.run_id)))

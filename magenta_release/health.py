@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from magenta_release.errors import BadInput
+from magenta_release.policy import HEALTH_SUFFIX
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -492,7 +493,7 @@ def _baseline(
 
 # ---- the MLflow run per check --------------------------------------------------------------
 def health_experiment(store: Store) -> str:
-    return f"{store.name}-health"
+    return f"{store.name}{HEALTH_SUFFIX}"
 
 
 def _health_store(store: Store) -> Store:

@@ -159,11 +159,19 @@ def verified_log(store: Store) -> list[audit.Event]:
 
 
 def head_problems(head: tuple[int, str] | None, log: list[audit.Event]) -> list[str]:
-    """A head beyond the log, or naming another event, is tampering. A head behind the log is
-    an append interrupted between the event and the head (`drift` reports it)."""
+    """A head beyond the log, naming another event, unreadable, or missing from a log this
+    version of the tool wrote, is tampering. A head behind the log is an append interrupted
+    between the event and the head (`drift` reports it)."""
     if head is None:
-        return []
+        # Only a store from before heads were recorded, or a first append interrupted
+        # before its head, has none; every log with a stored policy had one from event 1.
+        wrote_heads = any(e.action == "policy_set" for e in log)
+        return (
+            ["its recorded head is missing: it was deleted"] if wrote_heads and len(log) > 1 else []
+        )
     seq, digest = head
+    if seq < 0:
+        return [f"its recorded head {digest!r} is not SEQ:HASH: it was edited"]
     if seq > len(log):
         return [
             f"its recorded head is event {seq}, but the log ends at event {len(log)}: "
@@ -329,17 +337,30 @@ def unknown_policies(store: Store, log: list[audit.Event]) -> list[str]:
 
     problems = []
     known: set[str] = set()
+    governed = False  # events before the first stored policy predate stored policies
     for e in log:
         if e.action == policy_store.SET_ACTION:
             known.add(e.policy_sha256)
-        if e.policy_sha256 not in known:
+            governed = True
+        if governed and e.policy_sha256 not in known:
             problems.append(
                 f"event {e.seq} ({e.action}): made under policy {e.policy_sha256[:12] or '?'}, "
                 "which is not a recorded policy version (see: magenta-release policy history)"
             )
-    for record in policy_store.versions(log, store.name):
+    recorded = policy_store.versions(log, store.name)
+    for record in recorded:
         try:
             policy_store.read_text(store.client, record)
         except IntegrityViolation as exc:
             problems.append(str(exc))
+    # The policy runs are a second record of every `policy set`: one the log does not name
+    # had its event deleted (or its `policy set` was interrupted before the event).
+    named = {r.run_id for r in recorded}
+    for run_id, number in policy_store.stored_runs(store.client, store.name):
+        if run_id not in named:
+            problems.append(
+                f"policy version {number} of {store.name} was stored (run {run_id}) but the "
+                "log has no event for it: its event was deleted (restore from a backup), or "
+                "its `policy set` was interrupted (delete that run)"
+            )
     return problems

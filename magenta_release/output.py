@@ -152,7 +152,7 @@ def status_table(doc: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=f"Release status of {doc['registered_model']}")
+    table = Table(title=plain(f"Release status of {doc['registered_model']}"))
     for col in ("version", "status", "aliases", "proposed by", "approved by", "run"):
         table.add_column(col)
     for v in doc["versions"]:
@@ -168,7 +168,10 @@ def status_table(doc: dict[str, Any]) -> None:
     out.print(
         table
         if doc["versions"]
-        else "no versions yet: propose a run with `magenta-release propose RUN_ID`"
+        else plain(
+            f"{doc['registered_model']}: no versions yet: propose a run with "
+            "`magenta-release propose RUN_ID`"
+        )
     )
     champ = doc["champion"]
     waiting = ", ".join(

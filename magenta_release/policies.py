@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from magenta_release import audit, identity, lifecycle, policy_store
-from magenta_release.errors import BadInput, PolicyRefused
+from magenta_release.errors import BadInput, PolicyRefused, ReleaseError
 from magenta_release.lock import release_lock
 from magenta_release.policy import Policy, load_policy
 from magenta_release.release import MAX_REASON, check_text
@@ -56,6 +56,7 @@ def set_policy(
         )
     raw = path.read_bytes()
     client = Store.connect(settings)
+    _own_experiment(client, settings, new)
     target = Store(settings, new, client)
     actor = target.actor(by)
     for _ in range(2):
@@ -114,6 +115,23 @@ def set_policy(
         )
         return PolicySet(record, True, current.sha256 if current else None)
     raise PolicyRefused(f"the policy of {name!r} kept changing meanwhile; run `policy set` again")
+
+
+def _own_experiment(client: Any, settings: Settings, new: Policy) -> None:
+    """Each model trains into an experiment of its own: `gc` and `runs` of one model must
+    never see another model's runs."""
+    for other in policy_store.governed_models(client):
+        if other == new.registered_name:
+            continue
+        try:
+            theirs = policy_store.current(client, settings, other)
+        except ReleaseError:
+            continue  # that model's own problem; `audit verify` reports it
+        if theirs.model.experiment == new.model.experiment:
+            raise BadInput(
+                f"experiment {new.model.experiment!r} holds the runs of model {other!r}; give "
+                f"[model] experiment a name of its own for {new.registered_name!r}"
+            )
 
 
 def show(store: Store) -> tuple[policy_store.PolicyVersion, str]:

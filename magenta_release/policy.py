@@ -6,6 +6,7 @@ under."""
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from enum import StrEnum
 from itertools import pairwise
@@ -28,9 +29,29 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# Names the tool itself uses: a model's audit log is `<model>-audit-log`, its health checks
+# go to `<model>-health`, and every policy version is a run in `magenta-release-policies`.
+LOG_SUFFIX, HEALTH_SUFFIX, POLICY_EXPERIMENT = "-audit-log", "-health", "magenta-release-policies"
+MAX_NAME = 200  # + "-audit-log" stays inside MLflow's 256-character name column
+
+
 class ModelSection(_Frozen):
     registered_name: str = "churn-classifier"
     experiment: str = "churn"
+
+    @field_validator("registered_name", "experiment")
+    @classmethod
+    def _usable(cls, name: str) -> str:
+        if not name or name != name.strip() or len(name) > MAX_NAME:
+            raise ValueError(f"must be 1 to {MAX_NAME} characters without surrounding spaces")
+        if any(c in name for c in "/:") or any(ord(c) < 32 for c in name):
+            raise ValueError("may not contain '/', ':' or control characters")
+        if name.casefold().endswith((LOG_SUFFIX, HEALTH_SUFFIX)) or name == POLICY_EXPERIMENT:
+            raise ValueError(
+                f"may not end in {LOG_SUFFIX!r} or {HEALTH_SUFFIX!r} or be {POLICY_EXPERIMENT!r} "
+                "(names the tool uses for audit logs, health checks and policies)"
+            )
+        return name
 
 
 class GateSection(_Frozen):
@@ -270,10 +291,11 @@ class SegmentSection(_Frozen):
     @classmethod
     def _edges(cls, bands: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
         for column, edges in bands.items():
-            if len(edges) < 2 or any(b <= a for a, b in pairwise(edges)):
+            finite = all(math.isfinite(e) for e in edges)
+            if len(edges) < 2 or not finite or any(b <= a for a, b in pairwise(edges)):
                 raise ValueError(
-                    f"bands of {column!r} need at least two strictly increasing edges, "
-                    "e.g. [0, 30, 45, 60, 200]"
+                    f"bands of {column!r} need at least two finite, strictly increasing "
+                    "edges, e.g. [0, 30, 45, 60, 200]"
                 )
         return bands
 

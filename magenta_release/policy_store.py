@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 from magenta_release import audit
 from magenta_release.errors import BadInput, IntegrityViolation
-from magenta_release.policy import Policy, parse_policy
+from magenta_release.policy import POLICY_EXPERIMENT, Policy, parse_policy
 from magenta_release.settings import Settings
 from magenta_release.store import or_none, translate
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
-EXPERIMENT = "magenta-release-policies"
+EXPERIMENT = POLICY_EXPERIMENT
 ARTIFACT = "release-policy.toml"
 SET_ACTION = "policy_set"
 
@@ -105,19 +105,32 @@ def versions(events: list[audit.Event], model: str) -> list[PolicyVersion]:
     return out
 
 
+def stored_runs(client: MlflowClient, model: str) -> list[tuple[str, str]]:
+    """(run id, version number) of every policy run stored for `model`, whatever the log
+    says: the second record `audit verify` compares the log with."""
+    with translate("listing stored policy versions"):
+        experiment = client.get_experiment_by_name(EXPERIMENT)
+        if experiment is None:
+            return []
+        runs = client.search_runs([experiment.experiment_id], max_results=10_000)
+    return [
+        (r.info.run_id, r.data.tags.get("magenta.policy.version", "?"))
+        for r in runs
+        if r.data.tags.get("magenta.policy.model") == model
+    ]
+
+
 def read_text(client: MlflowClient, record: PolicyVersion) -> bytes:
     """A stored version's TOML, checked against the hash its event recorded (exit 3 if not)."""
-    with (
-        tempfile.TemporaryDirectory(prefix="magenta-policy-") as tmp,
-        translate(f"reading policy version {record.version} of {record.model!r}"),
-    ):
+    where = f"policy version {record.version} of {record.model!r} (run {record.run_id})"
+    with tempfile.TemporaryDirectory(prefix="magenta-policy-") as tmp:
         try:
-            path = client.download_artifacts(record.run_id, ARTIFACT, tmp)
-            raw = Path(path).read_bytes()
-        except OSError as exc:
+            with translate(f"reading {where}"):
+                raw = Path(client.download_artifacts(record.run_id, ARTIFACT, tmp)).read_bytes()
+        except (OSError, BadInput) as exc:  # gone: deleted run or artifacts, not a typo
             raise IntegrityViolation(
-                f"policy version {record.version} of {record.model!r} (run "
-                f"{record.run_id}) cannot be read ({exc}); restore the store from a backup"
+                f"{where} cannot be read ({str(exc)[:200]}); the audit log names it, so it "
+                "was deleted: restore the store from a backup"
             ) from exc
     if hashlib.sha256(raw).hexdigest() != record.sha256:
         raise IntegrityViolation(

@@ -321,3 +321,123 @@ def test_policy_set_for_another_model_governs_a_second_model(
     wrong = trained.cli("policy", "set", str(second), "--reason", "x", "--model", MODEL, by=BOB)
     assert wrong.exit_code == 2 and "not --model churn-classifier" in wrong.stderr
     assert trained.cli.json("policy", "history", "--model", MODEL) == before
+
+
+# ---- what the attack on this round found ---------------------------------------------------
+@pytest.mark.parametrize(
+    ("model", "why"),
+    [
+        ({"registered_name": "", "experiment": "x"}, "without surrounding spaces"),
+        ({"registered_name": "churn-classifier-audit-log", "experiment": "x"}, "-audit-log"),
+        ({"registered_name": "evil", "experiment": "magenta-release-policies"}, "policies"),
+        ({"registered_name": "evil", "experiment": "churn-classifier-health"}, "-health"),
+        ({"registered_name": "a/b", "experiment": "x"}, "'/'"),
+        ({"registered_name": "churn-prepaid", "experiment": "churn"}, "holds the runs of model"),
+    ],
+)
+def test_a_policy_naming_what_the_tool_or_another_model_owns_is_refused(
+    trained: Trained, tmp_path: Path, model: dict[str, str], why: str
+) -> None:
+    """An empty name half-wrote a store; a model called `<x>-audit-log` wrote into x's log; a
+    model training into the policies experiment (or sharing another model's) let its `gc`
+    delete every stored policy or the other model's champion."""
+    path = _draft(trained, tmp_path / "evil", model=model)
+    before = snapshot(trained.cli.home)
+    result = _set(trained, path, by=MALLORY)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert why in result.stderr
+    assert snapshot(trained.cli.home) == before
+
+
+def test_a_deleted_stored_policy_is_an_integrity_alert(trained: Trained) -> None:
+    _stored_text(trained).unlink()
+    for args in (("status",), ("policy", "show")):
+        result = trained.cli(*args)
+        assert result.exit_code == 3, (args, result.stderr)
+        assert "was deleted" in result.stderr
+    verify = trained.cli("audit", "verify", "--json")
+    assert verify.exit_code == 3 and "was deleted" in verify.stdout
+
+
+def test_a_policy_change_erased_with_its_head_is_still_found(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """Deleting the last event *and* the head used to read as a store from before heads: the
+    policy change vanished and `audit verify` said ok. The stored policy run still names it."""
+    # the trained fixture stored v2; erase that event and the head together
+    con = sqlite3.connect(trained.cli.home / "mlflow.db")
+    with con:
+        (last,) = con.execute(
+            "select max(key) from registered_model_tags where name = ? and key like ?",
+            (LOG, f"{EVENT_PREFIX}%"),
+        ).fetchone()
+        con.execute("delete from registered_model_tags where name = ? and key = ?", (LOG, last))
+        con.execute(
+            "delete from registered_model_tags where name = ? and key = ?", (MODEL, HEAD_TAG)
+        )
+    con.close()
+    verify = trained.cli("audit", "verify", "--json")
+    assert verify.exit_code == 3
+    assert "was stored (run" in verify.stdout and "has no event for it" in verify.stdout
+
+
+def test_a_garbage_head_is_tampering(released: Trained) -> None:
+    con = sqlite3.connect(released.cli.home / "mlflow.db")
+    with con:
+        con.execute(
+            "update registered_model_tags set value = 'oops' where name = ? and key = ?",
+            (MODEL, HEAD_TAG),
+        )
+    con.close()
+    result = released.cli("status")
+    assert result.exit_code == 3 and "is not SEQ:HASH" in result.stderr
+
+
+def test_a_log_from_before_stored_policies_verifies_once_a_policy_is_stored(
+    released: Trained,
+) -> None:
+    """A store made by the previous release: no policy_set event, no head. After `init`
+    stores its policy, `audit verify` must not flag the events that predate it."""
+    con = sqlite3.connect(released.cli.home / "mlflow.db")
+    with con:
+        rows = con.execute(
+            "select key, value from registered_model_tags where name = ? and key like ? "
+            "order by key",
+            (LOG, f"{EVENT_PREFIX}%"),
+        ).fetchall()
+        con.execute(
+            "delete from registered_model_tags where name = ? and key like ?",
+            (LOG, f"{EVENT_PREFIX}%"),
+        )
+        con.execute(
+            "delete from registered_model_tags where name = ? and key = ?", (MODEL, HEAD_TAG)
+        )
+        prev, seq = GENESIS, 0
+        for _, value in rows:
+            data = json.loads(value)
+            if data["action"] == "policy_set":
+                continue
+            seq += 1
+            data.update(seq=seq, prev_hash=prev, policy_sha256="0" * 64)  # a file's hash
+            draft = Event(**data)
+            done = Event(**{**draft.body(), "hash": draft.compute_hash()})
+            prev = done.hash
+            con.execute(
+                "insert into registered_model_tags (key, value, name) values (?, ?, ?)",
+                (f"{EVENT_PREFIX}{seq:08d}", json.dumps(done.to_json()), LOG),
+            )
+        con.execute(
+            "delete from runs where experiment_id in (select experiment_id from "
+            "experiments where name = 'magenta-release-policies')"
+        )
+    con.close()
+    refused = released.cli("status")
+    assert refused.exit_code == 2 and "run `magenta-release init`" in refused.stderr
+    assert released.cli("init", by=RELEASE_MANAGER).exit_code == 0
+    doc = released.cli.json("audit", "verify")
+    assert doc["ok"] is True, doc
+
+
+def test_card_and_health_take_model(released: Trained) -> None:
+    assert released.cli.json("card", "1", "--model", MODEL)["version"] == 1
+    assert "--model" in released.cli("health", "--help").stdout

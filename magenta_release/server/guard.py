@@ -52,6 +52,8 @@ class Registry(Protocol):
 
     def aliases(self, name: str) -> dict[str, int]: ...
 
+    def is_admin(self, user: str) -> bool: ...
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -205,16 +207,22 @@ def append(registry: Registry, user: str, log_name: str, key: str, value: str) -
             f"{log_name}: event {seq} names {event.mlflow_user!r} as its MLflow user, but "
             f"{user!r} is writing it"
         )
-    _authorize_event(log_name[: -len(LOG_SUFFIX)], event, log, user)
+    _authorize_event(registry, log_name[: -len(LOG_SUFFIX)], event, log, user)
 
 
-def _authorize_event(model: str, event: Event, log: list[Event], user: str) -> None:
+def _authorize_event(
+    registry: Registry, model: str, event: Event, log: list[Event], user: str
+) -> None:
     """A policy change by an owner of the policy in force; a champion move as it allows."""
     rules = Rules.from_log(model, log)
     if event.action == POLICY_SET:
         Rules.from_event(model, event)  # it must say what the server will enforce
-        if rules is None and log:
-            raise Refused(f"{model}{LOG_SUFFIX} has events but no policy; restore it from a backup")
+        if rules is None and log and not registry.is_admin(user):
+            # a log from before stored policies: its first policy is an admin's to store
+            raise Refused(
+                f"{model}{LOG_SUFFIX} has events from before stored policies; an MLflow admin "
+                "stores its first policy (magenta-release init or policy set)"
+            )
         if rules is not None and not any(identity.same(user, o) for o in rules.policy_owners):
             raise Refused(
                 f"{user} is not one of the policy owners of {model} "
@@ -343,6 +351,15 @@ class ServerRegistry:
     def tags(self, name: str) -> dict[str, str] | None:
         model = self._model(name)
         return None if model is None else dict(model.tags or {})
+
+    def is_admin(self, user: str) -> bool:
+        from mlflow.exceptions import MlflowException
+        from mlflow.server.auth import store as users
+
+        try:
+            return bool(users.get_user(user).is_admin)
+        except MlflowException:  # unknown user
+            return False
 
     def aliases(self, name: str) -> dict[str, int]:
         model = self._model(name)

@@ -45,6 +45,13 @@ class Registry:
         out = [_version_info(v, aliases) for v in found]
         return sorted(out, key=lambda v: -v.version)
 
+    def registered_runs(self) -> set[str]:
+        """The runs behind any version of any registered model in the store (every model's,
+        not only this one's: models may share an experiment)."""
+        with translate("listing the versions of every model"):
+            found = self.client.search_model_versions(max_results=10_000)
+        return {str(v.run_id) for v in found if v.run_id}
+
     def _alias_map(self) -> dict[str, int]:
         """{alias: version}; empty if the registered model does not exist yet."""
         model = or_none(lambda: self.client.get_registered_model(self.name))

@@ -143,6 +143,7 @@ def test_no_segments_section_means_no_segment_gates() -> None:
     ("section", "fragment"),
     [
         ({"bands": {"age": [30, 0]}}, "strictly increasing"),
+        ({"bands": {"age": [0, float("nan"), 200]}}, "finite"),  # NaN switched fairness off
         ({"bands": {"age": [30]}}, "at least two"),
         ({}, "at least one segment column"),
         ({"columns": ["a"], "bands": {"a": [0, 1]}}, "both in `columns` and in `bands`"),
