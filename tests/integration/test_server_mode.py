@@ -133,6 +133,7 @@ def test_init_against_a_server_stores_the_policy_there(server: Server, tmp_path:
         (TEMPLATE_DIR / "release-policy.toml")
         .read_text()
         .replace('registered_name = "churn-classifier"', 'registered_name = "init-check"')
+        .replace('experiment = "churn"', 'experiment = "init-check"')  # one per model
     )
     env: dict[str, str | None] = {
         **TELEMETRY_OFF,
@@ -146,11 +147,10 @@ def test_init_against_a_server_stores_the_policy_there(server: Server, tmp_path:
     assert json.loads(result.stdout)["model"] == "init-check"
     assert not (tmp_path / "home").exists()  # no local store, no local policy in server mode
     # the file is only init's input: the server holds the text and its history from now on
+    written = policy.read_text()
     policy.unlink()
     shown = json.loads(invoke(["policy", "show", "--model", "init-check", "--json"], env).stdout)
-    assert shown["toml"] == (TEMPLATE_DIR / "release-policy.toml").read_text().replace(
-        'registered_name = "churn-classifier"', 'registered_name = "init-check"'
-    )
+    assert shown["toml"] == written
     assert shown["version"] == 1 and shown["set_by"] == CAROL
     status = invoke(["status", "--model", "init-check", "--json"], env)
     assert status.exit_code == 0, status.stderr
