@@ -60,6 +60,23 @@ ModelOpt = Annotated[
         show_default=False,
     ),
 ]
+AllModelsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Registered model to show (else MAGENTA_RELEASE_MODEL, else every model the "
+        "store governs).",
+        show_default=False,
+    ),
+]
+CheckModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Must equal the file's [model] registered_name (a check: the file decides).",
+        show_default=False,
+    ),
+]
 ByOpt = Annotated[
     str | None,
     typer.Option("--by", help="Who is acting (else MAGENTA_RELEASE_USER, else the OS login)."),
@@ -185,14 +202,19 @@ def _model_selector(text: str) -> tuple[str | None, str]:
 
 @app.command()
 def init(tracking_uri: UriOpt = None, as_json: JsonOpt = False) -> None:
-    """Create the store: SQLite tracking + registry, artifact folder, experiment, policy.
+    """Create the store (SQLite tracking + registry, artifact folder) and govern the model
+    named in the policy file (MAGENTA_RELEASE_POLICY, else mlruns_template/release-policy.toml):
+    the file becomes that model's stored policy v1 and its experiment is created.
 
-    Idempotent: running it on an existing store changes nothing.
+    A model that already has a stored policy is left as it is (change it with `policy set`);
+    on an initialised store init changes nothing.
     """
     from magenta_release.init import init as do_init
 
     result = _run(as_json, lambda: do_init(_settings(tracking_uri)))
     p = result.policy
+    if result.note:
+        typer.echo(f"note: {result.note}", err=True)
     _emit(
         as_json,
         result.to_json(),
@@ -218,12 +240,13 @@ def policy_set(
     file: Annotated[Path, typer.Argument(help="The new policy (TOML).", show_default=False)],
     reason: Annotated[str, typer.Option(help="Why the policy changes (recorded).")],
     by: ByOpt = None,
-    model_name: ModelOpt = None,
+    model_name: CheckModelOpt = None,
     tracking_uri: UriOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Store FILE as the new version of its model's policy ([model] registered_name), with an
-    audit event. Only the current policy's [approval] policy_owners may do it. Versions
+    audit event. Only the current policy's [approval] policy_owners may do it; the first
+    policy of a new model is stored by whoever may create a registered model. Versions
     proposed under the old policy must be proposed again before they can be approved."""
     from magenta_release.policies import set_policy
 
@@ -463,7 +486,8 @@ def _show_summary(summary: dict[str, Any]) -> None:
     out = console(stderr=True)
     out.print(
         plain(
-            f"version {summary['version']} (run {summary['run_id']}), proposed by "
+            f"{summary['model']} version {summary['version']} (run {summary['run_id']}), "
+            f"proposed by "
             f"{summary['proposed_by']}; champion now: {summary['champion'] or 'none'}"
         )
     )
@@ -600,7 +624,7 @@ def rollback(
     from magenta_release.release import rollback as do_rollback
 
     def render(s: dict[str, Any]) -> None:
-        typer.echo(f"roll back champion v{s['champion']} to v{s['target']}", err=True)
+        typer.echo(f"roll back {s['model']}: champion v{s['champion']} to v{s['target']}", err=True)
 
     result = _run(
         as_json,
@@ -617,7 +641,7 @@ def rollback(
 
 @app.command()
 def status(
-    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+    model_name: AllModelsOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Show @champion, @challenger, @previous and the versions waiting for approval (with their
     age).
@@ -803,7 +827,7 @@ def history(
 
 @audit_app.command("verify")
 def audit_verify(
-    model_name: ModelOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
+    model_name: AllModelsOpt = None, tracking_uri: UriOpt = None, as_json: JsonOpt = False
 ) -> None:
     """Recompute each audit log's hash chain (every model's, unless --model), check that every
     event was made under a recorded policy version, and check the registry against it (exit 3
@@ -871,7 +895,7 @@ def health(
     """Check the champion after release: re-score it on rows whose label window closed
     ([health] in the policy), the primary metric with a bootstrap CI against its value at
     release, and PSI drift of its score and inputs against its training rows. Exit 1 on a
-    breach, naming the failing features; the integrity_alert webhooks are told.
+    breach, naming the failing features; the health_alert webhooks are told.
 
     Not a read command: each check is logged as an MLflow run in the experiment
     <model>-health (with a plot over time). It never moves an alias.

@@ -16,7 +16,7 @@ Champion health (`magenta-release health`, the weekly `champion_health` asset):
   check time, and the result says so;
 - logs one MLflow run per check in the experiment `<registered model>-health`, with a plot of
   the metric and PSI over time;
-- on a breach of `[health]` thresholds, sends the `integrity_alert` notification and reports
+- on a breach of `[health]` thresholds, sends the `health_alert` notification and reports
   the failing features. It never moves an alias: what to do is a person's decision.
 
 PSI = sum over bins of (actual% - expected%) x ln(actual% / expected%), with empty bins
@@ -299,14 +299,14 @@ def check(store: Store, data: str, *, by: str | None = None) -> HealthResult:
             actor,
             facts=facts,
             commands=(
-                "magenta-release health --json",
-                "magenta-release train --data ... (on recent rows)",
-                "magenta-release rollback --reason ...",
+                f"magenta-release health --model {store.name} --json",
+                f"magenta-release train --model {store.name} --data ... (on recent rows)",
+                f"magenta-release rollback --model {store.name} --reason ...",
             ),
         )
         if outcome is None:
             log.warning(
-                "champion health breach for %s v%s (no webhook subscribes to integrity_alert): %s",
+                "champion health breach for %s v%s (no webhook subscribes to health_alert): %s",
                 store.name,
                 champion.version,
                 "; ".join(breaches),

@@ -21,6 +21,7 @@ class InitResult:
     model: str
     policy: policy_store.PolicyVersion
     created: bool
+    note: str = ""  # why the policy file was not stored, when it was not
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -29,6 +30,7 @@ class InitResult:
             "model": self.model,
             "policy": self.policy.to_json(),
             "created": self.created,
+            "note": self.note or None,
         }
 
 
@@ -41,17 +43,21 @@ def init(settings: Settings) -> InitResult:
     if settings.is_local:
         _, created = init_local_store(settings)
     path = settings.init_policy_path()
-    name = load_policy(path).registered_name
+    wanted = load_policy(path)
+    name = wanted.registered_name
     client = Store.connect(settings)
     if not policy_store.versions(policy_store.log_events(client, name), name):
         set_policy(settings, path, reason=INIT_REASON, model=name)
     store = Store.open(settings, name)
     store.check_residency()
     store.runs.experiment_id(create=True)
+    current = policy_store.current_version(store.client, name)
+    note = ""
+    if current.sha256 != wanted.sha256:
+        note = (
+            f"{path} differs from the stored policy v{current.version} of {name}; init does "
+            "not change a stored policy (use magenta-release policy set)"
+        )
     return InitResult(
-        store.tracking_uri,
-        store.runs.artifact_location(),
-        name,
-        policy_store.current_version(store.client, name),
-        created,
+        store.tracking_uri, store.runs.artifact_location(), name, current, created, note
     )

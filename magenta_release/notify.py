@@ -199,7 +199,7 @@ def build(
         failed=failed,
         link=version_link(ui_base(store), store.name, version),
         open_hint=_open_hint(store.name, version),
-        commands=_commands(event, version) if commands is None else commands,
+        commands=_commands(event, version, store.name) if commands is None else commands,
         facts=facts,
     )
 
@@ -213,21 +213,27 @@ def _gates(evidence: str) -> list[tuple[str, bool]]:
         return []
 
 
-def _commands(event: NotifyEvent, version: int | None) -> tuple[str, ...]:
+def _commands(event: NotifyEvent, version: int | None, model: str) -> tuple[str, ...]:
+    """The exact commands to act on the message; `--model` named, since a chat message has
+    no shell context and a store may govern several models."""
+    m = f"--model {model}"
     if event in {NotifyEvent.PROPOSED, NotifyEvent.REMINDER}:
         return (
-            f"magenta-release approve {version} --reason ...",
-            f"magenta-release reject {version} --reason ...",
+            f"magenta-release approve {version} {m} --reason ...",
+            f"magenta-release reject {version} {m} --reason ...",
         )
     if event == NotifyEvent.GATES_FAILED:
-        return ("magenta-release status", "magenta-release compare --last 2")
+        return (f"magenta-release status {m}", f"magenta-release compare {m} --last 2")
     if event in {NotifyEvent.APPROVED, NotifyEvent.ROLLED_BACK}:
-        return ("magenta-release rollback --reason ...",)
+        return (f"magenta-release rollback {m} --reason ...",)
     if event == NotifyEvent.INTEGRITY_ALERT:
-        return ("magenta-release history", "magenta-release repair --reason ...")
+        return (f"magenta-release history {m}", f"magenta-release repair {m} --reason ...")
     if event == NotifyEvent.HEALTH_ALERT:
-        return ("magenta-release train --data ...", "magenta-release rollback --reason ...")
-    return ("magenta-release status",)
+        return (
+            f"magenta-release train {m} --data ...",
+            f"magenta-release rollback {m} --reason ...",
+        )
+    return (f"magenta-release status {m}",)
 
 
 # ---- payload shapes ------------------------------------------------------------------------

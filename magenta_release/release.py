@@ -501,6 +501,7 @@ def approval_summary(store: Store, v: VersionInfo) -> dict[str, Any]:
     """What an approver sees before confirming (from the evidence recorded at proposal)."""
     doc = _evidence(v)
     return {
+        "model": store.name,
         "version": v.version,
         "run_id": v.run_id,
         "proposed_by": v.tags.get("release.proposed_by"),
@@ -682,7 +683,7 @@ def rollback(
             return done
     champion, target = _rollback_target(store, to)
     if confirm is not None and not confirm(
-        {"champion": champion.version, "target": target.version}
+        {"model": store.name, "champion": champion.version, "target": target.version}
     ):
         raise PolicyRefused(
             "rollback not done: confirmation declined (without a terminal, confirm with --yes)"
@@ -856,7 +857,11 @@ def remind(store: Store, *, by: str | None = None) -> list[Reminder]:
             else f"expires after {store.policy.approval.expires_after_days:g} days",
         )
         # An expired version can only be rejected: say so rather than suggest a doomed approve.
-        commands = (f"magenta-release reject {v.version} --reason expired",) if expired else None
+        commands = (
+            (f"magenta-release reject {v.version} --model {store.name} --reason expired",)
+            if expired
+            else None
+        )
         outcome = notify.announce(
             store, NotifyEvent.REMINDER, v.version, actor, facts=facts, commands=commands
         )

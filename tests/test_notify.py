@@ -219,7 +219,7 @@ def test_every_event_sends_one_signed_message_per_webhook(
 
     proposed = receiver.at("/signed", "proposed")[0].verified()
     assert proposed["actor"] == CAROL
-    assert "magenta-release approve 1 --reason ..." in proposed["commands"]
+    assert "magenta-release approve 1 --model churn-classifier --reason ..." in proposed["commands"]
     assert "magenta-release reject 1 --reason ..." in proposed["commands"]
     assert "no_regression" in proposed["gates"]["passed"]
     assert proposed["gates"]["failed"] == []
@@ -366,7 +366,7 @@ def test_integrity_alert_is_sent_but_a_read_writes_nothing(
             _check_message(m, "integrity_alert", None)
     alert = receiver.at("/signed")[0].verified()
     assert any("@champion" in fact for fact in alert["facts"])
-    assert "magenta-release repair --reason ..." in alert["commands"]
+    assert "magenta-release repair --model churn-classifier --reason ..." in alert["commands"]
 
 
 def test_an_expired_proposal_cannot_be_approved(trained: Trained) -> None:
@@ -421,7 +421,7 @@ def test_remind_sends_one_message_per_old_pending_version(
         [m] = receiver.at(p)
         _check_message(m, "reminder", old)
     reminder = receiver.at("/signed")[0].verified()
-    assert "magenta-release approve 1 --reason ..." in reminder["commands"]
+    assert "magenta-release approve 1 --model churn-classifier --reason ..." in reminder["commands"]
     assert any("waiting 3.0 days" in f for f in reminder["facts"])
     assert _tag(trained, old, "release.notify.reminder")["ok"] is True
 
@@ -431,7 +431,9 @@ def test_remind_sends_one_message_per_old_pending_version(
     sent = trained.cli.json("remind")["reminders"]
     assert [(r["version"], r["expired"]) for r in sent] == [(old, False), (fresh, True)]
     late = [m.verified() for m in receiver.at("/signed") if m.verified()["version"] == fresh]
-    assert late[0]["commands"] == [f"magenta-release reject {fresh} --reason expired"]
+    assert late[0]["commands"] == [
+        f"magenta-release reject {fresh} --model churn-classifier --reason expired"
+    ]
 
     # a rejection is an event too; the rejected version is no longer reminded
     receiver.messages.clear()

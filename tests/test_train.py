@@ -38,6 +38,7 @@ def test_init_is_idempotent_and_creates_the_layout(cli: Cli) -> None:
     edited.write_text(template + "\n# edited by the team\n")
     again = cli("init", "--json", env={"MAGENTA_RELEASE_POLICY": str(edited)})
     assert json.loads(again.stdout)["policy"]["version"] == 1
+    assert "init does not change a stored policy" in again.stderr  # and says so
     assert snapshot(home) == before
 
 

@@ -128,7 +128,6 @@ def iap(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ia
             "MAGENTA_RELEASE_IAP_AUDIENCE": AUDIENCE,
             "MAGENTA_RELEASE_IAP_JWKS_URL": jwks.url,
             "MAGENTA_RELEASE_IAP_ADMINS": ADMIN,
-            "MAGENTA_RELEASE_SERVER_POLICY": str(policy),
         },
     )
     client_policy = root / "client" / "release-policy.toml"
