@@ -37,8 +37,7 @@ def console(stderr: bool = False) -> Console:
         no_color=bool(os.environ.get("NO_COLOR")),
         highlight=False,
         soft_wrap=False,
-        # a pipe has no width: COLUMNS if set, else wide enough for a gate table
-        width=None if os.isatty(1) else int(os.environ.get("COLUMNS", "") or 160),
+        width=None if os.isatty(1) else 160,
     )
 
 

@@ -220,7 +220,7 @@ def test_every_event_sends_one_signed_message_per_webhook(
     proposed = receiver.at("/signed", "proposed")[0].verified()
     assert proposed["actor"] == CAROL
     assert "magenta-release approve 1 --model churn-classifier --reason ..." in proposed["commands"]
-    assert "magenta-release reject 1 --reason ..." in proposed["commands"]
+    assert "magenta-release reject 1 --model churn-classifier --reason ..." in proposed["commands"]
     assert "no_regression" in proposed["gates"]["passed"]
     assert proposed["gates"]["failed"] == []
     # a local store has no UI URL: the message says how to open the version
