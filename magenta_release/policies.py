@@ -56,12 +56,12 @@ def set_policy(
         )
     raw = path.read_bytes()
     client = Store.connect(settings)
-    _own_experiment(client, settings, new)
+    _own_experiment(client, new)
     target = Store(settings, new, client)
     actor = target.actor(by)
     for _ in range(2):
         found = policy_store.versions(policy_store.log_events(client, name), name)
-        current = policy_store.current(client, settings, name) if found else None
+        current = policy_store.current(client, name) if found else None
         if current is not None:
             if not is_owner(current, actor):
                 raise PolicyRefused(
@@ -117,14 +117,14 @@ def set_policy(
     raise PolicyRefused(f"the policy of {name!r} kept changing meanwhile; run `policy set` again")
 
 
-def _own_experiment(client: Any, settings: Settings, new: Policy) -> None:
+def _own_experiment(client: Any, new: Policy) -> None:
     """Each model trains into an experiment of its own: `gc` and `runs` of one model must
     never see another model's runs."""
     for other in policy_store.governed_models(client):
         if other == new.registered_name:
             continue
         try:
-            theirs = policy_store.current(client, settings, other)
+            theirs = policy_store.current(client, other)
         except ReleaseError:
             continue  # that model's own problem; `audit verify` reports it
         if theirs.model.experiment == new.model.experiment:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from magenta_release import audit
 from magenta_release.errors import BadInput, IntegrityViolation
 from magenta_release.policy import POLICY_EXPERIMENT, Policy, parse_policy
-from magenta_release.settings import Settings
 from magenta_release.store import or_none, translate
 
 if TYPE_CHECKING:
@@ -151,9 +150,9 @@ def current_version(client: MlflowClient, model: str) -> PolicyVersion:
     return found[-1]
 
 
-def current(client: MlflowClient, settings: Settings, model: str) -> Policy:
-    """The policy in force for `model`, read from the store."""
-    del settings  # the policy depends on the store alone, never on the caller's settings
+def current(client: MlflowClient, model: str) -> Policy:
+    """The policy in force for `model`, read from the store alone: never from the caller's
+    settings or shell."""
     record = current_version(client, model)
     policy = parse_policy(read_text(client, record), f"stored policy v{record.version}")
     if policy.registered_name != model:

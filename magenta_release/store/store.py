@@ -49,7 +49,7 @@ class Store:
 
         client = cls.connect(settings)
         name = policy_store.default_model(client, model or settings.model)
-        policy = policy_store.current(client, settings, name)
+        policy = policy_store.current(client, name)
         return cls(settings, policy, client)
 
     @staticmethod
