@@ -89,7 +89,7 @@ def evaluation_rows(store: Store, run: RunInfo) -> EvalRows | str:
             return rows
         frame, y = rows
         return EvalRows(frame, y, ev.source, "split")
-    inputs = [i for i in run.inputs if i.context == "evaluation"]
+    inputs = run.evaluation_inputs
     if not inputs:
         raise PolicyRefused(
             f"run {run.run_id} logged no evaluation input; log its evaluation rows with "

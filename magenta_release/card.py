@@ -87,7 +87,7 @@ def _data(
         recorded = {}
     recorded = recorded if isinstance(recorded, dict) else {}
     source = run.tags.get("magenta.data_source") or evidence.get("source") or "unknown"
-    digests = [i.digest for i in run.inputs if i.context == "evaluation"]
+    digests = [i.digest for i in run.evaluation_inputs]
     eval_rows = evidence.get("metrics", {}).get("eval_rows") or recorded.get("eval_rows")
     if period is None and str(source).startswith(f"synthetic://{GENERATOR}/"):
         period = f"{MONTHS[0]} .. {MONTHS[-1]} (usage months of the generator)"

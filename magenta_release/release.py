@@ -239,7 +239,7 @@ def _log_what_the_gates_saw(
     recomputed = evidence.get("metrics") or {}
     if not recomputed:
         return
-    inputs = [i for i in run.inputs if i.context == "evaluation"] or list(run.inputs)
+    inputs = run.evaluation_inputs or run.inputs
     store.runs.log_model_metrics(
         run.run_id,
         {f"{GATED_PREFIX}{k}": v for k, v in recomputed.items()},
@@ -361,8 +361,8 @@ def evaluate_gates(
 
 def _eval_input_digest(run: RunInfo) -> str:
     """MLflow's digest of a team run's evaluation input (what the gates checked)."""
-    found = [i.digest for i in run.inputs if i.context == "evaluation"]
-    return f"MLflow digest {found[0]}" if found else "?"
+    found = run.evaluation_inputs
+    return f"MLflow digest {found[0].digest}" if found else "?"
 
 
 def release_report(

@@ -54,6 +54,11 @@ class RunInfo:
     def dataset_sha256(self) -> str:
         return self.tags.get("magenta.dataset_sha256", "")
 
+    @property
+    def evaluation_inputs(self) -> tuple[DatasetInput, ...]:
+        """The inputs the run logged with context `evaluation` (a team run's evaluation rows)."""
+        return tuple(i for i in self.inputs if i.context == "evaluation")
+
 
 @dataclass(frozen=True)
 class VersionInfo:
