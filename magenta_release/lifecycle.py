@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from magenta_release import audit, faults
+from magenta_release import audit, faults, policy_store
 from magenta_release.errors import IntegrityViolation
 from magenta_release.states import Status
 from magenta_release.store import STATUS_TAG, Store
@@ -148,8 +148,12 @@ class LogBroken(IntegrityViolation):
 
 def verified_log(store: Store) -> list[audit.Event]:
     """The log's events after checking the chain and its recorded head; LogBroken if not."""
+    return _verified(store, audit.head(store))
+
+
+def _verified(store: Store, head: tuple[int, str] | None) -> list[audit.Event]:
     parsed, problems, _ = audit.verify_chain(store)
-    problems = problems or head_problems(audit.head(store), parsed)
+    problems = problems or head_problems(head, parsed)
     if problems:
         raise LogBroken(
             f"the audit log of {store.name} is broken: {problems[0]}; nothing was changed — "
@@ -165,7 +169,7 @@ def head_problems(head: tuple[int, str] | None, log: list[audit.Event]) -> list[
     if head is None:
         # Only a store from before heads were recorded, or a first append interrupted
         # before its head, has none; every log with a stored policy had one from event 1.
-        wrote_heads = any(e.action == "policy_set" for e in log)
+        wrote_heads = any(e.action == policy_store.SET_ACTION for e in log)
         return (
             ["its recorded head is missing: it was deleted"] if wrote_heads and len(log) > 1 else []
         )
@@ -185,10 +189,10 @@ def head_problems(head: tuple[int, str] | None, log: list[audit.Event]) -> list[
 def drift(store: Store, log: list[audit.Event] | None = None) -> list[Drift]:
     """Every difference between the registry and the state the log implies (LogBroken if the
     log itself does not verify)."""
-    log = verified_log(store) if log is None else log
+    head = audit.head(store)  # read once: for the tampering check and for the drift
+    log = _verified(store, head) if log is None else log
     state = expected_state(log)
     found: list[Drift] = []
-    head = audit.head(store)
     # No head yet (a store from before heads were recorded): the next append writes it.
     if log and head is not None and head[0] < len(log):
         found.append(Drift("head", None, audit.HEAD_TAG, f"{len(log)}:{log[-1].hash}", head))
@@ -333,8 +337,6 @@ def verify(store: Store) -> audit.Verification:
 def unknown_policies(store: Store, log: list[audit.Event]) -> list[str]:
     """Events made under a policy that is not a recorded version (a policy brought from the
     caller's shell), and recorded versions whose stored text no longer matches its hash."""
-    from magenta_release import policy_store
-
     problems = []
     known: set[str] = set()
     governed = False  # events before the first stored policy predate stored policies

@@ -32,13 +32,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from magenta_release import identity
 from magenta_release.audit import EVENT_PREFIX, GENESIS, HEAD_TAG, LOG_SUFFIX, Event
+from magenta_release.policy_store import SET_ACTION as POLICY_SET
 
 if TYPE_CHECKING:
     from flask import Response
 
 PROTECTED_ALIASES = ("champion", "previous")
 CHAMPION_MOVES = ("approve", "rollback")
-POLICY_SET = "policy_set"  # policy_store.SET_ACTION (the guard reads the log, not the store)
 
 
 class Refused(Exception):
