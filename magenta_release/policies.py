@@ -61,7 +61,7 @@ def set_policy(
     actor = target.actor(by)
     for _ in range(2):
         found = policy_store.versions(policy_store.log_events(client, name), name)
-        current = policy_store.current(client, name) if found else None
+        current = policy_store.policy_of(client, found[-1]) if found else None
         if current is not None:
             if not is_owner(current, actor):
                 raise PolicyRefused(

@@ -153,11 +153,15 @@ def current_version(client: MlflowClient, model: str) -> PolicyVersion:
 def current(client: MlflowClient, model: str) -> Policy:
     """The policy in force for `model`, read from the store alone: never from the caller's
     settings or shell."""
-    record = current_version(client, model)
+    return policy_of(client, current_version(client, model))
+
+
+def policy_of(client: MlflowClient, record: PolicyVersion) -> Policy:
+    """The policy a recorded version holds (its text checked against the recorded hash)."""
     policy = parse_policy(read_text(client, record), f"stored policy v{record.version}")
-    if policy.registered_name != model:
+    if policy.registered_name != record.model:
         raise IntegrityViolation(
-            f"stored policy v{record.version} of {model!r} names model "
+            f"stored policy v{record.version} of {record.model!r} names model "
             f"{policy.registered_name!r}; restore the store from a backup"
         )
     return policy
