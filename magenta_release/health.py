@@ -177,25 +177,25 @@ def metric_ci(
 ) -> tuple[float, float, float]:
     """(value, CI low, CI high) of one metric on these rows; the CI from `rounds` bootstrap
     resamples (NaN when rounds is 0)."""
+    from magenta_release.evaluate import REPORTED_METRICS
     from magenta_release.evaluate import metrics as compute
-    from magenta_release.gates import auc_ranks, weighted_auc
+    from magenta_release.gates import bootstrap_intervals
 
     value = compute(y, scores, threshold)[metric]
     if rounds <= 0:
         return value, float("nan"), float("nan")
+    if metric in REPORTED_METRICS:  # the card's O(n)-per-round bootstrap, counts as weights
+        nan = (float("nan"), float("nan"))
+        low, high = bootstrap_intervals(y, scores, rounds, confidence).get(metric, nan)
+        return value, low, high
     rng = np.random.default_rng(0)
     n = len(y)
     found: list[float] = []
-    ranks = auc_ranks(scores) if metric == "roc_auc" else None
-    for _ in range(rounds):
-        if ranks is not None:  # O(n) per round: bootstrap counts as weights
-            w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-            v = weighted_auc(y, w, *ranks)
-        else:
-            idx = rng.integers(0, n, n)
-            if y[idx].min() == y[idx].max():
-                continue
-            v = compute(y[idx], scores[idx], threshold)[metric]
+    for _ in range(rounds):  # any other metric: recomputed on each resample
+        idx = rng.integers(0, n, n)
+        if y[idx].min() == y[idx].max():
+            continue
+        v = compute(y[idx], scores[idx], threshold)[metric]
         if np.isfinite(v):
             found.append(v)
     if not found:
