@@ -40,6 +40,7 @@ LOAD_BALANCER_TYPES = {
 # Which API each resource type needs (google_project_service must enable every one in use).
 API_OF_PREFIX = {
     "google_artifact_registry_": "artifactregistry.googleapis.com",
+    "google_billing_budget": "billingbudgets.googleapis.com",
     "google_cloud_run_v2_": "run.googleapis.com",
     "google_compute_": "compute.googleapis.com",
     "google_iam_workload_identity_pool": "iam.googleapis.com",
@@ -145,12 +146,19 @@ def test_region_is_frankfurt_and_enforced() -> None:
         "google_kms_key_ring.mlflow",
         "google_logging_project_bucket_config.eu",
         "google_artifact_registry_repository.images",
+        "google_artifact_registry_repository.pypi",
+        "google_cloud_run_v2_job.db_upgrade",
     ):
         assert "var.region" in str(res[key].get("location", res[key].get("region"))), key
     for key in ("google_storage_bucket.artifacts", "google_storage_bucket.build_source"):
         assert "var.region" in str(res[key]["location"]), key
-    for replica in [res["google_secret_manager_secret.mlflow"]["replication"]]:
-        assert "user_managed" in str(replica) and "var.region" in str(replica)
+    for key in ("google_secret_manager_secret.mlflow", "google_secret_manager_secret.dagster_db"):
+        replica = res[key]["replication"]
+        assert "user_managed" in str(replica) and "var.region" in str(replica), key
+    assert _s(res["google_compute_instance.dagster"]["zone"]) == "${var.zone}"
+    zone = next(v['"zone"'] for v in variables if '"zone"' in v)
+    assert _s(zone["default"]).startswith("europe-west3-")
+    assert "europe-west3-" in str(zone["validation"])
 
 
 def test_bucket_is_private_versioned_and_cmek() -> None:
@@ -210,16 +218,17 @@ def test_iap_is_on_the_cloud_run_service_and_only_iap_invokes_it() -> None:
     access = res["google_iap_web_cloud_run_service_iam_member.users"]
     assert _s(access["role"]) == "roles/iap.httpsResourceAccessor"
     assert "google_cloud_run_v2_service.mlflow.name" in str(access["cloud_run_service_name"])
-    for grantee in ("var.iap_members", "var.pipeline_service_account"):
-        assert grantee in str(access["for_each"]), grantee
-    ci = res["google_iap_web_cloud_run_service_iam_member.ci_build"]
-    assert _s(ci["role"]) == "roles/iap.httpsResourceAccessor"
-    assert "google_service_account.ci_build.email" in str(ci["member"])
-    iap_grants = [k for k in res if k.startswith("google_iap_")]
+    assert _s(access["for_each"]) == "${toset(var.iap_members)}"
+    dagster = res["google_iap_web_cloud_run_service_iam_member.dagster"]
+    assert _s(dagster["role"]) == "roles/iap.httpsResourceAccessor"
+    assert "google_service_account.dagster.email" in str(dagster["member"])
+    # People and the Dagster VM; no CI identity may reach the server.
+    iap_grants = [k for k in res if k.startswith("google_iap_web_")]
     assert sorted(iap_grants) == [
-        "google_iap_web_cloud_run_service_iam_member.ci_build",
+        "google_iap_web_cloud_run_service_iam_member.dagster",
         "google_iap_web_cloud_run_service_iam_member.users",
     ]
+    assert not [k for k in iap_grants if "ci" in str(res[k].get("member", ""))]
     public = [k for k, v in res.items() if "allUsers" in str(v) or "allAuthenticated" in str(v)]
     assert not public
 
@@ -246,6 +255,15 @@ def test_server_gets_the_iap_audience_jwks_and_ai_features_off() -> None:
         assert env[name] == "false", name
     assert env["MLFLOW_ALLOWED_HOSTS"] == "${local.run_host}"
     assert local["run_host"].endswith(".run.app")
+    # MLflow's webhook delivery refuses 169.254.169.254 and other non-public peers unless this is
+    # true (CVE-2026-64849); pinned so an env change cannot reopen the metadata server.
+    assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "false"
+    # The one variable name MAGENTA_RELEASE_IAP_AUDIENCE means two audiences; Terraform names
+    # them apart: the server's signed-header audience and the clients' token audience.
+    outputs = {k: v for doc in _docs() for block in doc.get("output", []) for k, v in block.items()}
+    assert _s(outputs['"iap_signed_header_audience"']["value"]) == "${local.iap_audience}"
+    assert _s(outputs['"iap_client_audience"']["value"]) == "${var.iap_client_audience}"
+    assert '"iap_audience"' not in outputs
 
 
 def test_secrets_are_references_and_cloud_run_waits_for_its_accessor_grant() -> None:
@@ -331,7 +349,7 @@ def test_ci_federation_is_limited_to_one_repository_and_to_submitting_builds() -
         "roles/iam.serviceAccountUser",
         "roles/storage.objectUser",
     }
-    project_roles = {_s(v["role"]) for k, v in res.items() if k.startswith("google_project_iam")}
+    project_roles = {_s(v["role"]) for k, v in res.items() if k.startswith("google_project_iam_member")}
     assert not project_roles & {"roles/owner", "roles/editor", "roles/run.admin"}
 
 
@@ -362,3 +380,224 @@ def test_production_policy_is_valid_and_allows_only_proxied_artifacts() -> None:
     policy = load_policy(DEPLOY / "release-policy.production.toml")
     assert policy.residency.allowed_artifact_locations == ("mlflow-artifacts:",)
     assert "127.0.0.1" not in policy.residency.allowed_tracking_hosts
+
+
+def test_database_is_reached_with_a_password_and_audited_by_pgaudit() -> None:
+    """The server's path to Cloud SQL is a password over the private IP, which IAM does not
+    govern: no roles/cloudsql.client suggests otherwise, and pgAudit records the SQL that Admin
+    Activity logs never see."""
+    res = _resources()
+    roles = {_s(v.get("role", "")) for v in res.values()}
+    assert "roles/cloudsql.client" not in roles
+    settings = _one(res["google_sql_database_instance.mlflow"]["settings"])
+    assert _s(_one(settings["ip_configuration"])["ssl_mode"]) == "ENCRYPTED_ONLY"
+    flags = {_s(f["name"]): _s(f["value"]) for f in settings["database_flags"]}
+    assert flags["cloudsql.enable_pgaudit"] == "on"
+    assert {"write", "ddl"} <= set(flags["pgaudit.log"].split(","))
+    # Dagster has its own user and password (in Secret Manager), not the server's.
+    assert _s(res["google_sql_user.dagster"]["name"]) == "dagster"
+    assert "random_password.dagster_db" in str(res["google_sql_user.dagster"]["password"])
+
+
+def test_connection_pools_fit_the_database_tier() -> None:
+    """3 SQLAlchemy engines per server instance (tracking, registry, auth), each of pool +
+    overflow connections, times max instances, must leave room on db-f1-micro (~25)."""
+    res = _resources()
+    run = res["google_cloud_run_v2_service.mlflow"]
+    env = _env(run)
+    pool = int(env["MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"])
+    overflow = int(env["MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"])
+    assert overflow >= 1  # MLflow passes max_overflow only when non-zero (else SQLAlchemy's 10)
+    instances = int(_one(_one(run["template"])["scaling"])["max_instance_count"])
+    assert instances * 3 * (pool + overflow) <= 25 - 5  # room for Dagster and an operator
+
+
+def test_schema_upgrade_is_a_job_with_the_servers_identity_and_secret() -> None:
+    job = _resources()["google_cloud_run_v2_job.db_upgrade"]
+    task = _one(_one(job["template"])["template"])
+    assert "google_service_account.mlflow_server.email" in str(task["service_account"])
+    container = _one(task["containers"])
+    assert "mlflow db upgrade" in " ".join(container["args"])
+    assert "mlflow-backend-store-uri" in str(container["env"])
+    assert "secret_key_ref" in str(container["env"])
+    assert "vpc_access" in task
+
+
+def test_iap_allows_programmatic_clients_by_name() -> None:
+    settings = _resources()["google_iap_settings.mlflow"]
+    assert _s(settings["name"]) == (
+        "projects/${data.google_project.this.number}/iap_web/cloud_run-${var.region}"
+        "/services/${local.service_name}"
+    )
+    oauth = _one(_one(settings["access_settings"])["oauth_settings"])
+    assert _s(oauth["programmatic_clients"]) == "${var.iap_programmatic_clients}"
+
+
+def test_data_access_audit_logs_are_on_for_what_the_docs_say_the_bucket_holds() -> None:
+    config = _resources()["google_project_iam_audit_config.data_access"]
+    audited = set(re.findall(r"[a-z]+\.googleapis\.com", str(_locals()["data_access_audited"])))
+    assert {"iap.googleapis.com", "sqladmin.googleapis.com", "storage.googleapis.com"} <= audited
+    assert "local.data_access_audited" in str(config["for_each"])
+    types = {_s(c["log_type"]) for c in config["audit_log_config"]}
+    assert types == {"DATA_READ", "DATA_WRITE"}
+
+
+def test_a_budget_alerts_before_the_bill() -> None:
+    budget = _resources()["google_billing_budget.mlflow"]
+    assert "var.billing_account" in str(budget["billing_account"])
+    assert "data.google_project.this.number" in str(budget["budget_filter"])
+    thresholds = sorted(float(r["threshold_percent"]) for r in budget["threshold_rules"])
+    assert thresholds[0] <= 0.5 and 1.0 in thresholds
+
+
+def test_dagster_vm_is_private_in_terraform_and_reached_only_through_iap() -> None:
+    res = _resources()
+    vm = res["google_compute_instance.dagster"]
+    nic = _one(vm["network_interface"])
+    assert "access_config" not in nic  # no external IP
+    assert "google_compute_subnetwork.mlflow.id" in str(nic["subnetwork"])
+    assert "google_service_account.dagster.email" in str(vm["service_account"])
+    assert vm["deletion_protection"] is True
+    assert "cloud-init.yaml" in str(vm["metadata"])
+    assert (TF.parent / "dagster" / "cloud-init.yaml").is_file()
+    firewall = res["google_compute_firewall.iap_to_dagster"]
+    assert [_s(r) for r in firewall["source_ranges"]] == ["35.235.240.0/20"]  # IAP only
+    assert "dagster" in str(firewall["target_tags"])
+    tunnel = res["google_iap_tunnel_instance_iam_member.operators"]
+    assert _s(tunnel["role"]) == "roles/iap.tunnelResourceAccessor"
+    assert "var.dagster_operators" in str(tunnel["for_each"])
+    secret = res["google_secret_manager_secret_iam_member.dagster_reads_db_password"]
+    assert "google_service_account.dagster.email" in str(secret["member"])
+    # No NAT: packages come from a PyPI mirror in the region, images from Artifact Registry.
+    assert not [k for k in res if k.startswith(("google_compute_router", "google_compute_nat"))]
+    pypi = res["google_artifact_registry_repository.pypi"]
+    assert _s(pypi["mode"]) == "REMOTE_REPOSITORY" and _s(pypi["format"]) == "PYTHON"
+    assert "PYPI" in str(pypi["remote_repository_config"])
+
+
+def test_cloud_build_config_builds_both_images_in_the_region() -> None:
+    import yaml
+
+    config = yaml.safe_load((DEPLOY / "cloudbuild" / "images.yaml").read_text())
+    assert config["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    dockerfiles = [s["args"][s["args"].index("-f") + 1] for s in config["steps"]]
+    assert dockerfiles == ["deploy/mlflow-server/Dockerfile", "deploy/dagster/Dockerfile"]
+    for file in dockerfiles:
+        assert (DEPLOY.parent / file).is_file()
+    assert all(i.startswith("europe-west3-docker.pkg.dev/") for i in config["images"])
+
+
+# ---- the local compose stack: can it build, and does it start in the mode it documents? ----
+ROOT = DEPLOY.parent
+
+
+def _ignore_patterns(path: Path) -> list[str]:
+    lines = path.read_text().splitlines() if path.exists() else []
+    return [ln.strip() for ln in lines if ln.strip() and not ln.strip().startswith("#")]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**", i):
+            out += ".*"
+            i += 2
+        elif pattern[i] == "*":
+            out += "[^/]*"
+            i += 1
+        elif pattern[i] == "?":
+            out += "[^/]"
+            i += 1
+        else:
+            out += re.escape(pattern[i])
+            i += 1
+    return re.compile(out + "$")
+
+
+def ignored(relative: str, patterns: list[str]) -> bool:
+    """Docker's .dockerignore rule, as far as these files use it: the last matching pattern
+    wins, `!` re-includes, and a pattern that matches a folder excludes what is inside it."""
+    parts = relative.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    result = False
+    for pattern in patterns:
+        negate = pattern.startswith("!")
+        regex = _pattern_regex(pattern.lstrip("!").strip("/"))
+        candidates = [relative] if negate else prefixes
+        if any(regex.match(c) for c in candidates):
+            result = not negate
+    return result
+
+
+def copy_problems(context: Path, dockerfile_text: str, patterns: list[str]) -> list[str]:
+    """COPY sources that are missing from the build context or excluded by its ignore file."""
+    problems = []
+    for line in dockerfile_text.splitlines():
+        words = line.split()
+        if not words or words[0] != "COPY" or any(w.startswith("--from") for w in words):
+            continue
+        for source in [w for w in words[1:-1] if not w.startswith("--")]:
+            target = context / source
+            if not target.exists():
+                problems.append(f"{source}: not in the build context {context}")
+                continue
+            files = [target] if target.is_file() else sorted(target.rglob("*"))
+            files = [f for f in files if f.is_file() and "__pycache__" not in f.parts]
+            kept = [f for f in files if not ignored(str(f.relative_to(context)), patterns)]
+            if not kept:
+                problems.append(f"{source}: excluded by the ignore file")
+    return problems
+
+
+def _compose() -> dict[str, Any]:
+    import yaml
+
+    doc: dict[str, Any] = yaml.safe_load((ROOT / "compose.yaml").read_text())
+    return doc
+
+
+def _builds() -> dict[str, tuple[Path, Path]]:
+    """{service: (context, dockerfile)} for every service the stack builds."""
+    out = {}
+    for name, service in _compose()["services"].items():
+        build = service.get("build")
+        if build:
+            context = (ROOT / build.get("context", ".")).resolve()
+            out[name] = (context, context / build.get("dockerfile", "Dockerfile"))
+    return out
+
+
+def _ignore_file(context: Path, dockerfile: Path) -> Path:
+    specific = dockerfile.with_name(dockerfile.name + ".dockerignore")  # BuildKit's rule
+    return specific if specific.exists() else context / ".dockerignore"
+
+
+@pytest.mark.parametrize("service", sorted(_builds()))
+def test_compose_build_contexts_hold_every_file_the_dockerfiles_copy(service: str) -> None:
+    context, dockerfile = _builds()[service]
+    assert dockerfile.is_file(), dockerfile
+    patterns = _ignore_patterns(_ignore_file(context, dockerfile))
+    assert copy_problems(context, dockerfile.read_text(), patterns) == []
+
+
+def test_the_old_compose_context_would_have_been_caught() -> None:
+    """Positive control: the context `deploy/mlflow-server` (the bug) misses what the server's
+    Dockerfile copies from the repository root, and an ignore file that drops dagster.yaml
+    breaks the Dagster image."""
+    server = (DEPLOY / "mlflow-server" / "Dockerfile").read_text()
+    problems = copy_problems(DEPLOY / "mlflow-server", server, [])
+    assert any("pyproject.toml" in p for p in problems)
+    dagster = (DEPLOY / "dagster" / "Dockerfile").read_text()
+    assert copy_problems(ROOT, dagster, ["dagster_home"])  # the old root .dockerignore rule
+    assert not copy_problems(ROOT, dagster, ["dagster_home", "!dagster_home/dagster.yaml"])
+
+
+def test_compose_runs_the_server_in_basic_mode_with_what_its_entrypoint_needs() -> None:
+    env = _compose()["services"]["mlflow"]["environment"]
+    assert env["MAGENTA_RELEASE_AUTH"] == "basic"  # the image defaults to iap, which exits 2 here
+    entry = (DEPLOY / "mlflow-server" / "entrypoint.sh").read_text()
+    required = set(re.findall(r'"\$\{(\w+):\?\}"', entry.split("if [", 1)[0]))
+    assert required and required <= set(env), required - set(env)
+    dagster = _compose()["services"]["dagster-webserver"]["build"]
+    assert dagster["dockerfile"] == "deploy/dagster/Dockerfile"

@@ -1,9 +1,14 @@
-# CI without keys: GitHub Actions proves who it is with its OIDC token (Workload Identity
-# Federation), and may do exactly one thing in GCP: start a Cloud Build in europe-west3. The build
-# runs in the region as its own service account; it builds and pushes the server image and runs
-# the commands that reach the MLflow server (through IAP). The GitHub runner itself never holds a
-# credential to the server, the database or the artifacts, so nothing that could contain customer
-# data passes through a runner whose location GitHub chooses.
+# Builds, in europe-west3, and what is *not* built yet.
+#
+# Today: a platform engineer submits deploy/cloudbuild/images.yaml (server and Dagster images) with
+# `gcloud builds submit --region=europe-west3 --service-account=<ci-build>`; the build runs in the
+# region as ci-build, which may push images and write logs, and nothing else. Only source code goes
+# into a build; no build talks to the MLflow server (ci-build has no IAP access).
+#
+# Prepared, unused: a workload identity pool for GitHub Actions, restricted to one repository's
+# `main`, whose identity may only submit builds as ci-build. No workflow in .github/ uses it yet;
+# the GitHub-hosted workflows run against throwaway embedded stores on generated data and hold no
+# credential for anything here (docs/architecture.md, "CI, what runs where today").
 #
 # The pool and provider are global IAM resources (there is no regional variant); they hold no data.
 resource "google_iam_workload_identity_pool" "github" {
@@ -52,7 +57,7 @@ resource "google_project_iam_member" "ci_submits_builds" {
 # The identity the build runs as, in europe-west3.
 resource "google_service_account" "ci_build" {
   account_id   = "ci-build"
-  display_name = "Cloud Build in europe-west3 (image push, release commands through IAP)"
+  display_name = "Cloud Build in europe-west3 (image builds and pushes only)"
 }
 
 # CI may start builds as ci-build, and only as ci-build.
@@ -84,8 +89,8 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
 }
 
 # `gcloud builds submit` uploads the source to gs://PROJECT_cloudbuild (US multi-region) unless
-# told otherwise: CI passes --gcs-source-staging-dir=gs://PROJECT-cloudbuild-eu/source. Only code
-# goes there (no data); objects are deleted after 7 days.
+# told otherwise: pass --gcs-source-staging-dir=gs://PROJECT-cloudbuild-eu/source. Only code goes
+# there (no data); objects are deleted after 7 days.
 resource "google_storage_bucket" "build_source" {
   name                        = "${var.project_id}-cloudbuild-eu"
   location                    = upper(var.region)

@@ -1,4 +1,8 @@
 # Tracking + registry + auth database: smallest tier, private IP only, backups with PITR.
+# Who reaches it: anything in the VPC that knows a database password. The server logs in as
+# `mlflow` with a password from Secret Manager over the private IP; that path does not go through
+# IAM (roles/cloudsql.client governs the Cloud SQL connectors and Auth Proxy, which nothing here
+# uses), so no IAM role is granted for it. TLS is required (ssl_mode).
 resource "google_sql_database_instance" "mlflow" {
   name                = "mlflow"
   region              = var.region
@@ -35,6 +39,18 @@ resource "google_sql_database_instance" "mlflow" {
       name  = "log_min_duration_statement"
       value = "1000"
     }
+    # pgAudit: every write and DDL statement, by whichever database user, lands in Cloud Logging
+    # as a Data Access audit log (audit.tf switches those on for Cloud SQL). Admin Activity logs
+    # record instance changes, never SQL; this is what shows a hand-written UPDATE of the audit
+    # log's tags. Run `CREATE EXTENSION pgaudit;` once in each database (docs/rollout.md).
+    database_flags {
+      name  = "cloudsql.enable_pgaudit"
+      value = "on"
+    }
+    database_flags {
+      name  = "pgaudit.log"
+      value = "write,ddl,role"
+    }
   }
 
   depends_on = [google_service_networking_connection.sql,
@@ -67,4 +83,18 @@ resource "google_sql_user" "mlflow" {
 resource "google_sql_database" "dagster" {
   name     = "dagster"
   instance = google_sql_database_instance.mlflow.name
+}
+
+# Dagster logs in as its own user, not as `mlflow`: the VM never holds the password that can
+# rewrite the MLflow tables. Grants inside PostgreSQL (`dagster` owns only its database) are a
+# one-off step in docs/rollout.md; Cloud SQL users are created with cloudsqlsuperuser rights.
+resource "random_password" "dagster_db" {
+  length  = 32
+  special = false
+}
+
+resource "google_sql_user" "dagster" {
+  name     = "dagster"
+  instance = google_sql_database_instance.mlflow.name
+  password = random_password.dagster_db.result
 }

@@ -3,9 +3,21 @@ output "mlflow_url" {
   value       = "https://${local.run_host}"
 }
 
-output "iap_audience" {
-  description = "The audience the server plugin expects in x-goog-iap-jwt-assertion."
+# Two audiences that the code reads from one variable name, MAGENTA_RELEASE_IAP_AUDIENCE, named
+# apart here (docs/architecture.md, "How clients reach the server"):
+output "iap_signed_header_audience" {
+  description = "SERVER side: the aud the plugin expects in x-goog-iap-jwt-assertion (set in the Cloud Run env)."
   value       = local.iap_audience
+}
+
+output "iap_client_audience" {
+  description = "CLIENT side: the audience people and Dagster request their ID token for (an allowlisted OAuth client id)."
+  value       = var.iap_client_audience
+}
+
+output "dagster_tunnel" {
+  description = "How a Dagster operator opens the UI."
+  value       = "gcloud compute start-iap-tunnel ${google_compute_instance.dagster.name} 3000 --local-host-port=localhost:3000 --zone ${var.zone}"
 }
 
 output "artifact_bucket" {
@@ -18,11 +30,11 @@ output "workload_identity_provider" {
 }
 
 output "ci_service_account" {
-  description = "For google-github-actions/auth: service_account (may only submit builds)."
+  description = "For a future keyless image-build workflow (google-github-actions/auth): may only submit builds. Unused today."
   value       = google_service_account.ci.email
 }
 
 output "build_service_account" {
-  description = "gcloud builds submit --region=europe-west3 --service-account=<this>."
+  description = "gcloud builds submit --config deploy/cloudbuild/images.yaml --region=europe-west3 --service-account=<this>."
   value       = google_service_account.ci_build.id
 }

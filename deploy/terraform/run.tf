@@ -22,11 +22,9 @@ resource "google_service_account" "mlflow_server" {
   depends_on   = [google_project_service.enabled]
 }
 
-resource "google_project_iam_member" "server_sql_client" {
-  project = var.project_id
-  role    = "roles/cloudsql.client"
-  member  = "serviceAccount:${google_service_account.mlflow_server.email}"
-}
+# No roles/cloudsql.client: the server connects to Cloud SQL's private IP with a password, a
+# path IAM does not govern (see database.tf), so the grant would only suggest a control that is
+# not there.
 
 resource "google_cloud_run_v2_service" "mlflow" {
   name                = local.service_name
@@ -105,6 +103,26 @@ resource "google_cloud_run_v2_service" "mlflow" {
         name  = "MLFLOW_DISABLE_TELEMETRY"
         value = "true"
       }
+      # MLflow's webhook delivery refuses non-public addresses (169.254.169.254, the metadata
+      # server that hands out this service account's tokens, among them) unless this is true;
+      # pinned false so an env change cannot reopen CVE-2026-64849's target.
+      env {
+        name  = "MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"
+        value = "false"
+      }
+      # Connection budget: the server opens three SQLAlchemy engines (tracking, registry, auth).
+      # SQLAlchemy's default pool (5 + 10 overflow) would allow 45 connections per instance and
+      # 90 at max_instance_count = 2 against ~25 on db-f1-micro; 2 + 1 per engine is 9 per
+      # instance, 18 in all (docs/architecture.md, "Past one machine"). MLflow passes
+      # MAX_OVERFLOW only when it is non-zero, so 1 is the smallest value that takes effect.
+      env {
+        name  = "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE"
+        value = "2"
+      }
+      env {
+        name  = "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW"
+        value = "1"
+      }
 
       dynamic "env" {
         for_each = {
@@ -164,11 +182,11 @@ resource "google_cloud_run_v2_service_iam_member" "iap_invokes" {
   member   = "serviceAccount:${google_project_service_identity.iap.email}"
 }
 
-# Who gets through IAP: the team's people and groups and the Dagster service account (all known
-# at plan time, as for_each needs), and the CI build service account (created here, so its own
-# resource). Nobody else, and never allUsers.
+# Who gets through IAP: the team's people and groups (known at plan time, as for_each needs) and
+# the Dagster VM's service account (created in dagster.tf, so its own resource). Nobody else,
+# never allUsers, and no CI identity: nothing on a GitHub runner may reach the server.
 resource "google_iap_web_cloud_run_service_iam_member" "users" {
-  for_each               = toset(concat(var.iap_members, ["serviceAccount:${var.pipeline_service_account}"]))
+  for_each               = toset(var.iap_members)
   project                = var.project_id
   location               = var.region
   cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
@@ -176,10 +194,76 @@ resource "google_iap_web_cloud_run_service_iam_member" "users" {
   member                 = each.value
 }
 
-resource "google_iap_web_cloud_run_service_iam_member" "ci_build" {
+resource "google_iap_web_cloud_run_service_iam_member" "dagster" {
   project                = var.project_id
   location               = var.region
   cloud_run_service_name = google_cloud_run_v2_service.mlflow.name
   role                   = "roles/iap.httpsResourceAccessor"
-  member                 = "serviceAccount:${google_service_account.ci_build.email}"
+  member                 = "serviceAccount:${google_service_account.dagster.email}"
+}
+
+# Programmatic access (CLI, Dagster): with IAP's Google-managed OAuth client it is blocked until
+# the OAuth client ids that issue the callers' ID tokens are allowlisted
+# (https://cloud.google.com/iap/docs/authentication-howto). These are the *client* audience;
+# the server checks a different one (local.iap_audience, the signed header's `aud`).
+resource "google_iap_settings" "mlflow" {
+  name = "projects/${data.google_project.this.number}/iap_web/cloud_run-${var.region}/services/${local.service_name}"
+  access_settings {
+    oauth_settings {
+      programmatic_clients = var.iap_programmatic_clients
+    }
+  }
+  depends_on = [google_cloud_run_v2_service.mlflow]
+}
+
+# Schema upgrades: MLflow refuses to start on an out-of-date schema and never migrates a
+# production database by itself. Before a new image takes traffic: back up, update this job's
+# image, `gcloud run jobs execute mlflow-db-upgrade --region europe-west3 --wait`, then deploy
+# the service (docs/rollout.md, "Operating"). Same image, service account, secrets and network.
+resource "google_cloud_run_v2_job" "db_upgrade" {
+  name                = "mlflow-db-upgrade"
+  location            = var.region
+  deletion_protection = true
+
+  template {
+    task_count = 1
+    template {
+      service_account = google_service_account.mlflow_server.email
+      max_retries     = 0
+      timeout         = "1800s"
+
+      vpc_access {
+        egress = "ALL_TRAFFIC"
+        network_interfaces {
+          network    = google_compute_network.mlflow.id
+          subnetwork = google_compute_subnetwork.mlflow.id
+        }
+      }
+
+      containers {
+        image   = var.image
+        command = ["/bin/sh", "-c"]
+        args    = ["exec mlflow db upgrade \"$MLFLOW_BACKEND_STORE_URI\""]
+        env {
+          name = "MLFLOW_BACKEND_STORE_URI"
+          value_source {
+            secret_key_ref {
+              secret  = google_secret_manager_secret.mlflow["mlflow-backend-store-uri"].secret_id
+              version = "latest"
+            }
+          }
+        }
+        env {
+          name  = "MLFLOW_DISABLE_TELEMETRY"
+          value = "true"
+        }
+      }
+    }
+  }
+
+  depends_on = [
+    google_secret_manager_secret_version.mlflow,
+    google_secret_manager_secret_iam_member.server_reads,
+    google_project_service.enabled,
+  ]
 }

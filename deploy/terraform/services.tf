@@ -3,14 +3,15 @@
 # other workloads in the project may use.
 locals {
   services = toset([
-    "artifactregistry.googleapis.com",     # server image repository
-    "cloudbuild.googleapis.com",           # CI builds in europe-west3 (ci.tf)
+    "artifactregistry.googleapis.com",     # images and the PyPI mirror
+    "billingbudgets.googleapis.com",       # the budget and its alerts (budget.tf)
+    "cloudbuild.googleapis.com",           # image builds in europe-west3 (deploy/cloudbuild)
     "cloudkms.googleapis.com",             # CMEK keys
     "cloudresourcemanager.googleapis.com", # project IAM bindings
-    "compute.googleapis.com",              # VPC and subnet for Direct VPC egress
+    "compute.googleapis.com",              # VPC, subnet, the Dagster VM and its firewall
     "iam.googleapis.com",                  # service accounts, workload identity pool
     "iamcredentials.googleapis.com",       # CI impersonates its service account
-    "iap.googleapis.com",                  # IAP on the Cloud Run service
+    "iap.googleapis.com",                  # IAP on Cloud Run, TCP forwarding to the Dagster VM
     "logging.googleapis.com",              # regional log bucket and _Default sink
     "orgpolicy.googleapis.com",            # gcp.resourceLocations
     "run.googleapis.com",                  # the MLflow server
