@@ -36,6 +36,18 @@ def test_workflow_is_valid() -> None:
     assert ".venv/bin/magenta-release approve" not in commands  # approval stays human
 
 
+def test_workflow_never_reaches_a_server_from_a_github_runner() -> None:
+    """The runner's location is GitHub's choice: it gets no credential and no tracking URI, so
+    it can only use a throwaway embedded store on generated data (docs/architecture.md)."""
+    text = WORKFLOW.read_text()
+    assert "secrets." not in text
+    job = _workflow()["jobs"]["propose"]
+    assert "environment" not in job
+    env = {**job.get("env", {}), **{k: v for s in job["steps"] for k, v in s.get("env", {}).items()}}
+    assert not {k for k in env if k.startswith("MLFLOW_TRACKING")}
+    assert "--data" not in " ".join(s.get("run", "") for s in job["steps"])  # the generator
+
+
 def _run_steps(home: Path, tmp: Path, rows: int) -> tuple[int, str]:
     """Run the `run:` steps after setup like the runner would; return (exit, summary)."""
     job = _workflow()["jobs"]["propose"]
