@@ -1,11 +1,11 @@
 """Figures that docs quote, checked against the two documents that produce them.
 
 - **Measurements** come from docs/performance.md, which `make bench` rewrites. A paragraph,
-  list item or table row of any other doc that links to performance.md may quote only figures that performance.md holds (its
-  table, notes and profile notes), read here from whatever performance.md says now: a number with
-  a unit (`s`, `ms`, `rows/s`, `MB`) must be one that performance.md states, exactly (quote
-  `16.351 s` or `272,869 rows/s`, not a rounding of them). Derived figures (a
-  projection, a target) belong in a paragraph that does not cite performance.md.
+  list item or table row of any other doc that links to performance.md may quote only figures
+  that performance.md holds (its table, notes and profile notes), read from whatever
+  performance.md says now: a number with a unit (`s`, `ms`, `rows/s`, `MB`) must be one that
+  performance.md states, exactly (`16.351 s` or `272,869 rows/s`, not a rounding of them).
+  Derived figures (a projection, a target) belong in a paragraph that does not cite it.
 - **Money** comes from docs/costs.md: every dollar amount in another doc must be one that
   costs.md states (a total, a line, a unit price).
 
@@ -98,6 +98,4 @@ def amounts(text: str) -> set[Decimal]:
 def cost_problems(doc: str, costs: str) -> list[str]:
     """Dollar amounts that costs.md does not state."""
     known = amounts(costs)
-    return [
-        f"${amount} is not a figure of costs.md" for amount in sorted(amounts(doc) - known)
-    ]
+    return [f"${amount} is not a figure of costs.md" for amount in sorted(amounts(doc) - known)]

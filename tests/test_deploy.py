@@ -349,7 +349,9 @@ def test_ci_federation_is_limited_to_one_repository_and_to_submitting_builds() -
         "roles/iam.serviceAccountUser",
         "roles/storage.objectUser",
     }
-    project_roles = {_s(v["role"]) for k, v in res.items() if k.startswith("google_project_iam_member")}
+    project_roles = {
+        _s(v["role"]) for k, v in res.items() if k.startswith("google_project_iam_member")
+    }
     assert not project_roles & {"roles/owner", "roles/editor", "roles/run.admin"}
 
 

@@ -89,3 +89,56 @@ def test_prices_and_cves_carry_sources(doc: Path) -> None:
             assert "https://" in line or "](" in line, f"{doc.name}: price without source: {line}"
         for cve in re.findall(r"CVE-\d{4}-\d+", line):
             assert f"nvd.nist.gov/vuln/detail/{cve}" in doc.read_text(), f"{doc.name}: {cve}"
+
+
+# ---- figures: measurements from performance.md, money from costs.md ------------------------
+from tests import docs_figures  # noqa: E402
+
+QUOTING = [d for d in DOCS if d.name not in ("performance.md",)]
+
+
+@pytest.mark.parametrize("doc", QUOTING, ids=lambda d: d.name)
+def test_measurements_quoted_from_performance_md_are_what_it_says(doc: Path) -> None:
+    """performance.md is rewritten by `make bench`: a doc that cites it must follow."""
+    performance = docs_figures.PERFORMANCE.read_text()
+    assert docs_figures.performance_problems(doc.read_text(), performance) == []
+
+
+@pytest.mark.parametrize("doc", [d for d in QUOTING if d.name != "costs.md"], ids=lambda d: d.name)
+def test_dollar_figures_are_ones_costs_md_states(doc: Path) -> None:
+    assert docs_figures.cost_problems(doc.read_text(), docs_figures.COSTS.read_text()) == []
+
+
+def test_performance_md_yields_the_values_the_check_compares_against() -> None:
+    """The check reads performance.md as it is now; it must find the table's measurements."""
+    measured = docs_figures.measured(docs_figures.PERFORMANCE.read_text())
+    assert len(measured["s"]) > 20 and measured["rows/s"] and measured["MB"]
+
+
+def test_a_planted_stale_measurement_is_caught() -> None:
+    """Positive control, built from whatever performance.md says now: the exact figure passes,
+    a rounding of it and the old deck's 1.2 s and 643k rows/s do not."""
+    performance = docs_figures.PERFORMANCE.read_text()
+    row = next(ln for ln in performance.splitlines() if ln.startswith("| train end to end"))
+    ours = row.split("|")[5].strip()  # the `ours value` column, e.g. "16.351 s"
+    cite = "([performance.md](performance.md))"
+    assert docs_figures.performance_problems(f"training takes {ours} {cite}", performance) == []
+    for stale in ("1.2 s", "643,000 rows/s", f"{float(ours.split()[0]) + 0.01:.3f} s"):
+        line = f"training takes {stale} {cite}"
+        assert docs_figures.performance_problems(line, performance), stale
+    # a citation on the next line of the same paragraph still counts
+    paragraph = f"scores 643,000 rows/s once the champion is\nloaded {cite}"
+    assert docs_figures.performance_problems(paragraph, performance)
+
+
+def test_a_planted_wrong_price_is_caught() -> None:
+    costs = docs_figures.COSTS.read_text()
+    assert docs_figures.cost_problems("about $31.00 a month, 10x $116.00", costs)
+    assert docs_figures.cost_problems("SaaS for 10 users: $190\u2013500", costs)
+
+
+def test_reliability_md_hard_codes_no_test_counts() -> None:
+    """Counts went stale twice; `make test` prints them instead."""
+    text = (ROOT / "docs" / "reliability.md").read_text()
+    header = next(ln for ln in text.splitlines() if ln.startswith("| suite"))
+    assert "cases" not in header

@@ -43,7 +43,10 @@ def test_workflow_never_reaches_a_server_from_a_github_runner() -> None:
     assert "secrets." not in text
     job = _workflow()["jobs"]["propose"]
     assert "environment" not in job
-    env = {**job.get("env", {}), **{k: v for s in job["steps"] for k, v in s.get("env", {}).items()}}
+    env = {
+        **job.get("env", {}),
+        **{k: v for s in job["steps"] for k, v in s.get("env", {}).items()},
+    }
     assert not {k for k in env if k.startswith("MLFLOW_TRACKING")}
     assert "--data" not in " ".join(s.get("run", "") for s in job["steps"])  # the generator
 
