@@ -62,8 +62,8 @@ dagster: $(STAMP) ## Dagster UI on http://127.0.0.1:3000 for ./mlruns (Ctrl-C or
 ui: $(STAMP) ## MLflow UI on 127.0.0.1:5000 for ./mlruns
 	$(BIN)/magenta-release ui
 
-template: $(STAMP) ## rebuild mlruns_template/mlflow.db after an MLflow upgrade
-	$(BIN)/python -c 'from pathlib import Path; from magenta_release.store import build_template_db, template_db; build_template_db(template_db())'
+template: $(STAMP) ## rebuild magenta_release/template/mlflow.db after an MLflow upgrade
+	$(BIN)/python -c 'from pathlib import Path; from magenta_release.io.store import build_template_db, template_db; build_template_db(template_db())'
 
 slides: ## render docs/presentation.md (Marp) to out/presentation.html; no browser needed
 	mkdir -p out

@@ -7,7 +7,7 @@ import sqlite3
 import uuid
 from pathlib import Path
 
-from magenta_release.evaluate import HEADLINE_METRICS as METRICS
+from magenta_release.core.metrics import HEADLINE_METRICS as METRICS
 
 
 def bulk_runs(db: Path, experiment_id: str, n: int, seed: int = 0) -> None:
@@ -112,7 +112,7 @@ def write_churn_parquet(
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from magenta_release import data
+    from magenta_release.core import synthetic as data
 
     base = None if vary_seed else data.generate(seed, min(chunk, rows)).table
     writer = None

@@ -1,5 +1,5 @@
 """The baseline for the data-generation benchmark: the same distributions as
-`magenta_release.data`, drawn row by row with numpy's scalar calls, the way the original
+`magenta_release.core.synthetic`, drawn row by row with numpy's scalar calls, the way the original
 pipeline drew its per-row columns (a loop over accounts for the binding days, a loop over
 customers for the case topics)."""
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release.data import BRAND_P, BRANDS, CASE_COUNT_P, MONTHS, TOPICS
+from magenta_release.core.synthetic import BRAND_P, BRANDS, CASE_COUNT_P, MONTHS, TOPICS
 
 GB = [0, 10, 20, 30, 40, 50, None]
 MRC = [round(float(v), 2) for v in np.linspace(5, 70, 50)]

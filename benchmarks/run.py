@@ -22,7 +22,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from magenta_release.telemetry import disable_telemetry
+from magenta_release.core.telemetry import disable_telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 disable_telemetry()
@@ -92,7 +92,7 @@ def median_time(fn: Callable[[], Any], reps: int) -> float:
 
 
 def _settings(home: Path) -> Any:
-    from magenta_release.settings import Settings
+    from magenta_release.core.settings import Settings
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     return Settings(home=home)
@@ -124,8 +124,8 @@ def bench_startup(s: Sizes, tmp: Path) -> list[Row]:
 
 
 def bench_init(s: Sizes, tmp: Path) -> list[Row]:
-    from magenta_release.init import init
-    from magenta_release.store import build_template_db
+    from magenta_release.app.init import init
+    from magenta_release.io.store import build_template_db
 
     init(_settings(tmp / "warm"))  # imports, so both sides start warm
     build_template_db(tmp / "warm-base.db")
@@ -159,10 +159,10 @@ def _baseline_train(tmp: Path, rows: int, seed: int) -> None:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from magenta_release import data as churn_data
-    from magenta_release import dataset
-    from magenta_release.contract import DataContract
-    from magenta_release.model import SKOPS_TRUSTED_TYPES, build_pipeline
+    from magenta_release.core import synthetic as churn_data
+    from magenta_release.core.contract import DataContract
+    from magenta_release.core.pipeline import SKOPS_TRUSTED_TYPES, build_pipeline
+    from magenta_release.io import datasets as dataset
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp / 'baseline.db'}")
     mlflow.set_experiment("baseline")
@@ -195,19 +195,17 @@ def _baseline_train(tmp: Path, rows: int, seed: int) -> None:
 
 
 def bench_train(s: Sizes, tmp: Path) -> list[Row]:
-    from magenta_release.init import init
-    from magenta_release.store import Store
-    from magenta_release.train import train
+    from magenta_release.app.init import init
+    from magenta_release.app.train import train
 
     settings = _settings(tmp / "train")
     init(settings)
-    store = Store.open(settings)
-    train(store, rows=2000, seed=1)  # warm imports and matplotlib's font cache
+    train(_as(settings), rows=2000, seed=1)  # warm imports and matplotlib's font cache
     _baseline_train(tmp, 2000, 1)
     splits: list[dict[str, float]] = []
 
     def ours() -> None:
-        splits.append(train(store, rows=s.rows, seed=7).seconds)
+        splits.append(train(_as(settings), rows=s.rows, seed=7).seconds)
 
     o = median_time(ours, s.reps)
     b = median_time(lambda: _baseline_train(tmp, s.rows, 7), max(1, s.reps - 2))
@@ -242,7 +240,7 @@ def bench_train(s: Sizes, tmp: Path) -> list[Row]:
 
 def bench_datagen(s: Sizes, tmp: Path) -> list[Row]:
     from benchmarks.loop_generator import generate_rows
-    from magenta_release import data
+    from magenta_release.core import synthetic as data
 
     data.generate(1, 1000)
     o = median_time(lambda: data.generate_tables(42, s.rows), s.reps)
@@ -268,15 +266,14 @@ def bench_compare(s: Sizes, tmp: Path) -> list[Row]:
     from mlflow import MlflowClient
 
     from benchmarks.fixtures import bulk_runs
-    from magenta_release.compare import compare
-    from magenta_release.init import init
-    from magenta_release.store import Store
+    from magenta_release.app.compare import compare
+    from magenta_release.app.init import init
 
     settings = _settings(tmp / "compare")
     init(settings)
-    store = Store.open(settings)
+    store = _as(settings)
     bulk_runs(settings.db_path, store.runs.experiment_id(), s.runs)
-    client = MlflowClient(store.tracking_uri)
+    client = MlflowClient(store.store.tracking_uri)
     exp = store.runs.experiment_id()
 
     def base() -> Any:
@@ -302,12 +299,20 @@ def bench_compare(s: Sizes, tmp: Path) -> list[Row]:
     ]
 
 
+def _as(settings: Any, by: str | None = None) -> Any:
+    """A context for one command on the store's only model, acting as `by`."""
+    from magenta_release.app.context import Context
+
+    return Context.open(settings, by=by)
+
+
 def _released_store(tmp: Path, rows: int) -> Any:
-    from magenta_release.init import init
-    from magenta_release.policies import set_policy
-    from magenta_release.release import approve, propose
-    from magenta_release.store import Store
-    from magenta_release.train import train
+    from magenta_release.app.decide import approve
+    from magenta_release.app.init import init
+    from magenta_release.app.policies import set_policy
+    from magenta_release.app.propose import propose
+    from magenta_release.app.train import train
+    from magenta_release.io.store import Store
 
     settings = _settings(tmp)
     init(settings)
@@ -319,27 +324,26 @@ def _released_store(tmp: Path, rows: int) -> Any:
         # smoke runs train on a few thousand rows: a floor for that size, not production's
         .replace("roc_auc = 0.70", "roc_auc = 0.60")
     )
-    set_policy(settings, policy, reason="benchmark floor", by="release-manager")
-    store = Store.open(settings)
-    run = train(store, rows=rows, seed=7).run_id
-    version = propose(store, run, by="data-scientist").version
-    approve(store, version, reason="bench", by="release-manager")
-    return store, run
+    set_policy(Store.open(settings), policy, reason="benchmark floor", by="release-manager")
+    run = train(_as(settings), rows=rows, seed=7).run_id
+    version = propose(_as(settings, "data-scientist"), run).version
+    approve(_as(settings, "release-manager"), version, reason="bench")
+    return _as(settings), run
 
 
 def bench_predict(s: Sizes, tmp: Path) -> list[Row]:
     import mlflow.sklearn
 
-    from magenta_release import data
-    from magenta_release.predict import predict_frame
+    from magenta_release.app.predict import predict_frame
+    from magenta_release.core import synthetic as data
 
     store, run = _released_store(tmp / "predict", s.rows)
     frame = data.generate(2024, s.rows).table.loc[:, [*data.IDENTIFIERS, *data.FEATURES]]
     pipeline = mlflow.sklearn.load_model(store.runs.download(run, "model", tmp / "raw"))
     features = frame.loc[:, list(data.FEATURES)]
-    predict_frame(store, frame.head(100))
+    predict_frame(_as(store.settings), frame.head(100))
     raw = median_time(lambda: pipeline.predict_proba(features), s.reps)
-    ours = median_time(lambda: predict_frame(store, frame), s.reps)
+    ours = median_time(lambda: predict_frame(_as(store.settings), frame), s.reps)
     return [
         Row(
             f"predict {s.rows:,} rows",
@@ -357,21 +361,23 @@ def bench_predict(s: Sizes, tmp: Path) -> list[Row]:
 
 def bench_release(s: Sizes, tmp: Path) -> list[Row]:
     from benchmarks.fixtures import bulk_runs, clone_run
-    from magenta_release.release import approve, propose
+    from magenta_release.app.decide import approve
+    from magenta_release.app.propose import propose
 
     store, run = _released_store(tmp / "release", max(2000, s.rows // 5))
-    db = store.settings.db_path
+    settings = store.settings
+    db = settings.db_path
     bulk_runs(db, store.runs.experiment_id(), s.filler_runs)
     for _ in range(s.versions - 1):  # pending proposals, like a busy registry
-        propose(store, clone_run(db, run), by="data-scientist")
+        propose(_as(settings, "data-scientist"), clone_run(db, run))
     props, approves = [], []
     for _ in range(max(2, s.reps // 2)):
         clone = clone_run(db, run)
         start = time.perf_counter()
-        version = propose(store, clone, by="data-scientist").version
+        version = propose(_as(settings, "data-scientist"), clone).version
         props.append(time.perf_counter() - start)
         start = time.perf_counter()
-        approve(store, version, reason="bench", by="release-manager")
+        approve(_as(settings, "release-manager"), version, reason="bench")
         approves.append(time.perf_counter() - start)
     label = f"{s.filler_runs:,} runs, {len(store.registry.versions())} versions"
     return [
@@ -405,19 +411,20 @@ def bench_value_gate(s: Sizes, tmp: Path) -> list[Row]:
     with it replaced by a constant gate: the value gate's added latency, alternating the two
     so machine noise falls on both."""
     from benchmarks.fixtures import clone_run
-    from magenta_release import release
-    from magenta_release.gates import Gate, value_gate
+    from magenta_release.app.propose import propose
+    from magenta_release.core import gates
+    from magenta_release.core.gates import Gate, value_gate
 
     store, run = _released_store(tmp / "value", s.rows)
     db = store.settings.db_path
-    names = vars(release)  # release imported value_gate by name: swap that name
+    names = vars(gates)  # the gate registry calls gates.value_gate: swap that name
 
     def without(*_: Any, **__: Any) -> tuple[Gate, dict[str, Any]]:
         return Gate("campaign_value", True, "not measured"), {}
 
     def propose_once() -> float:
         start = time.perf_counter()
-        release.propose(store, clone_run(db, run), by="data-scientist")
+        propose(_as(store.settings, "data-scientist"), clone_run(db, run))
         return time.perf_counter() - start
 
     with_gate: list[float] = []
@@ -524,7 +531,7 @@ def bench_train_file(s: Sizes, tmp: Path) -> list[Row]:
     """`train --data file.parquet` in its own process against pandas read + the same fit."""
     from benchmarks.fixtures import write_churn_parquet
     from benchmarks.measure import Measured, worker
-    from magenta_release.init import init
+    from magenta_release.app.init import init
 
     settings = _settings(tmp / "store")
     init(settings)
@@ -778,7 +785,7 @@ PROFILE_NOTES = """\
 
 - **CLI start-up** was 0.47 s (ratio 0.19) while `cli.py` imported the pydantic settings
   module for the telemetry switches: `python -X importtime` put 196 ms on
-  `pydantic_settings`. The switches now live in `magenta_release/telemetry.py` and settings
+  `pydantic_settings`. The switches now live in `magenta_release/core/telemetry.py` and settings
   are imported when a command runs: `--help` takes ~0.24 s.
 - **Training tracking overhead** was 42 % of the 100k-account train: cProfile put 0.48 s of
   0.74 s in matplotlib, a third of it in `tight_layout`. Plots now use matplotlib's object API

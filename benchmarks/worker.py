@@ -4,9 +4,9 @@
 (imports and store opening excluded) and the rows it handled.
 
 Jobs:
-    predict HOME INPUT OUTPUT      magenta_release.predict.predict (streams record batches)
+    predict HOME INPUT OUTPUT      magenta_release.app.predict.predict (streams record batches)
     predict-raw HOME INPUT         read the parquet into pandas, pipeline.predict_proba once
-    train HOME DATA                magenta_release.train.train(store, data=DATA)
+    train HOME DATA                magenta_release.app.train.train(store, data=DATA)
     train-raw DATA                 pandas read of the parquet + the same pipeline's fit
 """
 
@@ -19,18 +19,18 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from magenta_release.telemetry import disable_telemetry
+from magenta_release.core.telemetry import disable_telemetry
 
 
 def _store(home: str) -> Any:
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.core.settings import Settings
 
-    return Store.open(Settings(home=Path(home)))
+    return Context.open(Settings(home=Path(home)))
 
 
 def predict(home: str, source: str, output: str) -> dict[str, float]:
-    from magenta_release.predict import predict as run_predict
+    from magenta_release.app.predict import predict as run_predict
 
     store = _store(home)
     start = time.perf_counter()
@@ -44,12 +44,12 @@ def predict_raw(home: str, source: str) -> dict[str, float]:
 
     import pandas as pd
 
-    from magenta_release import model_files
+    from magenta_release.app.services import models
 
     store = _store(home)
     version = store.registry.alias("champion")
     with tempfile.TemporaryDirectory(prefix="magenta-bench-") as tmp:
-        verified = model_files.fetch_verified(store, version, Path(tmp))
+        verified = models.fetch(store, version, Path(tmp))
         pipeline = verified.load()
         names = [n for n, _ in verified.inputs]
     start = time.perf_counter()
@@ -74,7 +74,7 @@ def _warm_training_imports() -> None:
 
 
 def train(home: str, source: str) -> dict[str, float]:
-    from magenta_release.train import train as run_train
+    from magenta_release.app.train import train as run_train
 
     store = _store(home)
     _warm_training_imports()
@@ -88,8 +88,8 @@ def train_raw(source: str) -> dict[str, float]:
     trains on (no contract validation, no hashed split, no evaluation, no tracking)."""
     import pandas as pd
 
-    from magenta_release.contract import DataContract
-    from magenta_release.model import build_pipeline
+    from magenta_release.core.contract import DataContract
+    from magenta_release.core.pipeline import build_pipeline
 
     contract = DataContract()
     _warm_training_imports()

@@ -1,6 +1,6 @@
 """Dagster code location for magenta-release: `dagster dev -m dagster_assets`."""
 
-from magenta_release.telemetry import disable_telemetry
+from magenta_release.core.telemetry import disable_telemetry
 
 # Before Dagster or MLflow do anything in this process: both phone home by default, and no
 # data may leave Europe. (dagster_home/dagster.yaml switches Dagster's off for the instance.)

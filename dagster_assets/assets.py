@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 
 from dagster_assets.resources import CustomerTables, ReleaseStore
-from magenta_release.evaluate import HEADLINE_METRICS
+from magenta_release.core.metrics import HEADLINE_METRICS
 
 DATA = "customer_data"
 RELEASE = "release"
@@ -24,8 +24,8 @@ def _local_table(
     tables: CustomerTables, name: str, seed: int, rows: int, label: bool, drift: float = 0.0
 ) -> str:
     """Fill a table of the local DuckDB database from the generator; its source URI."""
-    from magenta_release.data import LABEL, generate
-    from magenta_release.sources import write_duckdb
+    from magenta_release.core.synthetic import LABEL, generate
+    from magenta_release.io.sources import write_duckdb
 
     frame = generate(seed, rows, drift).table
     if not label:
@@ -37,7 +37,7 @@ def _local_table(
 def customer_features(tables: CustomerTables) -> dg.Output[str]:
     """The labelled feature table the model trains on, as a source URI. Production names the
     team's table (`features_uri`); locally the generator fills a DuckDB table."""
-    from magenta_release import sources
+    from magenta_release.io import sources
 
     uri = tables.features_uri or _local_table(
         tables, "customer_features", tables.seed, tables.rows, label=True
@@ -60,17 +60,17 @@ def training_run(
     context: dg.AssetExecutionContext, release: ReleaseStore, customer_features: str
 ) -> dg.Output[dict[str, Any]]:
     """Train and track a candidate in MLflow (`magenta-release train --data ...`)."""
-    from magenta_release.train import train
+    from magenta_release.app.train import train
 
-    store = release.open()
-    result = train(store, data=customer_features, by=release.identity, progress=context.log.info)
+    ctx = release.open()
+    result = train(ctx, data=customer_features, progress=context.log.info)
     meta: dict[str, Any] = {
         "run_id": result.run_id,
         "source": result.dataset_uri,
         "dataset_sha256": result.dataset_digest,
         **{k: result.metrics[k] for k in HEADLINE_METRICS},
     }
-    link = release.ui_url(result.run_id, store.runs.experiment_id())
+    link = release.ui_url(result.run_id, ctx.runs.experiment_id())
     if link:
         meta["mlflow_ui"] = dg.MetadataValue.url(link)
     return dg.Output({"run_id": result.run_id}, metadata=meta)
@@ -90,13 +90,11 @@ def training_run(
 )
 def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg.MaterializeResult:
     """Propose the run (`magenta-release propose`) as the pipeline's identity."""
-    from magenta_release.gates import markdown
-    from magenta_release.release import propose
-    from magenta_release.states import Status
+    from magenta_release.app.propose import propose
+    from magenta_release.core.gates import markdown
+    from magenta_release.core.states import Status
 
-    proposal = propose(
-        release.open(), training_run["run_id"], by=release.identity, note="weekly pipeline"
-    )
+    proposal = propose(release.open(), training_run["run_id"], note="weekly pipeline")
     passed = proposal.status == Status.PENDING
     return dg.MaterializeResult(
         metadata={
@@ -123,15 +121,14 @@ def release_candidate(release: ReleaseStore, training_run: dict[str, Any]) -> dg
 def champion_model(release: ReleaseStore) -> dg.Output[dict[str, Any]]:
     """Resolve `@champion` with the library's resolver and verify its SHA-256 manifest (no file
     paths in run config); fails on an integrity alert."""
-    from magenta_release import model_files
-    from magenta_release.errors import ReleaseError
-    from magenta_release.predict import resolve
+    from magenta_release.app.services import models
+    from magenta_release.core.errors import ReleaseError
 
-    store = release.open()
+    ctx = release.open()
     try:
-        champion = resolve(store, "champion")
+        champion = models.resolve(ctx, "champion")
         with tempfile.TemporaryDirectory(prefix="dagster-champion-") as tmp:
-            model_files.fetch_verified(store, champion, Path(tmp))
+            models.fetch(ctx, champion, Path(tmp))
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
     info: dict[str, str | int] = {
@@ -153,17 +150,17 @@ def predictions(
 ) -> dg.Output[dict[str, Any]]:
     """Churn scores of current customers by the verified champion, streamed batch by batch
     into a parquet file beside the local database; each row names the model version."""
-    from magenta_release.errors import ReleaseError
-    from magenta_release.health import shadow_score
-    from magenta_release.predict import predict
+    from magenta_release.app.health import shadow_score
+    from magenta_release.app.predict import predict
+    from magenta_release.core.errors import ReleaseError
 
     folder = Path(tables.database).parent
     out, shadow_out = folder / "predictions.parquet", folder / "shadow_predictions.parquet"
-    store = release.open()
+    ctx = release.open()
     try:
-        result = predict(store, current_customers, out, str(champion_model["version"]))
+        result = predict(ctx, current_customers, out, str(champion_model["version"]))
         # The challenger on the same rows, kept apart: never served, shown to the approver.
-        shadow = shadow_score(store, current_customers, shadow_out)
+        shadow = shadow_score(ctx, current_customers, shadow_out)
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
     info: dict[str, Any] = {
@@ -180,23 +177,23 @@ def predictions(
     }
     if shadow:
         meta["shadow_scores"] = dg.MetadataValue.path(shadow.output)
-        diff = _shadow_difference(store, out, shadow_out)
+        diff = _shadow_difference(ctx, out, shadow_out)
         meta |= {f"shadow_{k}": v for k, v in diff.items()}
         info["shadow"] |= diff
     return dg.Output(info, metadata=meta)
 
 
-def _shadow_difference(store: Any, champion: Path, challenger: Path) -> dict[str, float]:
+def _shadow_difference(ctx: Any, champion: Path, challenger: Path) -> dict[str, float]:
     """How the campaign list would change if the challenger were serving (rows in the same
     order in both files)."""
     import pandas as pd
 
-    from magenta_release.health import shadow_difference
+    from magenta_release.core.drift import shadow_difference
 
     return shadow_difference(
         pd.read_parquet(champion, columns=["churn_score"])["churn_score"].to_numpy(),
         pd.read_parquet(challenger, columns=["churn_score"])["churn_score"].to_numpy(),
-        store.policy.value.campaign_fraction,
+        ctx.policy.value.campaign_fraction,
     )
 
 
@@ -234,11 +231,12 @@ def champion_health(
     """Re-score @champion on the newest labelled rows (`magenta-release health --data ...`):
     primary metric with a bootstrap CI against its value at release, PSI of its score and
     inputs against its training rows; one MLflow run per check in `<model>-health`."""
-    from magenta_release.errors import ReleaseError
-    from magenta_release.health import SCORE, check
+    from magenta_release.app.health import check
+    from magenta_release.core.drift import SCORE
+    from magenta_release.core.errors import ReleaseError
 
     try:
-        result = check(release.open(), labelled_customers, by=release.identity)
+        result = check(release.open(), labelled_customers)
     except ReleaseError as exc:
         raise dg.Failure(str(exc)) from exc
     if not result.passed:

@@ -41,7 +41,7 @@ weekly_health = dg.ScheduleDefinition(
 
 @dg.op(description="One reminder per version waiting too long for approval (release.remind).")
 def send_reminders(context: dg.OpExecutionContext, release: ReleaseStore) -> None:
-    from magenta_release.release import remind
+    from magenta_release.app.remind import remind
 
     sent = remind(release.open())
     for r in sent:
@@ -70,13 +70,11 @@ def champion_moved(
     context: dg.SensorEvaluationContext, release: ReleaseStore
 ) -> dg.SensorResult | dg.SkipReason:
     """Refresh predictions once per move of @champion (approve or rollback from the terminal)."""
-    from magenta_release import audit
+    from magenta_release.core.lifecycle import last_champion_move
 
-    store = release.open()
-    moves = [e for e in audit.events(store) if e.action in {"approve", "rollback"}]
-    if not moves:
+    last = last_champion_move(release.open().log.events)
+    if last is None:
         return dg.SkipReason("no champion yet")
-    last = moves[-1]
     key = f"champion-v{last.champion_after}-event{last.seq}"
     if context.cursor == key:
         return dg.SkipReason(f"@champion unchanged (v{last.champion_after})")

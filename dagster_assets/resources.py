@@ -12,8 +12,8 @@ import dagster as dg
 import pandas as pd
 from upath import UPath
 
-from magenta_release.settings import Settings, disable_telemetry
-from magenta_release.store import Store
+from magenta_release.app.context import Context
+from magenta_release.core.settings import Settings, disable_telemetry
 
 
 class ReleaseStore(dg.ConfigurableResource):
@@ -35,10 +35,11 @@ class ReleaseStore(dg.ConfigurableResource):
             user=self.identity,
         )
 
-    def open(self) -> Store:
-        """Open the store (it must exist: `magenta-release init`, once)."""
+    def open(self) -> Context:
+        """A context for one asset's work on the governed model, acting as `identity` (the
+        store must exist: `magenta-release init`, once)."""
         disable_telemetry()
-        return Store.open(self.settings())
+        return Context.open(self.settings())
 
     def ui_url(self, run_id: str, experiment_id: str) -> str | None:
         uri = self.tracking_uri or ""
@@ -61,7 +62,7 @@ class CustomerTables(dg.ConfigurableResource):
     scoring_rows: int = 100_000
     # Champion health: the newest labelled rows. Production names the team's labelled export;
     # locally the generator fills `labelled_customers`, `health_drift` > 0 making it a drifted
-    # later population (magenta_release.data's drift knob).
+    # later population (magenta_release.core.synthetic's drift knob).
     labelled_uri: str | None = None
     health_seed: int = 2025
     health_rows: int = 20_000

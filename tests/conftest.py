@@ -14,9 +14,9 @@ import pytest
 from typer.testing import CliRunner
 
 # the demo's people, re-exported (release-manager is also the default policy's approver)
-from magenta_release.demo import DATA_SCIENTIST as DATA_SCIENTIST
-from magenta_release.demo import RELEASE_MANAGER as RELEASE_MANAGER
-from magenta_release.settings import TELEMETRY_OFF
+from magenta_release.cli.demo import DATA_SCIENTIST as DATA_SCIENTIST
+from magenta_release.cli.demo import RELEASE_MANAGER as RELEASE_MANAGER
+from magenta_release.core.settings import TELEMETRY_OFF
 
 os.environ.update(TELEMETRY_OFF)
 # The people in the tests, defined once. alice and bob approve (the `trained` policy); carol is
@@ -158,16 +158,17 @@ def cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
 
 @pytest.fixture
 def settings(cli: Cli) -> Any:
-    from magenta_release.settings import Settings
+    from magenta_release.core.settings import Settings
 
     return Settings(home=cli.home)
 
 
 @pytest.fixture
 def store(settings: Any) -> Any:
-    from magenta_release.store import Store
+    """A context for the store's only model (what a library call works on)."""
+    from magenta_release.app.context import Context
 
-    return Store.open(settings)
+    return Context.open(settings)
 
 
 def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
@@ -178,7 +179,7 @@ def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
 
     import tomli_w
 
-    from magenta_release.store import POLICY_FILE, TEMPLATE_DIR
+    from magenta_release.io.store import POLICY_FILE, TEMPLATE_DIR
 
     path = home / POLICY_FILE
     base = path if path.exists() else TEMPLATE_DIR / POLICY_FILE
@@ -198,13 +199,13 @@ def write_policy(home: Path, **sections: dict[str, Any]) -> Path:
 
 def set_stored_policy(home: Path, path: Path, reason: str = "test policy") -> None:
     """`policy set` on the embedded store at `home`, as the current policy's first owner."""
-    from magenta_release.policies import set_policy
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.app.policies import set_policy
+    from magenta_release.core.settings import Settings
 
-    settings = Settings(home=home, tracking_uri=None)
-    owner = Store.open(settings).policy.approval.policy_owners[0]
-    set_policy(settings, path, reason=reason, by=owner)
+    ctx = Context.open(Settings(home=home, tracking_uri=None))
+    owner = ctx.policy.approval.policy_owners[0]
+    set_policy(ctx.store, path, reason=reason, by=owner)
 
 
 @pytest.fixture(scope="session")

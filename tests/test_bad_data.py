@@ -63,7 +63,7 @@ def duckdb_table(
     name: str, change: Callable[[pd.DataFrame], pd.DataFrame], label: bool = True
 ) -> Prepare:
     def prepare(folder: Path) -> None:
-        from magenta_release.sources import write_duckdb as write
+        from magenta_release.io.sources import write_duckdb as write
 
         write(change(table(label=label)), folder / "bad.duckdb", name)
 
@@ -498,7 +498,7 @@ def test_duckdb_reads_fetch_no_extension_but_read_views_over_parquet(tmp_path: P
     reads."""
     import duckdb
 
-    from magenta_release import sources
+    from magenta_release.io import sources
 
     table().to_parquet(tmp_path / "features.parquet", index=False)
     con = duckdb.connect(str(tmp_path / "dbt.duckdb"))

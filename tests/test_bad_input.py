@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
 from tests.conftest import (
     ALICE,
     APPROVERS,

@@ -71,7 +71,7 @@ def team(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Team]:
     assert result.success
     run_id = result.output_for_node("trained_model")["run_id"]
 
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     table = generate(SEED, ROWS).table
     columns = [c for c in table.columns if c not in (*assets.IDENTIFIERS, assets.TARGET)]
@@ -99,7 +99,7 @@ def log_run(
     import mlflow.sklearn
     from mlflow import MlflowClient
 
-    from magenta_release import byo
+    from magenta_release.io import fluent as byo
 
     rows = team.eval_rows if rows is None else rows
     source = team.tmp / f"{name}.parquet"
@@ -141,7 +141,7 @@ def test_example_pipeline_run_is_proposed_approved_and_served(team: Team) -> Non
     import dagster as dg
 
     from examples.team_pipeline.definitions import defs, new_training_run, propose_job
-    from magenta_release.data import LABEL, generate
+    from magenta_release.core.synthetic import LABEL, generate
 
     dg.Definitions.validate_loadable(defs)
     # The asset set the URI only for its block: nothing leaks into later code.
@@ -239,7 +239,7 @@ def test_an_edited_evaluation_source_fails_the_gates(team: Team) -> None:
 
 def test_a_model_needing_a_column_the_rows_lack_is_bad_input(team: Team) -> None:
     from examples.team_pipeline.assets import build_pipeline
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     table = generate(SEED, ROWS).table
     table["tenure_band"] = table["contract_lifetime_days"] // 365
@@ -290,6 +290,7 @@ def test_runs_of_our_own_train_are_proposed_as_before(cli: Cli) -> None:
         "input_schema",
         "metrics_reproducible",
         "no_regression",
+        "campaign_value",
         "sha256_manifest",
     ]
     assert all(g["passed"] for g in doc["gates"])

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from magenta_release.policy import load_policy
+from magenta_release.core.policy import load_policy
 from tests.conftest import (
     ALICE,
     CAROL,
@@ -135,7 +135,9 @@ def test_without_segments_the_gates_are_absent_and_the_card_says_so(
     assert not {"segment_regression", "disparate_impact"} & {g["name"] for g in gates}
     doc = released.cli.json("card", "2")
     assert doc["segments"] is None
-    template = load_policy(Path(__file__).parents[1] / "mlruns_template" / "release-policy.toml")
+    template = load_policy(
+        Path(__file__).parents[1] / "magenta_release" / "template" / "release-policy.toml"
+    )
     assert doc["intended_use"] == template.card.intended_use  # the template's churn card
     assert doc["limitations"] == list(template.card.limitations)
     out = released.cli("card", "2").stdout
@@ -214,7 +216,7 @@ def _log(cli: Cli, tmp: Path, name: str, pipe: Any, rows: pd.DataFrame, target: 
     import mlflow
     from mlflow import MlflowClient
 
-    from magenta_release import byo
+    from magenta_release.io import fluent as byo
 
     uri = f"sqlite:///{cli.home / 'mlflow.db'}"
     source = tmp / f"{name}.parquet"
@@ -233,7 +235,7 @@ def brands(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brands]:
     opposite. On the same evaluation rows the challenger is better overall and worse on
     Samsung; v1 is the approved champion, v2 the challenger's proposal."""
     from examples.team_pipeline import assets
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
     tmp = tmp_path_factory.mktemp("brands")

@@ -61,13 +61,13 @@ def _fill(store: Any, n: int, seed: int) -> tuple[dict[str, float], dict[str, fl
     roc_draws = rng.sample(range(300_000), n)
     brier_draws = rng.sample(range(190_000), n)
     for i in range(n):
-        run = store.client.create_run(exp, run_name=f"r{i}")
+        run = store.store.client.create_run(exp, run_name=f"r{i}")
         roc_value, brier_value = 0.6 + roc_draws[i] / 1e6, 0.01 + brier_draws[i] / 1e6
-        store.client.log_batch(
+        store.store.client.log_batch(
             run.info.run_id,
             metrics=[Metric("roc_auc", roc_value, 0, 0), Metric("brier", brier_value, 0, 0)],
         )
-        store.client.set_terminated(run.info.run_id)
+        store.store.client.set_terminated(run.info.run_id)
         roc[run.info.run_id], brier[run.info.run_id] = roc_value, brier_value
     return roc, brier
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from magenta_release import data
-from magenta_release.errors import BadInput
+from magenta_release.core import synthetic as data
+from magenta_release.core.errors import BadInput
 
 
 @pytest.fixture(scope="module")

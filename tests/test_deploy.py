@@ -19,7 +19,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from magenta_release.policy import load_policy
+from magenta_release.core.policy import load_policy
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy"
 TF = DEPLOY / "terraform"

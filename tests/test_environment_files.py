@@ -50,7 +50,9 @@ def test_devcontainer_sets_up_the_project_and_forwards_the_uis() -> None:
 
 def test_compose_has_the_server_stack() -> None:
     services = _services()
-    assert services["mlflow"]["build"]["context"] == "deploy/mlflow-server"
+    # built from the repository root: the Dockerfile copies the package and pyproject.toml
+    assert services["mlflow"]["build"]["context"] == "."
+    assert services["mlflow"]["build"]["dockerfile"] == "deploy/mlflow-server/Dockerfile"
     commands = {" ".join(s.get("command", [])) for s in services.values()}
     assert any(c.startswith("dagster-webserver") and "-m dagster_assets" in c for c in commands)
     assert any(c.startswith("dagster-daemon run") and "-m dagster_assets" in c for c in commands)

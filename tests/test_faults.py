@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.faults import STEPS
+from magenta_release.core.faults import STEPS
 from tests.conftest import ALICE, BOB, CAROL, Trained, snapshot
 
 pytestmark = pytest.mark.slow

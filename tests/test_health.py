@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from magenta_release import data
+from magenta_release.core import synthetic as data
 from tests.conftest import Trained, write_policy
 from tests.test_notify import Receiver
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from magenta_release import iap
+from magenta_release.io import iap
 from tests.conftest import RELEASE_MANAGER
 
 CLIENT_ID = "magenta-release-cli.apps.googleusercontent.com"
@@ -78,9 +78,9 @@ def test_an_unreadable_token_file_is_a_clear_error(
 def test_whoami_is_the_iap_email_in_server_mode(
     token_file: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from magenta_release.policy import Policy
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.core.policy import Policy
+    from magenta_release.core.settings import Settings
+    from magenta_release.io.store import Store
 
     monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", RELEASE_MANAGER)
     server = Store(Settings(tracking_uri="http://127.0.0.1:9"), Policy())

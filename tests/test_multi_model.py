@@ -11,8 +11,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from magenta_release.audit import GENESIS
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
+from magenta_release.io.audit_log import GENESIS
 from tests.conftest import (
     ALICE,
     APPROVERS,
@@ -229,16 +229,15 @@ def test_predict_names_the_model_and_scores_with_its_champion(two: Trained, tmp_
 
 
 def test_one_models_release_lock_does_not_block_the_other(two: Trained) -> None:
-    from magenta_release.lock import lock_held, release_lock
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.core.settings import Settings
+    from magenta_release.io.lock import lock_held, release_lock
+    from magenta_release.io.store import Store
 
-    settings = Settings(home=two.cli.home, tracking_uri=None)
-    classifier, prepaid = Store.open(settings, CLASSIFIER), Store.open(settings, PREPAID)
-    with release_lock(classifier):
-        assert lock_held(classifier) and not lock_held(prepaid)
+    store = Store.open(Settings(home=two.cli.home, tracking_uri=None))
+    with release_lock(store, CLASSIFIER):
+        assert lock_held(store, CLASSIFIER) and not lock_held(store, PREPAID)
         done = two.cli.json("approve", "2", "--model", PREPAID, "--reason", "ok", "--yes", by=BOB)
         assert done["champion"] == 2
-        assert lock_held(classifier)  # the other model's approval left this lock alone
-    assert not lock_held(classifier)
+        assert lock_held(store, CLASSIFIER)  # the other model's approval left this lock alone
+    assert not lock_held(store, CLASSIFIER)
     assert two.cli.json("audit", "verify")["ok"] is True

@@ -273,8 +273,9 @@ def test_receiver_down_the_release_completes_and_status_shows_it(trained: Traine
 
 
 def test_retries_a_failing_receiver_and_gives_up_on_a_client_error(receiver: Receiver) -> None:
-    from magenta_release import notify
-    from magenta_release.policy import NotifyEvent, NotifySection
+    from magenta_release.core.messages import Message
+    from magenta_release.core.policy import NotifyEvent, NotifySection
+    from magenta_release.io.webhooks import deliver
 
     section = NotifySection.model_validate(
         {
@@ -284,9 +285,9 @@ def test_retries_a_failing_receiver_and_gives_up_on_a_client_error(receiver: Rec
             ],
         }
     )
-    message = notify.Message(NotifyEvent.APPROVED, "churn-classifier", 4, "alice")
+    message = Message(NotifyEvent.APPROVED, "churn-classifier", 4, "alice")
     receiver.statuses = [503, 503]
-    outcome = notify.deliver(section, message, env={"S": SECRET})
+    outcome = deliver(section, message, env={"S": SECRET})
     assert outcome.ok
     assert outcome.deliveries[0].attempts == 3
     ids = {m.headers["X-Magenta-Release-Delivery"] for m in receiver.messages}
@@ -296,19 +297,19 @@ def test_retries_a_failing_receiver_and_gives_up_on_a_client_error(receiver: Rec
 
     receiver.messages.clear()
     receiver.statuses = [400]
-    outcome = notify.deliver(section, message, env={"S": SECRET})
+    outcome = deliver(section, message, env={"S": SECRET})
     assert not outcome.ok
     assert (outcome.deliveries[0].attempts, outcome.deliveries[0].status) == (1, 400)
     assert len(receiver.messages) == 1
 
-    missing = notify.deliver(section, message, env={})
+    missing = deliver(section, message, env={})
     assert missing.deliveries[0].error == "environment variable S is not set"
     assert len(receiver.messages) == 1  # nothing unsigned was sent
 
 
 def test_links_drop_credentials_and_escape_markup() -> None:
-    from magenta_release import notify
-    from magenta_release.policy import NotifyEvent
+    from magenta_release.core import messages as notify
+    from magenta_release.core.policy import NotifyEvent
 
     assert (
         notify.version_link("https://mlflow.example.eu/base", "churn-classifier", 3)
@@ -331,13 +332,13 @@ def test_links_drop_credentials_and_escape_markup() -> None:
 
 
 def test_links_for_a_server_store(trained: Trained) -> None:
-    from magenta_release import notify
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.app.services import notify
+    from magenta_release.core.settings import Settings
 
-    store = Store.open(Settings(home=trained.cli.home))
-    store.tracking_uri = "https://user:pw@mlflow.example.eu:8443/?x=1"
-    assert notify.ui_base(store) == "https://mlflow.example.eu:8443"
+    ctx = Context.open(Settings(home=trained.cli.home))
+    ctx.store.tracking_uri = "https://user:pw@mlflow.example.eu:8443/?x=1"
+    assert notify.ui_base(ctx) == "https://mlflow.example.eu:8443"
 
 
 def test_integrity_alert_is_sent_but_a_read_writes_nothing(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, GENESIS, HEAD_TAG, Event
+from magenta_release.io.audit_log import EVENT_PREFIX, GENESIS, HEAD_TAG, Event
 from tests.conftest import (
     ALICE,
     APPROVERS,
@@ -55,7 +55,7 @@ def test_a_policy_from_the_shell_does_not_let_alice_approve_her_own_proposal(
     verified = trained.cli("audit", "verify", "--json", env=own)
     assert verified.exit_code == 0 and json.loads(verified.stdout)["ok"] is True
     # every event was made under the stored policy, none under the file from the shell
-    from magenta_release.policy import load_policy
+    from magenta_release.core.policy import load_policy
 
     events = trained.cli.json("history")["events"]
     assert load_policy(mine).sha256 not in {e["policy_sha256"] for e in events}

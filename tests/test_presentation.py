@@ -79,7 +79,7 @@ def test_every_demo_command_exists_with_its_options(argv: list[str]) -> None:
         assert argv[1:] == ["-p", "out"]
         return
     if argv[0] == "export":  # the demo's store, where `make demo` says it is
-        from magenta_release.demo import DEMO_DIR
+        from magenta_release.cli.demo import DEMO_DIR
 
         assert argv[1:] == [f"MAGENTA_RELEASE_HOME={DEMO_DIR}/mlruns"]
         return

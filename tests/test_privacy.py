@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from magenta_release import data
-from magenta_release.settings import TELEMETRY_OFF
+from magenta_release.core import synthetic as data
+from magenta_release.core.settings import TELEMETRY_OFF
 from tests.conftest import telemetry_free_env
 from tests.privacy import leaked_identifiers, store_text
 
@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_demo_leaves_no_customer_identifiers_in_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from magenta_release.demo import run_demo
-    from magenta_release.settings import Settings
+    from magenta_release.cli.demo import run_demo
+    from magenta_release.core.settings import Settings
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     home = tmp_path / "demo" / "mlruns"

@@ -17,10 +17,11 @@ APPROVE_EVERY = 5  # rounds 0, 5, 10, 15 approve a fresh proposal; the others ro
 
 
 def _worker(home: str, who: str, tasks: Any, results: Any, barrier: Any) -> None:
-    from magenta_release.errors import ReleaseError
-    from magenta_release.release import approve, rollback
-    from magenta_release.settings import Settings, disable_telemetry
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.app.decide import approve, rollback
+    from magenta_release.core.errors import ReleaseError
+    from magenta_release.core.settings import Settings, disable_telemetry
+    from magenta_release.io.store import Store
 
     disable_telemetry()
     os.environ.pop("MLFLOW_TRACKING_URI", None)
@@ -28,11 +29,12 @@ def _worker(home: str, who: str, tasks: Any, results: Any, barrier: Any) -> None
     while (task := tasks.get()) is not None:
         round_no, op, arg = task
         barrier.wait()
+        ctx = Context.of(store, by=who)  # each decision is one command
         try:
             if op == "approve":
-                approve(store, arg, reason=f"round {round_no}", by=who)
+                approve(ctx, arg, reason=f"round {round_no}")
             else:
-                rollback(store, reason=f"round {round_no}", to=arg, by=who)
+                rollback(ctx, reason=f"round {round_no}", to=arg)
             results.put((round_no, who, 0, ""))
         except ReleaseError as exc:
             results.put((round_no, who, exc.exit_code, str(exc)))
@@ -40,10 +42,11 @@ def _worker(home: str, who: str, tasks: Any, results: Any, barrier: Any) -> None
 
 @pytest.mark.slow
 def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
-    from magenta_release.lifecycle import verify
-    from magenta_release.release import propose
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.app.propose import propose
+    from magenta_release.app.services.lifecycle import verify
+    from magenta_release.core.settings import Settings
+    from magenta_release.io.store import Store
 
     home = tmp_path / "mlruns"
     cli = make_cli(home)
@@ -61,6 +64,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
         for i in range(len(approve_rounds))
     ]
     store = Store.open(Settings(home=home))
+    registry = Context.of(store).registry
 
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(WORKERS)
@@ -75,15 +79,15 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
     try:
         for r in range(ROUNDS):
             if r in approve_rounds:
-                proposal = propose(store, runs[approve_rounds.index(r)], by=CAROL)
+                proposal = propose(Context.of(store, by=CAROL), runs[approve_rounds.index(r)])
                 assert proposal.status == "pending_approval", proposal.gates
                 task: tuple[int, str, Any] = (r, "approve", proposal.version)
             else:
-                champion = store.registry.alias("champion")
+                champion = registry.alias("champion")
                 assert champion is not None
                 candidates = [
                     v.version
-                    for v in store.registry.versions()
+                    for v in registry.versions()
                     if v.version != champion.version
                     and v.tags.get("release.passed_gates") == "true"
                 ]
@@ -97,7 +101,7 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
             winners = [o for o in outcomes if o[2] == 0]
             assert len(winners) == 1, outcomes
             assert all(o[2] == 1 for o in outcomes if o[2] != 0), outcomes
-            now = store.registry.alias("champion")
+            now = registry.alias("champion")
             assert now is not None and now.version == expected_champion
     finally:
         for q in queues:
@@ -107,38 +111,50 @@ def test_racing_approvals_and_rollbacks_have_one_winner(tmp_path: Path) -> None:
             if p.is_alive():
                 p.kill()
 
-    check = verify(store)
+    check = verify(Context.of(store))
     assert check.ok, check.problems
-    versions = store.registry.versions()
-    champion = store.registry.alias("champion")
+    versions = registry.versions()
+    champion = registry.alias("champion")
     assert champion is not None
     assert [v.version for v in versions if v.status == "approved"] == [champion.version]
     assert not [v for v in versions if not v.status]
-    assert store.tags.model_created(f"{store.name}-release-lock") is None  # lock released
+    assert store.tags.model_created(f"{registry.name}-release-lock") is None  # lock released
 
 
 def test_a_lock_left_by_a_killed_process_is_not_in_flight(store: Any) -> None:
     """Readers wait for a state change in flight (the release lock held), but not for a lock
-    whose holder is dead: `status` after a crash answers at once."""
-    import socket
+    whose holder is dead: the embedded store's lock is the kernel's, released when its holder
+    exits, killed or not, so `status` after a crash answers at once."""
+    import signal
     import subprocess
     import sys
-    import time
 
-    from magenta_release.lock import lock_held, lock_name
+    from magenta_release.io.lock import lock_held, release_lock
 
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
-    for pid, in_flight in ((os.getpid(), True), (gone.pid, False)):
-        name = lock_name(store)
-        assert store.tags.try_create_model(
-            name,
-            {
-                "owner": "test",
-                "acquired_at": str(int(time.time() * 1000)),
-                "host": socket.gethostname(),
-                "pid": str(pid),
-            },
-        )
-        assert lock_held(store) is in_flight
-        assert store.tags.delete_model(name)
+    code = (
+        "import sys, time\n"
+        "from magenta_release.app.context import Context\n"
+        "from magenta_release.core.settings import Settings\n"
+        "from magenta_release.io.lock import release_lock\n"
+        "ctx = Context.open(Settings(home=sys.argv[1]))\n"
+        "with release_lock(ctx.store, ctx.model):\n"
+        "    print('held', flush=True)\n"
+        "    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code, str(store.settings.home_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        assert lock_held(store.store, store.model)  # a live holder: in flight
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=30)
+        assert not lock_held(store.store, store.model)  # killed: nothing in flight
+        # the next writer takes it (a held lock would be StoreUnreachable after `wait`)
+        with release_lock(store.store, store.model, wait=5):
+            assert lock_held(store.store, store.model)
+    finally:
+        if holder.poll() is None:
+            holder.kill()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
 from tests.conftest import ALICE, Trained, snapshot
 
 

@@ -48,7 +48,7 @@ def team_table(
     model has something to learn: other column names, string identifiers (`ACC-000123`, an
     e-mail-like customer reference), a renamed 0/1 target, columns the generator never had
     (`tenure_months`, `region`) and a column that is no feature at all (`snapshot_note`)."""
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     g = generate(seed, rows).table
     rng = np.random.default_rng(seed + 1)
@@ -104,7 +104,7 @@ class Source:
 
 
 def write_duckdb(folder: Path) -> Source:
-    from magenta_release.sources import write_duckdb as write
+    from magenta_release.io.sources import write_duckdb as write
 
     database = folder / "warehouse" / "analytics.duckdb"
     features = write(team_table(7, ROWS), database, "customer_features")
@@ -184,7 +184,7 @@ def test_train_propose_approve_on_the_teams_table(released: Released) -> None:
 
 
 def _canonical(uri: str) -> str:
-    from magenta_release.dataset import canonical
+    from magenta_release.io.datasets import canonical
 
     return canonical(uri).uri
 

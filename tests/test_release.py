@@ -11,7 +11,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
 from tests.conftest import ALICE, APPROVERS, BOB, CAROL, MALLORY, Trained, write_policy
 
 
@@ -248,7 +248,7 @@ def test_audit_verify_detects_an_edited_event_and_an_edited_tag(trained: Trained
 def test_mlflow_client_serves_the_champion_like_predict(trained: Trained, tmp_path: Path) -> None:
     import mlflow.pyfunc
 
-    from magenta_release.data import FEATURES
+    from magenta_release.core.synthetic import FEATURES
 
     v1 = _propose(trained, "good")["version"]
     _approve(trained, v1)
@@ -289,27 +289,30 @@ def test_a_failed_decision_leaves_no_tag_saying_otherwise(
 ) -> None:
     """The event is the decision: when it cannot be written, no `approved_by` or
     `rolled_back_by` may be left on a version (status would show a decision nobody made)."""
-    from magenta_release import audit
-    from magenta_release.errors import StoreUnreachable
-    from magenta_release.release import approve, rollback
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.app.context import Context
+    from magenta_release.app.decide import approve, rollback
+    from magenta_release.core.errors import StoreUnreachable
+    from magenta_release.core.settings import Settings
+    from magenta_release.io import audit_log as audit
 
     home = released.cli.home
     real = audit.append
 
-    def refusing(store: Any, **event: Any) -> Any:
+    def refusing(store: Any, log: Any, **event: Any) -> Any:
         if event["action"] in {"approve", "rollback"}:
             raise StoreUnreachable("the store refused the event (simulated)")
-        return real(store, **event)
+        return real(store, log, **event)
+
+    def command(by: str | None = None) -> Context:
+        return Context.open(Settings(home=home), by=by)
 
     def tags(version: int) -> dict[str, str]:
-        return dict(Store.open(Settings(home=home)).registry.version(version).tags)
+        return dict(command().registry.version(version).tags)
 
     with monkeypatch.context() as m:
         m.setattr(audit, "append", refusing)
         with pytest.raises(StoreUnreachable):
-            approve(Store.open(Settings(home=home)), 2, reason="x", by=BOB)
+            approve(command(BOB), 2, reason="x")
     assert "release.approved_by" not in tags(2)
     pending = released.cli.json("status")["pending"]
     assert [p["version"] for p in pending] == [2]
@@ -320,7 +323,7 @@ def test_a_failed_decision_leaves_no_tag_saying_otherwise(
     with monkeypatch.context() as m:
         m.setattr(audit, "append", refusing)
         with pytest.raises(StoreUnreachable):
-            rollback(Store.open(Settings(home=home)), reason="x", by=ALICE)
+            rollback(command(ALICE), reason="x")
     assert "release.rolled_back_by" not in tags(2)
     back = released.cli.json("rollback", "--reason", "complaints", "--yes", by=ALICE)
     assert back["champion"] == 1

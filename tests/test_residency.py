@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from magenta_release.store.residency import _location_allowed
+from magenta_release.io.store.residency import _location_allowed
 from tests.conftest import Cli, snapshot, write_policy
 
 

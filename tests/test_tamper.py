@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
 from tests.conftest import ALICE, CAROL, Trained, snapshot
 
 

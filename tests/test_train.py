@@ -9,8 +9,14 @@ from typing import Any
 
 import pytest
 
-from magenta_release import data
-from magenta_release.store import POLICY_FILE, TEMPLATE_DIR, db_revision, schema_head, template_db
+from magenta_release.core import synthetic as data
+from magenta_release.io.store import (
+    POLICY_FILE,
+    TEMPLATE_DIR,
+    db_revision,
+    schema_head,
+    template_db,
+)
 from tests.conftest import SMALL, Cli, snapshot
 
 
@@ -135,8 +141,8 @@ def test_store_holds_no_customer_identifiers(cli: Cli) -> None:
 
 def test_the_identifier_scan_finds_a_logged_row(cli: Cli) -> None:
     """The scan itself works: log one raw row the way a careless input_example would."""
-    from magenta_release.settings import Settings
-    from magenta_release.store import Store
+    from magenta_release.core.settings import Settings
+    from magenta_release.io.store import Store
     from tests.privacy import leaked_identifiers
 
     doc = cli.json("train", "--rows", str(SMALL), "--seed", "5")
@@ -150,7 +156,7 @@ def test_the_identifier_scan_finds_a_logged_row(cli: Cli) -> None:
 
 
 def test_a_failure_mid_run_leaves_the_run_failed(store: Any) -> None:
-    from magenta_release.train import train
+    from magenta_release.app.train import train
 
     def interrupt(step: str) -> None:
         if step.startswith("fitting"):
@@ -202,8 +208,8 @@ def test_corrupt_db_is_store_unreachable(cli: Cli) -> None:
 
 
 def test_template_copy_is_used(tmp_path: Path) -> None:
-    from magenta_release.settings import Settings
-    from magenta_release.store import init_local_store
+    from magenta_release.core.settings import Settings
+    from magenta_release.io.store import init_local_store
 
     home, created = init_local_store(Settings(home=tmp_path / "s"))
     assert created

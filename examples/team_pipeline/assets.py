@@ -1,6 +1,6 @@
 """The team's assets: `features` and `label` as pandas frames, and `trained_model`, which fits
 the team's own pipeline and logs it with plain MLflow calls. Nothing here imports the release
-tool except its synthetic data generator and, for the tracking URI, `magenta_release.byo`."""
+tool except its synthetic data generator and, for the tracking URI, `magenta_release.io.fluent`."""
 
 from typing import Any
 
@@ -14,7 +14,7 @@ KEY = "rating_account_id"
 TARGET = "has_churned"
 IDENTIFIERS = ("rating_account_id", "customer_id")
 CATEGORICAL = ["smartphone_brand_group"]
-# The types skops must trust to load this pipeline (`magenta_release.byo.skops_trusted_types`
+# The types skops must trust to load this pipeline (`magenta_release.io.fluent.skops_trusted_types`
 # lists them for any model); without them `mlflow.sklearn.log_model` refuses to save.
 SKOPS_TRUSTED_TYPES = ["numpy.dtype", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"]
 # Explicit requirements: MLflow's inference starts a subprocess (~3 s) on every log_model.
@@ -24,7 +24,7 @@ PIP_REQUIREMENTS = ["scikit-learn", "xgboost", "skops"]
 @dg.asset(group_name=GROUP)
 def features(data: TeamData) -> pd.DataFrame:
     """One row per rating account: identifiers and model features, no label."""
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     return generate(data.seed, data.rows).table.drop(columns=[TARGET])
 
@@ -32,7 +32,7 @@ def features(data: TeamData) -> pd.DataFrame:
 @dg.asset(group_name=GROUP)
 def label(data: TeamData) -> pd.DataFrame:
     """`has_churned` per rating account."""
-    from magenta_release.data import generate
+    from magenta_release.core.synthetic import generate
 
     return generate(data.seed, data.rows).table.loc[:, [KEY, TARGET]]
 
@@ -83,7 +83,7 @@ def trained_model(
     from mlflow import MlflowClient
     from sklearn.model_selection import train_test_split
 
-    from magenta_release.byo import tracking
+    from magenta_release.io.fluent import tracking
 
     table = features.merge(label, on=KEY, validate="one_to_one")
     columns = [c for c in table.columns if c not in (*IDENTIFIERS, TARGET)]

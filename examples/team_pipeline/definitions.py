@@ -23,16 +23,16 @@ class ProposeConfig(dg.Config):  # type: ignore[misc]
     run_id: str
 
 
-@dg.op(description="Propose one MLflow run (magenta_release.release.propose).")
+@dg.op(description="Propose one MLflow run (magenta_release.app.propose.propose).")
 def propose_run(
     context: dg.OpExecutionContext, config: ProposeConfig, release: ReleaseStore
 ) -> dict[str, Any]:
-    from magenta_release.errors import ReleaseError
-    from magenta_release.release import propose
-    from magenta_release.states import Status
+    from magenta_release.app.propose import propose
+    from magenta_release.core.errors import ReleaseError
+    from magenta_release.core.states import Status
 
     try:
-        proposal = propose(release.open(), config.run_id, by=release.identity, note="team pipeline")
+        proposal = propose(release.open(), config.run_id, note="team pipeline")
     except ReleaseError as exc:  # refused before any version exists: say why, fail the run
         raise dg.Failure(description=str(exc)) from exc
     failed = [g for g in proposal.gates if not g.passed]

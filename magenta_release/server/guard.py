@@ -30,9 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from magenta_release import identity
-from magenta_release.audit import EVENT_PREFIX, GENESIS, HEAD_TAG, LOG_SUFFIX, Event
-from magenta_release.policy_store import SET_ACTION as POLICY_SET
+from magenta_release.core import identity
+from magenta_release.io.audit_log import EVENT_PREFIX, GENESIS, HEAD_TAG, LOG_SUFFIX, Event
+from magenta_release.io.policy_store import SET_ACTION as POLICY_SET
 
 if TYPE_CHECKING:
     from flask import Response
@@ -148,7 +148,7 @@ def authorize_move(event: Event, log: list[Event], user: str, rules: Rules) -> N
 def expected_aliases(log: list[Event]) -> dict[str, int | None]:
     """Where @champion and @previous must point after the log's champion moves: the same
     replay the client uses (`lifecycle.expected_state`), so the two can never disagree."""
-    from magenta_release.lifecycle import expected_state
+    from magenta_release.core.lifecycle import expected_state
 
     state = expected_state(log)
     return {"champion": state.champion, "previous": state.previous}

@@ -23,7 +23,7 @@ APPROVERS = ["alice"]
 def server_policy(folder: Path, approvers: list[str]) -> Path:
     """A policy file for `init` to store (the server then enforces the stored version): the
     template with these approvers (the first is the policy owner) and four eyes on."""
-    from magenta_release.store import TEMPLATE_DIR
+    from magenta_release.io.store import TEMPLATE_DIR
 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "release-policy.toml").write_text((TEMPLATE_DIR / "release-policy.toml").read_text())

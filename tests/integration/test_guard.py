@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, GENESIS, Event
+from magenta_release.io.audit_log import EVENT_PREFIX, GENESIS, Event
 from magenta_release.server.guard import Refused, decide
 
 MODEL = "churn-classifier"

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, HEAD_TAG, Event
-from magenta_release.settings import TELEMETRY_OFF
+from magenta_release.core.settings import TELEMETRY_OFF
+from magenta_release.io.audit_log import EVENT_PREFIX, HEAD_TAG, Event
 from tests.conftest import SMALL, SMALL_DATA_GATES, Cli, Result, invoke, write_policy
 from tests.integration.conftest import Server, server_policy
 from tests.integration.services import (

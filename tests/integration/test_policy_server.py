@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from magenta_release.audit import EVENT_PREFIX, Event
+from magenta_release.io.audit_log import EVENT_PREFIX, Event
 from tests.conftest import (
     ALICE,
     CAROL,
@@ -67,7 +67,7 @@ def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded
     known to the server with MANAGE on MODEL, and one run of carol's to propose."""
     from mlflow.server import get_app_client
 
-    from magenta_release.store import TEMPLATE_DIR
+    from magenta_release.io.store import TEMPLATE_DIR
 
     folder = tmp_path_factory.mktemp("policy-guard")
     (folder / "release-policy.toml").write_text((TEMPLATE_DIR / "release-policy.toml").read_text())

@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from magenta_release.demo import write_customers
+from magenta_release.cli.demo import write_customers
 from tests.conftest import ALICE, CAROL, SMALL, SMALL_DATA_GATES, Cli, make_server_cli, write_policy
 from tests.integration.conftest import USERS, Server, as_admin
 from tests.integration.services import PG_BIN, MlflowServer, Postgres, _as_postgres
@@ -100,7 +100,7 @@ def _evidence(cli: Cli, customers: Path, scores: Path) -> dict[str, Any]:
 def test_backup_destroy_restore(
     server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from magenta_release.store import TEMPLATE_DIR
+    from magenta_release.io.store import TEMPLATE_DIR
 
     pg = server.postgres
     assert not set(DATABASES) & _databases(pg)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from magenta_release.demo import write_customers
-from magenta_release.settings import TELEMETRY_OFF
+from magenta_release.cli.demo import write_customers
+from magenta_release.core.settings import TELEMETRY_OFF
 from tests.conftest import (
     ALICE,
     CAROL,
@@ -29,7 +29,7 @@ pytestmark = [pytest.mark.server, pytest.mark.xdist_group(name="server")]
 
 @pytest.fixture(scope="module")
 def cli(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Cli:
-    from magenta_release.store import TEMPLATE_DIR
+    from magenta_release.io.store import TEMPLATE_DIR
 
     folder = tmp_path_factory.mktemp("policy")
     policy = folder / "release-policy.toml"
@@ -125,7 +125,7 @@ def _grant(server: Server, user: str, model: str, permission: str) -> None:
 
 
 def test_init_against_a_server_stores_the_policy_there(server: Server, tmp_path: Path) -> None:
-    from magenta_release.store import TEMPLATE_DIR
+    from magenta_release.io.store import TEMPLATE_DIR
 
     policy = tmp_path / "policy" / "release-policy.toml"
     policy.parent.mkdir()

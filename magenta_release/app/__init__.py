@@ -1,0 +1,1 @@
+"""Use cases, one module per command, on a per-command context."""

@@ -1,0 +1,240 @@
+"""`propose`: register a run's model, evaluate the gates, record the outcome.
+
+The gates run outside the release lock (they take seconds to minutes); the registration runs
+inside it after reading the log again, and is refused (evaluated again) when the champion
+moved meanwhile. So propose reads the log twice: once to check the store before the slow part,
+once under the lock."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from magenta_release.app.context import Context
+from magenta_release.app.services import candidate, cards, evaluation, lifecycle, notify
+from magenta_release.core import faults, integrity, keys
+from magenta_release.core.errors import BadInput, IntegrityViolation, PolicyRefused
+from magenta_release.core.evidence import Evidence
+from magenta_release.core.gates import Gate
+from magenta_release.core.limits import MAX_NOTE, check_text
+from magenta_release.core.policy import NotifyEvent
+from magenta_release.core.records import RunInfo, VersionInfo
+from magenta_release.core.report import release_report
+from magenta_release.core.states import Action, Status
+from magenta_release.io.lock import release_lock
+
+GATED_PREFIX = "gated."
+
+
+@dataclass(frozen=True)
+class Proposal:
+    version: int
+    status: str
+    run_id: str
+    gates: list[Gate]
+    champion: int | None
+    existing: bool
+    report: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "status": self.status,
+            "run_id": self.run_id,
+            "gates": [g.to_json() for g in self.gates],
+            "champion": self.champion,
+            "existing": self.existing,
+            "report": self.report,
+        }
+
+
+def _number(v: VersionInfo | None) -> int | None:
+    return v.version if v else None
+
+
+def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
+    """Register a run's model, evaluate the gates and record the outcome. Proposing the same
+    run again returns the version it already has, unless that version was rejected."""
+    check_text(note, "--note", MAX_NOTE)
+    actor = ctx.actor
+    ctx.check_residency()
+    lifecycle.check(ctx)  # never build on a registry that disagrees with the log
+    run = ctx.runs.get_run(run_id)
+    run_id = run.run_id  # a prefix was given: the full id from here on
+    if run.status != "FINISHED":
+        raise BadInput(
+            f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
+        )
+    existing = ctx.registry.version_for_run(run_id)
+    if existing is not None and existing.status != Status.REJECTED:
+        return _existing(ctx, existing)
+    # A rejected version is closed: proposing its run again registers a new version, judged
+    # against today's champion and policy (the way out of a stale or re-policied proposal).
+    known = _number(existing)
+    model = candidate.locate_model(ctx.runs, run)
+    with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
+        challenger_dir = ctx.runs.download_uri(model.source, Path(tmp) / "challenger")
+        integrity.check_not_pickle(challenger_dir, model.label)
+        files = integrity.manifest(challenger_dir)
+        digest = integrity.manifest_digest(files)
+        recorded = run.tags.get(keys.RUN_MODEL_MANIFEST_SHA256)
+        if recorded and digest != recorded:
+            raise IntegrityViolation(
+                f"run {run_id}: model files differ from those recorded at "
+                "training (SHA-256 mismatch); train again"
+            )
+        for _ in range(3):
+            champion = ctx.registry.alias("champion")
+            gates, facts = evaluation.evaluate(ctx, run, challenger_dir, champion, Path(tmp))
+            gates.append(
+                Gate(
+                    "sha256_manifest", True, f"{len(files)} files recorded, manifest {digest[:16]}"
+                )
+            )
+            evidence = Evidence(
+                run.run_id, tuple(gates), facts, _number(champion), ctx.policy.sha256, digest
+            )
+            with release_lock(ctx.store, ctx.model):
+                ctx.reread()
+                lifecycle.check_locked(ctx)
+                newest = ctx.registry.version_for_run(run_id)
+                raced = newest if _number(newest) != known else None
+                # the champion moved or the policy changed while the gates ran: evaluate again
+                moved = _number(ctx.registry.alias("champion")) != _number(champion) or (
+                    ctx.policy.sha256 != evidence.policy_sha256
+                )
+                if raced is None and not moved:
+                    proposal = _register(ctx, run, model, actor, note, evidence, files)
+            if raced is None and not moved:
+                # Outside the lock: a slow webhook must not hold up other releases.
+                passed = proposal.status == Status.PENDING
+                event = NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED
+                notify.announce(ctx, event, proposal.version, actor)
+                return proposal
+            if raced is not None:  # proposed meanwhile by another process
+                return _existing(ctx, raced)
+            # else the champion or the policy moved while we evaluated: evaluate again
+    raise PolicyRefused("the champion kept changing while the gates ran; propose again")
+
+
+def _register(
+    ctx: Context,
+    run: RunInfo,
+    model: candidate.ModelRef,
+    actor: str,
+    note: str,
+    evidence: Evidence,
+    files: dict[str, str],
+) -> Proposal:
+    passed = evidence.passed
+    status = Status.PENDING if passed else Status.FAILED
+    evidence_json = evidence.dumps()
+    # One call creates the version with every tag: no version ever exists without a status.
+    version = ctx.registry.create_version(
+        run.run_id,
+        model.source,
+        model_id=model.model_id,
+        tags={
+            keys.STATUS: status,
+            keys.PROPOSED_BY: actor,
+            keys.PROPOSED_BY_MLFLOW_USER: ctx.store.whoami() or "",
+            keys.PROPOSED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
+            keys.NOTE: note,
+            keys.PASSED_GATES: str(passed).lower(),
+            keys.BASELINE_VERSION: str(evidence.champion or "none"),
+            keys.MANIFEST: json.dumps(files, sort_keys=True),
+            keys.MANIFEST_SHA256: evidence.manifest_sha256,
+            keys.EVIDENCE: evidence_json,
+            keys.EVIDENCE_SHA256: evidence.sha256,
+            keys.DATASET_SHA256: run.dataset_sha256,
+        },
+    )
+    faults.point("propose.after_create_version")
+    ctx.record(
+        actor=actor,
+        action=Action.PROPOSE,
+        version=version,
+        status=status,
+        champion_before=evidence.champion,
+        champion_after=evidence.champion,
+        reason=note,
+        evidence_sha256=evidence.sha256,
+        manifest_sha256=evidence.manifest_sha256,
+        details={"run_id": run.run_id, "failed_gates": evidence.failed_gates},
+    )
+    faults.point("propose.after_audit")
+    lifecycle.sync(ctx)
+    _log_what_the_gates_saw(ctx, run, model, evidence)
+    report = publish_report(ctx, ctx.registry.version(version), run)
+    return Proposal(
+        version, status, run.run_id, list(evidence.gates), evidence.champion, False, report
+    )
+
+
+def _log_what_the_gates_saw(
+    ctx: Context, run: RunInfo, model: candidate.ModelRef, evidence: Evidence
+) -> None:
+    """The metrics propose recomputed, as `gated.*` model metrics of the run's logged model
+    (when it has one) against its evaluation dataset, so the MLflow UI shows what the gates
+    saw beside what the run logged about itself."""
+    recomputed = evidence.metrics
+    if not recomputed:
+        return
+    inputs = run.evaluation_inputs or run.inputs
+    ctx.runs.log_model_metrics(
+        run.run_id,
+        {f"{GATED_PREFIX}{k}": v for k, v in recomputed.items()},
+        model.model_id,
+        inputs[0] if inputs else None,
+    )
+
+
+def publish_report(ctx: Context, v: VersionInfo, run: RunInfo | None = None) -> str:
+    """Write the release report (run artifacts + version description) from the version's tags;
+    idempotent, so a rerun after an interruption completes it."""
+    doc = Evidence.of(v)
+    run = run or ctx.runs.get_run(v.run_id)
+    base = v.tags.get(keys.BASELINE_VERSION, "none")
+    report = release_report(
+        ctx.model,
+        run,
+        v.version,
+        v.status,
+        v.tags.get(keys.PROPOSED_BY, "?"),
+        v.tags.get(keys.NOTE, ""),
+        doc,
+        int(base) if base.isdigit() else None,
+    )
+    with tempfile.TemporaryDirectory(prefix="magenta-report-") as tmp:
+        folder = Path(tmp)
+        (folder / "report.md").write_text(report)
+        (folder / "gates.json").write_text(json.dumps(doc.to_json(), indent=1, default=str))
+        cards.attach(ctx, v, folder)
+        ctx.runs.log_artifacts(run.run_id, folder, "release")
+    ctx.registry.set_description(v.version, report)
+    return report
+
+
+def _existing(ctx: Context, v: VersionInfo) -> Proposal:
+    """The proposal a run already has; completes one an interrupted command left behind."""
+    with release_lock(ctx.store, ctx.model):
+        ctx.reread()
+        lifecycle.check_locked(ctx)
+        v = ctx.registry.version(v.version)
+        report = ""
+        if not ctx.registry.description(v.version):
+            report = publish_report(ctx, v)
+    baseline = v.tags.get(keys.BASELINE_VERSION, "none")
+    return Proposal(
+        v.version,
+        v.status,
+        v.run_id,
+        list(Evidence.of(v).gates),
+        int(baseline) if baseline.isdigit() else None,
+        True,
+        report,
+    )

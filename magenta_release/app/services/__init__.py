@@ -1,0 +1,1 @@
+"""What several use cases share: the candidate's rows, the lifecycle, notifications."""

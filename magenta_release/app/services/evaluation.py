@@ -1,0 +1,244 @@
+"""The gates of one proposal, evaluated: what each gate needs is gathered once (the
+candidate's re-read evaluation rows and its scores, the champion's files and scores), then
+every gate of the registry below runs on it. A gate declares what it needs; when that cannot
+be had (the rows are gone, the champion cannot be scored), the gate is still there, failed,
+saying why: a gate never silently goes missing from the table an approver reads."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from magenta_release.app.context import Context
+from magenta_release.app.services import candidate, models
+from magenta_release.core import card, metrics
+from magenta_release.core import gates as rules
+from magenta_release.core.errors import BadInput
+from magenta_release.core.gates import Gate
+from magenta_release.core.records import RunInfo, VersionInfo
+from magenta_release.io import model_files
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from magenta_release.core.policy import Policy
+    from magenta_release.io.model_files import Verified
+
+
+@dataclass
+class Inputs:
+    """What the gates may need, gathered once per evaluation."""
+
+    policy: Policy
+    run: RunInfo
+    challenger: Verified
+    champion: VersionInfo | None
+    champion_model: Verified | None
+    rows: candidate.EvalRows | None = None
+    rows_problem: str | None = None  # why the rows could not be had
+    ours: np.ndarray | None = None
+    theirs: np.ndarray | None = None
+    champion_problem: str | None = None  # why the champion could not be scored
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    champion_run: RunInfo | None = None
+
+    @property
+    def thresholds(self) -> tuple[float, float]:
+        """Each model's own decision threshold."""
+        theirs = metrics.DEFAULT_THRESHOLD
+        if self.champion_run is not None:
+            theirs = metrics.threshold_of(self.champion_run.metrics)
+        return metrics.threshold_of(self.run.metrics), theirs
+
+
+NEEDS_ROWS, NEEDS_CHAMPION = "rows", "champion"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry of the registry: the gates it yields, what it needs, how it runs."""
+
+    names: Callable[[Policy], tuple[str, ...]]
+    needs: frozenset[str]
+    run: Callable[[Inputs], list[Gate]]
+    # with no champion at all (a first release): what the step yields instead
+    first_release: Callable[[Inputs], list[Gate]] | None = None
+    # when a need is missing: the gates it yields (default: each name, failed, saying why)
+    unavailable: Callable[[Inputs, str], list[Gate]] | None = None
+    # a gate the policy makes non-blocking passes even when it cannot run (still shown)
+    blocking: Callable[[Policy], bool] = lambda _: True
+
+
+def _scored(i: Inputs) -> tuple[candidate.EvalRows, np.ndarray]:
+    """The rows and the challenger's scores (a step that needs rows runs only with them)."""
+    if i.rows is None or i.ours is None:
+        raise ValueError("a gate that needs the evaluation rows ran without them")
+    return i.rows, i.ours
+
+
+def _champion_scores(i: Inputs) -> tuple[VersionInfo, np.ndarray]:
+    if i.champion is None or i.theirs is None:
+        raise ValueError("a gate that needs the champion's scores ran without them")
+    return i.champion, i.theirs
+
+
+def _metric_gates(i: Inputs) -> list[Gate]:
+    rows, ours = _scored(i)
+    recomputed = metrics.metrics(rows.y, ours, metrics.threshold_of(i.run.metrics))
+    i.evidence["metrics"] = recomputed
+    return rules.metric_gates(i.policy, recomputed)
+
+
+def _format(i: Inputs) -> list[Gate]:
+    return [Gate("skops_format", True, "serialization_format: skops, no pickle files")]
+
+
+def _inputs(i: Inputs) -> list[Gate]:
+    theirs = i.champion_model.all_inputs if i.champion_model is not None else None
+    return rules.input_gates(i.policy, i.challenger.all_inputs, theirs)
+
+
+def _reproducible(i: Inputs) -> list[Gate]:
+    return [rules.reproducible_gate(i.policy, i.run.metrics, i.evidence["metrics"])]
+
+
+def _regression(i: Inputs) -> list[Gate]:
+    (rows, ours), (champion, theirs) = _scored(i), _champion_scores(i)
+    found, i.evidence["rescored"] = rules.regression_gates(
+        i.policy, rows.y, ours, theirs, champion.version, i.thresholds
+    )
+    return found
+
+
+def _no_champion(i: Inputs) -> list[Gate]:
+    return [Gate("no_regression", True, "no champion yet: nothing to regress against")]
+
+
+def _value(i: Inputs) -> list[Gate]:
+    (rows, ours), (_, theirs) = _scored(i), _champion_scores(i)
+    gate, i.evidence["value"] = rules.value_gate(i.policy, rows.y, ours, theirs)
+    return [gate]
+
+
+def _no_value_baseline(i: Inputs) -> list[Gate]:
+    return [Gate("campaign_value", True, "no champion yet: no campaign to compare with")]
+
+
+def _card(i: Inputs) -> list[Gate]:
+    rows, ours = _scored(i)
+    found, i.evidence["card"] = card.assess(
+        i.policy, rows.frame, rows.y, ours, i.theirs, i.thresholds
+    )
+    return found
+
+
+def _fixed(*names: str) -> Callable[[Policy], tuple[str, ...]]:
+    return lambda _: names
+
+
+def _segment_gates(policy: Policy) -> tuple[str, ...]:
+    section = policy.segments
+    if section is None:
+        return ()
+    extra = ("disparate_impact",) if section.disparate_impact_column is not None else ()
+    return ("segment_regression", *extra)
+
+
+def _metrics_unavailable(i: Inputs, why: str) -> list[Gate]:
+    return rules.metric_gates(i.policy, {})  # each floor shows its metric as missing
+
+
+# The registry, in the order the gate table shows. Adding a gate is one entry here.
+GATES: tuple[Step, ...] = (
+    Step(
+        _fixed("required_metrics"),
+        frozenset({NEEDS_ROWS}),
+        _metric_gates,
+        unavailable=_metrics_unavailable,
+    ),
+    Step(_fixed("skops_format"), frozenset(), _format),
+    Step(_fixed("no_identifier_inputs", "input_schema"), frozenset(), _inputs),
+    Step(_fixed("metrics_reproducible"), frozenset({NEEDS_ROWS}), _reproducible),
+    Step(
+        _fixed("no_regression"),
+        frozenset({NEEDS_ROWS, NEEDS_CHAMPION}),
+        _regression,
+        first_release=_no_champion,
+    ),
+    Step(
+        _fixed("campaign_value"),
+        frozenset({NEEDS_ROWS, NEEDS_CHAMPION}),
+        _value,
+        first_release=_no_value_baseline,
+        blocking=lambda policy: policy.value.blocking,
+    ),
+    Step(_segment_gates, frozenset({NEEDS_ROWS}), _card),
+)
+
+
+def _missing(i: Inputs, needs: frozenset[str]) -> str | None:
+    if NEEDS_ROWS in needs and i.rows_problem is not None:
+        return f"cannot re-score: {i.rows_problem}"
+    if NEEDS_CHAMPION in needs and i.champion is not None and i.champion_problem is not None:
+        return f"cannot score the champion: {i.champion_problem}"
+    return None
+
+
+def run_gates(i: Inputs) -> list[Gate]:
+    """Every step of the registry on `i`: a step whose needs are missing yields its gates
+    failed (passed if the policy makes them non-blocking), each saying what was missing."""
+    out: list[Gate] = []
+    for step in GATES:
+        why = _missing(i, step.needs)
+        if why is not None:
+            if step.unavailable is not None:
+                out += step.unavailable(i, why)
+            else:
+                passed = not step.blocking(i.policy)
+                out += [Gate(n, passed, why) for n in step.names(i.policy)]
+            continue
+        if NEEDS_CHAMPION in step.needs and i.champion is None:
+            if step.first_release is not None:
+                out += step.first_release(i)
+            continue
+        out += step.run(i)
+    return out
+
+
+def evaluate(
+    ctx: Context, run: RunInfo, challenger_dir: Path, champion: VersionInfo | None, tmp: Path
+) -> tuple[list[Gate], dict[str, Any]]:
+    """Every gate of the policy for one candidate against the current champion. The
+    challenger's evaluation rows are re-read from their source and checked against what the
+    run recorded; both models are scored on exactly those rows, and the run's own metrics are
+    only compared, never used."""
+    policy = ctx.policy
+    challenger = model_files.inspect(challenger_dir, f"run {run.run_id}")
+    champ = models.fetch(ctx, champion, tmp / f"champion-{champion.version}") if champion else None
+    i = Inputs(policy, run, challenger, champion, champ)
+    i.evidence.update(
+        logged_metrics={k: run.metrics[k] for k in sorted(run.metrics)},
+        dataset_sha256=run.dataset_sha256,
+        eval_sha256=run.tags.get("magenta.eval_sha256"),
+    )
+    rows = candidate.evaluation_rows(policy.data, run)
+    if isinstance(rows, str):
+        i.rows_problem = rows
+    else:
+        i.rows = rows
+        i.evidence["source"] = rows.source
+        x = candidate.model_frame(rows.frame, challenger.all_inputs, "challenger", policy.data)
+        i.ours = model_files.score(challenger.model, x)
+        if champ is not None and champion is not None:
+            i.champion_run = ctx.runs.get_run(champion.run_id)
+            try:
+                x_champion = candidate.model_frame(
+                    rows.frame, champ.all_inputs, "champion", policy.data
+                )
+                i.theirs = model_files.score(champ.model, x_champion)
+            except BadInput as exc:
+                i.champion_problem = str(exc)
+    return run_gates(i), i.evidence

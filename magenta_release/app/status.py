@@ -1,0 +1,83 @@
+"""`status`, `show`, `history`: what the release process looks like now. Reads only: an alias
+or status that disagrees with the audit log is an IntegrityAlert (exit 3), never a repair."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from magenta_release.app.context import Context
+from magenta_release.app.services import lifecycle, notify
+from magenta_release.app.services.runs import dead_runs
+from magenta_release.core import decisions, keys
+from magenta_release.core.audit import Event
+from magenta_release.core.errors import BadInput
+from magenta_release.core.evidence import Evidence
+from magenta_release.core.records import VersionInfo
+from magenta_release.core.states import Status
+
+
+def status(ctx: Context) -> dict[str, Any]:
+    """Champion, challenger, previous and pending versions (with their age)."""
+    versions = lifecycle.check(ctx)
+    by_alias = {a: v for v in versions for a in v.aliases}
+    now = datetime.now(UTC)
+    approval = ctx.policy.approval
+
+    def doc(v: VersionInfo | None) -> dict[str, Any] | None:
+        return v.to_json() if v else None
+
+    def pending(v: VersionInfo) -> dict[str, Any]:
+        age = decisions.proposal_age_days(v, now)
+        return {
+            **v.to_json(),
+            "age_days": None if age is None else round(age, 1),
+            "expired": decisions.expired(approval, age),
+        }
+
+    return {
+        "registered_model": ctx.model,
+        "champion": doc(by_alias.get("champion")),
+        "challenger": doc(by_alias.get("challenger")),
+        "previous": doc(by_alias.get("previous")),
+        "pending": [pending(v) for v in versions if v.status == Status.PENDING],
+        "versions": [v.to_json() for v in versions],
+        "dead_runs": dead_runs(ctx.runs),
+        "notify_failures": notify.failures(versions),
+        "identity_verified": ctx.store.whoami() is not None,
+    }
+
+
+def show(ctx: Context, version: int | str) -> dict[str, Any]:
+    """One version as an approver needs it: live status and aliases, the gate table and the
+    evidence recorded at proposal, the release report, and where its plots are."""
+    v = ctx.registry.version(version)
+    doc = Evidence.of(v)
+    run = ctx.runs.get_run(v.run_id)
+    plots = [p for p in ctx.runs.artifact_paths(run.run_id, "plots", depth=1) if p.endswith(".png")]
+    if ctx.store.is_local:
+        where = [f"{run.artifact_uri.removeprefix('file://')}/{p}" for p in plots]
+    else:
+        base = ctx.store.tracking_uri.rstrip("/")
+        link = f"{base}/#/experiments/{ctx.runs.experiment_id()}/runs/{run.run_id}/artifacts"
+        where = [f"{link}/{p}" for p in plots]
+    return {
+        **v.to_json(),
+        "registered_model": ctx.model,
+        "note": v.tags.get(keys.NOTE, ""),
+        "proposed_at": v.tags.get(keys.PROPOSED_AT),
+        "baseline_version": v.tags.get(keys.BASELINE_VERSION),
+        "gates": [g.to_json() for g in doc.gates],
+        "evidence": doc.facts,
+        "report": ctx.registry.description(v.version),
+        "plots": where,
+    }
+
+
+def history(ctx: Context, limit: int = 20) -> list[Event]:
+    """The newest `limit` audit events, newest first. The stored policy is read too: an
+    edited one is an integrity alert (exit 3) here as everywhere."""
+    if not 1 <= limit <= 100_000:
+        raise BadInput(f"--limit {limit} is out of range; use 1 to 100000")
+    _ = ctx.policy
+    return list(reversed(ctx.log.events))[:limit]

@@ -1,0 +1,331 @@
+"""The release policy: TOML validated into a frozen model. The policy in force is the one stored
+in the MLflow store (`policy_store`); a file is only the input to `init` and `policy set`. Its
+SHA-256 goes into every audit event, so an approval is tied to the exact rules it was made
+under."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import tomllib
+from enum import StrEnum
+from itertools import pairwise
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from magenta_release.core.contract import DataContract
+from magenta_release.core.errors import BadInput
+from magenta_release.core.metrics import HEADLINE_METRICS
+
+IDENTIFIER_COLUMNS = ("rating_account_id", "customer_id")
+MAX_NOTIFY_SECONDS = 60
+
+
+class _Frozen(BaseModel):
+    # Unknown keys are refused: a typo such as `min_` must not silently disable a gate.
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# Names the tool itself uses: a model's audit log is `<model>-audit-log`, its release lock
+# `<model>-release-lock`, its health checks go to `<model>-health`, and every policy version is
+# a run in `magenta-release-policies`.
+LOG_SUFFIX, HEALTH_SUFFIX, POLICY_EXPERIMENT = "-audit-log", "-health", "magenta-release-policies"
+LOCK_SUFFIX = "-release-lock"
+RESERVED_SUFFIXES = (LOG_SUFFIX, HEALTH_SUFFIX, LOCK_SUFFIX)
+# A name reaches MLflow search filters; quotes and backslashes would end or escape the literal.
+FORBIDDEN_NAME_CHARACTERS = "/:'\"\\`"
+MAX_NAME = 200  # + "-audit-log" stays inside MLflow's 256-character name column
+
+
+def reserved_name(name: str) -> bool:
+    """Whether `name` is one the tool uses for its own registered models and experiments."""
+    folded = name.casefold()
+    return (
+        folded.endswith(RESERVED_SUFFIXES)
+        or f"{LOCK_SUFFIX}-break-" in folded
+        or name == POLICY_EXPERIMENT
+    )
+
+
+class ModelSection(_Frozen):
+    registered_name: str = "churn-classifier"
+    experiment: str = "churn"
+
+    @field_validator("registered_name", "experiment")
+    @classmethod
+    def _usable(cls, name: str) -> str:
+        if not name or name != name.strip() or len(name) > MAX_NAME:
+            raise ValueError(f"must be 1 to {MAX_NAME} characters without surrounding spaces")
+        if any(c in name for c in FORBIDDEN_NAME_CHARACTERS) or any(ord(c) < 32 for c in name):
+            raise ValueError("may not contain quotes, backslashes, '/', ':' or control characters")
+        if reserved_name(name):
+            raise ValueError(
+                f"may not end in {', '.join(map(repr, RESERVED_SUFFIXES))}, contain "
+                f"'{LOCK_SUFFIX}-break-' or be {POLICY_EXPERIMENT!r} (names the tool uses for "
+                "audit logs, release locks, health checks and policies)"
+            )
+        return name
+
+
+class GateSection(_Frozen):
+    primary_metric: str = "roc_auc"
+    required_metrics: tuple[str, ...] = HEADLINE_METRICS
+    min: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.70})
+    max: dict[str, float] = Field(default_factory=dict)
+    max_regression: dict[str, float] = Field(default_factory=lambda: {"roc_auc": 0.005})
+    allow_schema_change: bool = False
+    bootstrap_rounds: int = Field(default=200, ge=0, le=10_000)
+    bootstrap_confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    forbidden_inputs: tuple[str, ...] = IDENTIFIER_COLUMNS
+    # Logged metrics may differ from the recomputed ones by this much (float noise, not claims).
+    metric_tolerance: float = Field(default=1e-6, ge=0.0, le=0.1)
+
+
+class ApprovalSection(_Frozen):
+    approvers: tuple[str, ...] = ("release-manager",)
+    # Who may replace this policy with `magenta-release policy set` (the server enforces it).
+    policy_owners: tuple[str, ...] = ("release-manager",)
+    four_eyes: bool = True
+    # A proposal's evidence (champion, data, policy) ages: after this it cannot be approved.
+    expires_after_days: float = Field(default=14, ge=0, le=365)
+    # `magenta-release remind` nags about pending versions older than this.
+    remind_after_days: float = Field(default=2, ge=0, le=365)
+
+
+class NotifyEvent(StrEnum):
+    """What a webhook can be told about (one message per event and webhook)."""
+
+    PROPOSED = "proposed"
+    GATES_FAILED = "gates_failed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    ROLLED_BACK = "rolled_back"
+    INTEGRITY_ALERT = "integrity_alert"
+    REMINDER = "reminder"
+    HEALTH_ALERT = "health_alert"
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why a URL may not receive release messages, or None. https only; plain http only to
+    the loopback interface (a local relay or a test receiver): anything else (file:, ftp:,
+    http to another host) would send the message in clear or read a local file."""
+    parsed = urlparse(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return None
+    if parsed.scheme == "http" and parsed.hostname in {"127.0.0.1", "localhost", "::1"}:
+        return None
+    return "must be an https:// URL (plain http only to 127.0.0.1 or localhost)"
+
+
+class Webhook(_Frozen):
+    """One endpoint. The URL of a Slack or Google Chat webhook is itself a credential, so it
+    normally comes from the environment variable named by `url_env`; `url` is for endpoints
+    that authenticate by the signature instead."""
+
+    name: str = Field(min_length=1)
+    kind: Literal["slack", "google_chat", "signed"]
+    url: str | None = None
+    url_env: str | None = None
+    secret_env: str | None = None
+    events: tuple[NotifyEvent, ...] = tuple(NotifyEvent)
+
+    @field_validator("url")
+    @classmethod
+    def _https(cls, url: str | None) -> str | None:
+        problem = None if url is None else webhook_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Webhook:
+        if (self.url is None) == (self.url_env is None):
+            raise ValueError(f"webhook {self.name!r} needs exactly one of `url` and `url_env`")
+        if self.kind == "signed" and not self.secret_env:
+            raise ValueError(
+                f"webhook {self.name!r} is `signed` and needs `secret_env` (the name of the "
+                "environment variable holding the signing secret)"
+            )
+        return self
+
+
+class NotifySection(_Frozen):
+    webhooks: tuple[Webhook, ...] = ()
+    timeout_seconds: float = Field(default=5, gt=0, le=30)  # per attempt
+    attempts: int = Field(default=3, ge=1, le=5)
+    backoff_seconds: float = Field(default=1, ge=0, le=10)  # doubled after each attempt
+    # Base of the MLflow UI for links when the tracking URI is not http(s) (postgresql://).
+    ui_url: str | None = None
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """The longest a notification can take (webhooks are tried in parallel)."""
+        waits = self.backoff_seconds * float(2 ** (self.attempts - 1) - 1)
+        return self.attempts * self.timeout_seconds + waits
+
+    @model_validator(mode="after")
+    def _bounded(self) -> NotifySection:
+        # Every command notifies after its state change, on its caller's time (a person at
+        # the terminal, a Dagster step): a webhook may delay it by this much, never more.
+        if self.worst_case_seconds > MAX_NOTIFY_SECONDS:
+            raise ValueError(
+                f"attempts x timeout_seconds + backoff may take {self.worst_case_seconds:g} s; "
+                f"keep it under {MAX_NOTIFY_SECONDS} s (a release must not wait on a webhook)"
+            )
+        return self
+
+
+class ValueSection(_Frozen):
+    """What a churn campaign is worth: the campaign calls the top `campaign_fraction` of
+    customers by score; a churner who is called stays with probability `offer_success_rate`
+    and is then worth `monthly_revenue` for `retention_months`; every call costs
+    `contact_cost`. The value gate compares both models' expected campaign value on the same
+    evaluation rows; it blocks only when `blocking` is set."""
+
+    campaign_fraction: float = Field(default=0.10, gt=0.0, le=1.0)
+    contact_cost: float = Field(default=5.0, ge=0.0)
+    monthly_revenue: float = Field(default=35.0, ge=0.0)
+    retention_months: float = Field(default=12.0, gt=0.0)
+    offer_success_rate: float = Field(default=0.2, ge=0.0, le=1.0)
+    blocking: bool = False
+    max_loss: float = Field(default=0.0, ge=0.0)  # allowed drop in value before it blocks
+
+
+class ResidencySection(_Frozen):
+    allowed_artifact_locations: tuple[str, ...] = ("file:", "mlflow-artifacts:")
+    allowed_tracking_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+
+
+class HealthSection(_Frozen):
+    """Champion health (`magenta-release health`, the weekly `champion_health` asset): the
+    champion re-scored on rows whose label window has closed, and PSI drift of its score and
+    features against its training rows. A breach alerts; it never moves an alias."""
+
+    # A row is labelled once this many days have passed since its date (churn is known late).
+    label_window_days: int = Field(default=30, ge=0, le=730)
+    # The rows' date column; none: every labelled row is used (and the result says so).
+    date_column: str | None = None
+    # With a date column: only rows whose window closed within this many days (the newest).
+    lookback_days: int = Field(default=28, ge=1, le=3650)
+    min_metric: float | None = None  # floor of the primary metric (None: no floor)
+    max_drop: float = Field(default=0.05, ge=0.0)  # allowed drop from the value at release
+    max_psi: float = Field(default=0.2, gt=0.0)  # PSI above this is drift (see health.py)
+    bins: int = Field(default=10, ge=2, le=50)  # quantile bins of the training-time summary
+    min_rows: int = Field(default=200, ge=10)  # fewer labelled rows than this: refuse to judge
+
+
+class Policy(_Frozen):
+    """What a release must satisfy. Defaults equal `template/release-policy.toml`."""
+
+    model: ModelSection = Field(default_factory=ModelSection)
+    data: DataContract = Field(default_factory=DataContract)
+    gates: GateSection = Field(default_factory=GateSection)
+    approval: ApprovalSection = Field(default_factory=ApprovalSection)
+    residency: ResidencySection = Field(default_factory=ResidencySection)
+    value: ValueSection = Field(default_factory=ValueSection)
+    notify: NotifySection = Field(default_factory=NotifySection)
+    sha256: str = Field(default="", description="SHA-256 of the file it was read from.")
+    card: CardSection = Field(default_factory=lambda: CardSection())
+    segments: SegmentSection | None = None  # no [segments]: no segment gates
+    health: HealthSection = Field(default_factory=HealthSection)
+
+    @property
+    def registered_name(self) -> str:
+        return self.model.registered_name
+
+
+def load_policy(path: Path) -> Policy:
+    """Read and validate a policy file; BadInput names the file, the problem and the fix."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(
+            f"policy file {path} does not exist; start from "
+            "magenta_release/template/release-policy.toml or `magenta-release policy show`"
+        ) from None
+    except (IsADirectoryError, NotADirectoryError):
+        raise BadInput(f"policy file {path} is not a file; give a release-policy.toml") from None
+    except OSError as exc:
+        raise BadInput(f"policy file {path} cannot be read ({exc.strerror})") from exc
+    return parse_policy(raw, f"policy file {path}")
+
+
+def parse_policy(raw: bytes, where: str) -> Policy:
+    """Validate policy TOML bytes; `where` names them in the error (a file, a stored version)."""
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise BadInput(f"{where} is not valid TOML ({exc}); fix the file") from exc
+    if "sha256" in data:
+        raise BadInput(f"{where}: `sha256` is computed, not configured; remove it")
+    try:
+        return Policy.model_validate({**data, "sha256": hashlib.sha256(raw).hexdigest()})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"]) or "[data]"
+        raise BadInput(
+            f"{where}: `{loc}` {first['msg'].lower()}; "
+            "see magenta_release/template/release-policy.toml for the valid keys"
+        ) from exc
+
+
+class CardSection(_Frozen):
+    """What the model card says about the model's purpose and limits (`[card]`): written by
+    its owner, shown to the approver with every proposal and recorded with its evidence."""
+
+    intended_use: str = ""
+    owner: str = ""
+    limitations: tuple[str, ...] = ()
+    # The period the data covers, e.g. "2024-04 .. 2024-07"; the built-in generator knows its
+    # own, other sources say nothing about it unless set here.
+    data_period: str | None = None
+
+
+MAX_SEGMENT_VALUES = 50  # a column with more distinct values is not a segment column
+
+
+class SegmentSection(_Frozen):
+    """Per-segment metrics and fairness (`[segments]`; absent: no segment gates). `columns`
+    are cut by value, `bands` are numeric columns cut at the given edges ([low, high)). A
+    segment with at least `min_rows` evaluation rows may lose at most `max_drop` of the primary
+    metric against the champion on the same rows. The disparate-impact check compares the
+    challenger's targeted (positive) rates across the segments of one column."""
+
+    columns: tuple[str, ...] = ()
+    bands: dict[str, tuple[float, ...]] = Field(default_factory=dict)
+    min_rows: int = Field(default=1000, ge=1)
+    max_drop: float = Field(default=0.05, ge=0.0, le=1.0)
+    # Default: each model's own threshold (the `threshold` metric of its run, else 0.5).
+    decision_threshold: float | None = Field(default=None, gt=0.0, lt=1.0)
+    disparate_impact_column: str | None = None
+    disparate_impact_min: float = Field(default=0.8, gt=0.0, le=1.0)  # the four-fifths rule
+    disparate_impact_blocking: bool = False
+
+    @field_validator("bands")
+    @classmethod
+    def _edges(cls, bands: dict[str, tuple[float, ...]]) -> dict[str, tuple[float, ...]]:
+        for column, edges in bands.items():
+            finite = all(math.isfinite(e) for e in edges)
+            if len(edges) < 2 or not finite or any(b <= a for a, b in pairwise(edges)):
+                raise ValueError(
+                    f"bands of {column!r} need at least two finite, strictly increasing "
+                    "edges, e.g. [0, 30, 45, 60, 200]"
+                )
+        return bands
+
+    @model_validator(mode="after")
+    def _named(self) -> SegmentSection:
+        both = sorted(set(self.columns) & set(self.bands))
+        if both:
+            raise ValueError(f"{', '.join(both)} listed both in `columns` and in `bands`")
+        if not self.columns and not self.bands:
+            raise ValueError("name at least one segment column in `columns` or `bands`")
+        di = self.disparate_impact_column
+        if di is not None and di not in self.columns and di not in self.bands:
+            raise ValueError(
+                f"disparate_impact_column {di!r} must be one of the segment `columns` or `bands`"
+            )
+        return self

@@ -1,0 +1,66 @@
+"""What `train` writes in MLflow's own formats: the fitted pipeline saved as an MLflow model
+(skops, never pickle; explicit requirements; a signature from the data contract but no example
+rows, since production rows are customer data) and the metadata-only dataset of its table."""
+
+from __future__ import annotations
+
+from importlib.metadata import version as pkg_version
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from magenta_release.core.contract import Columns
+from magenta_release.core.pipeline import SKOPS_TRUSTED_TYPES
+from magenta_release.io import datasets as dataset
+
+
+def pip_requirements() -> list[str]:
+    """Exact versions of what loading the model needs: skips MLflow's 2.9 s inference.
+    XGBoost is named by the distribution installed here (`xgboost-cpu` or `xgboost`)."""
+    from importlib.metadata import packages_distributions
+
+    xgboost = (packages_distributions().get("xgboost") or ["xgboost"])[0]
+    names = ["mlflow", "scikit-learn", xgboost, "skops", "pandas", "numpy", "scipy"]
+    return [f"{n}=={pkg_version(n)}" for n in names]
+
+
+def model_signature(cols: Columns) -> Any:
+    """Inputs from the data contract (numbers as double, categories as string); no example
+    rows, since production rows are customer data."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    columns: list[ColSpec | TensorSpec] = [ColSpec("double", c) for c in cols.numeric]
+    columns += [ColSpec("string", c) for c in cols.categorical]
+    outputs = Schema([TensorSpec(np.dtype("float64"), (-1, 2))])
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
+def save_model(pipeline: Any, folder: Path, cols: Columns) -> None:
+    """skops, never pickle; explicit requirements; a signature but no example rows."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(
+        pipeline,
+        str(folder),
+        serialization_format="skops",
+        skops_trusted_types=SKOPS_TRUSTED_TYPES,
+        signature=model_signature(cols),
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+    )
+
+
+def dataset_entity(ev: dataset.Evidence, cols: Columns) -> Any:
+    """A metadata-only MLflow dataset: source URI, digest and schema; never rows."""
+    from mlflow.data.meta_dataset import MetaDataset
+
+    from magenta_release.io.dataset_source import TableSource
+
+    return MetaDataset(  # type: ignore[abstract]
+        source=TableSource(ev.source),
+        name="training-table",
+        digest=ev.digest[:32],
+        schema=model_signature(cols).inputs,
+    )
