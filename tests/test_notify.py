@@ -477,3 +477,43 @@ def test_policy_refuses_unsafe_webhooks(trained: Trained) -> None:
     result = trained.cli("policy", "set", str(path), "--reason", "x", by="release-manager")
     assert result.exit_code == 2
     assert "may take 150.15 s; keep it under 60 s" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://169.254.169.254/computeMetadata/v1/", "link-local address 169.254.169.254"),
+        ("https://[::ffff:169.254.169.254]/x", "link-local address 169.254.169.254"),
+        ("https://metadata.google.internal/x", "metadata server metadata.google.internal"),
+        ("https://10.1.2.3/hook", "private address 10.1.2.3"),
+        ("https://192.168.0.7/hook", "private address 192.168.0.7"),
+        ("https://0.0.0.0/hook", "not a unicast address"),
+    ],
+)
+def test_no_webhook_reaches_the_metadata_server_or_a_private_address(
+    url: str, problem: str
+) -> None:
+    """The request forgery of MLflow's own webhooks (CVE-2026-64849) through ours: refused
+    before anything is sent, whatever the policy's URL says."""
+    from magenta_release.core.messages import Message
+    from magenta_release.core.policy import NotifyEvent, NotifySection
+    from magenta_release.io.webhooks import deliver
+
+    section = NotifySection.model_validate(
+        {"webhooks": [{"name": "hook", "kind": "signed", "url": url, "secret_env": "S"}]}
+    )
+    outcome = deliver(section, Message(NotifyEvent.APPROVED, "m", 1, "alice"), env={"S": "x"})
+    (delivery,) = outcome.deliveries
+    assert not delivery.ok and delivery.attempts == 0  # nothing was sent, not even once
+    assert problem in (delivery.error or ""), delivery.error
+
+
+def test_a_private_relay_is_reached_only_when_the_policy_allows_it() -> None:
+    from magenta_release.io.webhooks import address_problem, host_problem
+
+    assert "private" in (host_problem("https://10.1.2.3/", allow_private=False) or "")
+    assert host_problem("https://10.1.2.3/", allow_private=True) is None
+    # link-local stays refused even then; loopback is always allowed (a local relay)
+    assert "link-local" in (address_problem("169.254.169.254", allow_private=True) or "")
+    assert address_problem("127.0.0.1", allow_private=False) is None
+    assert address_problem("::1", allow_private=False) is None

@@ -159,6 +159,9 @@ class NotifySection(_Frozen):
     backoff_seconds: float = Field(default=1, ge=0, le=10)  # doubled after each attempt
     # Base of the MLflow UI for links when the tracking URI is not http(s) (postgresql://).
     ui_url: str | None = None
+    # Webhooks to private (10/8, 172.16/12, 192.168/16, fc00::/7) addresses, e.g. a relay
+    # inside the VPC. Link-local addresses (the metadata server 169.254.169.254) never.
+    allow_private_addresses: bool = False
 
     @property
     def worst_case_seconds(self) -> float:

@@ -13,10 +13,13 @@ never written to a file."""
 from __future__ import annotations
 
 import http.client
+import ipaddress
 import json
 import os
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +38,77 @@ from magenta_release.core.messages import (
 )
 from magenta_release.core.policy import NotifyEvent, NotifySection, Webhook, webhook_url_problem
 
+# Names that reach a cloud's metadata server whatever they resolve to here.
+METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata", "metadata.goog"})
+
+
+def address_problem(address: str, allow_private: bool) -> str | None:
+    """Why a webhook may not be delivered to `address` (an IP), or None: the request forgery
+    MLflow's own webhooks had (CVE-2026-64849) must not be possible through ours. Loopback is
+    allowed (a local relay; plain http is allowed only there), link-local (the metadata
+    server) never, private addresses only when `[notify] allow_private_addresses`."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_loopback:
+        return None
+    if ip.is_link_local:
+        return f"resolves to the link-local address {ip} (a metadata server): refused"
+    if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
+        return f"resolves to {ip}, which is not a unicast address: refused"
+    if ip.is_private and not allow_private:
+        return (
+            f"resolves to the private address {ip}: refused (set allow_private_addresses = "
+            "true under [notify] for a relay inside your network)"
+        )
+    return None
+
+
+def host_problem(url: str, allow_private: bool) -> str | None:
+    """Check every address the URL's host resolves to, before anything is sent."""
+    host = (urllib.parse.urlparse(url).hostname or "").rstrip(".").lower()
+    if host in METADATA_HOSTS:
+        return f"names the metadata server {host}: refused"
+    try:
+        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError) as exc:
+        return f"cannot be resolved ({exc})"
+    for address in sorted(found):
+        problem = address_problem(str(address), allow_private)
+        if problem:
+            return problem
+    return None
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection):
+    """Checks the address it actually connected to, so a name that resolves to a public
+    address when checked and to the metadata server when connecting (DNS rebinding) still
+    sends nothing: the request is written only after this check."""
+
+    allow_private = False
+
+    def connect(self) -> None:
+        super().connect()
+        peer = self.sock.getpeername()[0]
+        problem = address_problem(str(peer), self.allow_private)
+        if problem:
+            self.close()
+            raise OSError(f"the webhook host {problem}")
+
+
+class _CheckedHTTPSHandler(urllib.request.HTTPSHandler):
+    def __init__(self, allow_private: bool) -> None:
+        super().__init__()
+        self.allow_private = allow_private
+
+    def https_open(self, req: urllib.request.Request) -> Any:
+        allow = self.allow_private
+
+        class Connection(_CheckedHTTPSConnection):
+            allow_private = allow
+
+        return self.do_open(Connection, req, context=self._context)  # type: ignore[attr-defined]
+
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     """A redirect would re-send the message (as a bodiless GET) somewhere not configured."""
@@ -43,7 +117,10 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-_OPENER = urllib.request.build_opener(_NoRedirect)
+_OPENERS = {
+    allow: urllib.request.build_opener(_NoRedirect, _CheckedHTTPSHandler(allow))
+    for allow in (False, True)
+}
 # Worth another attempt: the receiver may recover. Any other 4xx is a configuration error.
 _RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
@@ -72,9 +149,10 @@ def _deliver_one(
         return Delivery(
             hook.name, False, 0, error=f"environment variable {hook.url_env} is not set"
         )
-    problem = webhook_url_problem(url)
+    problem = webhook_url_problem(url) or host_problem(url, section.allow_private_addresses)
     if problem:
-        return Delivery(hook.name, False, 0, error=f"the URL in {hook.url_env} {problem}")
+        where = f"the URL in {hook.url_env}" if hook.url_env else "the URL"
+        return Delivery(hook.name, False, 0, error=f"{where} {problem}")
     secret = env.get(hook.secret_env) if hook.secret_env else None
     if hook.secret_env and not secret:
         return Delivery(
@@ -86,7 +164,9 @@ def _deliver_one(
     for attempt in range(1, section.attempts + 1):
         if attempt > 1:
             time.sleep(section.backoff_seconds * 2 ** (attempt - 2))
-        status, error = _post(url, body, message, secret, section.timeout_seconds)
+        status, error = _post(
+            url, body, message, secret, section.timeout_seconds, section.allow_private_addresses
+        )
         if status is not None and 200 <= status < 300:
             return Delivery(hook.name, True, attempt, status)
         if status is not None and status not in _RETRY_STATUS:
@@ -95,7 +175,12 @@ def _deliver_one(
 
 
 def _post(
-    url: str, body: bytes, message: Message, secret: str | None, timeout: float
+    url: str,
+    body: bytes,
+    message: Message,
+    secret: str | None,
+    timeout: float,
+    allow_private: bool = False,
 ) -> tuple[int | None, str]:
     """One attempt: (HTTP status or None, error text)."""
     headers = {
@@ -111,7 +196,7 @@ def _post(
     # S310: the scheme was checked (https, or http to loopback) before the first attempt.
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
     try:
-        with _OPENER.open(request, timeout=timeout) as response:
+        with _OPENERS[allow_private].open(request, timeout=timeout) as response:
             return int(response.status), ""
     except urllib.error.HTTPError as exc:
         return exc.code, f"HTTP {exc.code} {exc.reason}"
