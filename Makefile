@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export DAGSTER_DISABLE_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock demo test test-fast lint bench dagster ui template clean slides
+.PHONY: help setup lock demo test test-fast test-compat wheel lint bench dagster ui template clean slides
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,10 +23,13 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 
-lock: ## re-resolve requirements.lock (runtime) and requirements-dev.lock (+ dev tools), with hashes
-	$(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 -o requirements.lock -q
-	$(BIN)/uv pip compile pyproject.toml --extra dev -c requirements.lock --generate-hashes \
-	  --python-version 3.11 -o requirements-dev.lock -q
+lock: ## re-resolve the hashed locks: runtime (every extra), dev tools, the server image's [server]
+	$(BIN)/uv pip compile pyproject.toml --extra all --generate-hashes --python-version 3.11 \
+	  -o requirements.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra all --extra dev -c requirements.lock \
+	  --generate-hashes --python-version 3.11 -o requirements-dev.lock -q
+	$(BIN)/uv pip compile pyproject.toml --extra server -c requirements.lock --generate-hashes \
+	  --python-version 3.11 -o requirements-server.lock -q
 
 setup: $(STAMP) ## create .venv and install the pinned dependencies
 
@@ -38,6 +41,13 @@ test: $(STAMP) ## run the whole test suite (server-mode tests included)
 
 test-fast: $(STAMP) ## the suite without server-mode tests
 	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not server" $(PYTEST_ARGS)
+
+wheel: $(STAMP) ## build dist/magenta_release-VERSION-py3-none-any.whl (what `uv tool install` takes)
+	rm -rf dist
+	$(BIN)/uv build --wheel --out-dir dist -q
+
+test-compat: $(STAMP) ## the team's floor pins (tests/compat/floor.txt) + the wheel: resolve, install, test
+	$(BIN)/python -m pytest -p no:cacheprovider tests/compat $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy --strict + import-linter layers
 	$(BIN)/ruff format --check magenta_release dagster_assets examples tests benchmarks

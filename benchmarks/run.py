@@ -651,7 +651,8 @@ def _closure_mb(requirements: Path) -> tuple[float, int]:
     from packaging.requirements import Requirement
 
     lines = [line.split("#")[0].strip() for line in requirements.read_text().splitlines()]
-    todo = [Requirement(line) for line in lines if line]
+    # a hashed lock: "name==version \\" lines, each followed by its "--hash=..." lines
+    todo = [Requirement(line.rstrip("\\ ")) for line in lines if line and not line.startswith("-")]
     seen: set[str] = set()
     total = 0
     while todo:
@@ -695,7 +696,7 @@ def bench_environment(s: Sizes, tmp: Path) -> list[Row]:
         ),
         reverse=True,
     )[:5]
-    reqs = ROOT / "deploy" / "mlflow-server" / "requirements.txt"
+    reqs = ROOT / "requirements-server.lock"  # the image installs it with --require-hashes
     how = ""
     if s.full:
         target = tmp / "server-venv"
@@ -748,7 +749,7 @@ def bench_environment(s: Sizes, tmp: Path) -> list[Row]:
             "MLflow server image: Python dependencies",
             "—",
             0.0,
-            "deploy/mlflow-server/requirements.txt (site-packages)",
+            "requirements-server.lock (site-packages)",
             server_mb,
             0.0,
             "report",

@@ -1,3 +1,3 @@
 """magenta-release: tracked training and a gated, audited release process on MLflow."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

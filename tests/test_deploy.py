@@ -366,12 +366,14 @@ def test_server_image_is_pinned_non_root_and_quiet() -> None:
         "MLFLOW_ENABLE_REMOTE_ASSISTANT=false",
     ):
         assert switch in dockerfile, switch
+    # the [server] extra from the hashed lock, every pin with its SHA-256
+    assert "--require-hashes" in dockerfile and "requirements-server.lock" in dockerfile
     requirements = [
         line
-        for line in (DEPLOY / "mlflow-server" / "requirements.txt").read_text().splitlines()
-        if line and not line.startswith("#")
+        for line in (ROOT / "requirements-server.lock").read_text().splitlines()
+        if line and not line.startswith(("#", " "))
     ]
-    assert all("==" in line for line in requirements)
+    assert requirements and all("==" in line and line.endswith("\\") for line in requirements)
     entry = (DEPLOY / "mlflow-server" / "entrypoint.sh").read_text()
     assert "--workers 1" in entry and "--app-name magenta-release-auth" in entry
     assert "magenta_release.server.auth:authenticate" in entry

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from magenta_release.core.errors import BadInput
+from magenta_release.core.extras import require
 
 if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
@@ -85,6 +86,8 @@ def build_pipeline(
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder
+
+    require("xgboost", "training the built-in pipeline")
     from xgboost import XGBClassifier
 
     steps: list[tuple[str, Any, list[str]]] = []

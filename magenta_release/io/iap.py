@@ -27,6 +27,8 @@ import os
 import time
 from pathlib import Path
 
+from magenta_release.core.extras import require
+
 AUDIENCE_ENV = "MAGENTA_RELEASE_IAP_AUDIENCE"
 TOKEN_FILE_ENV = "MAGENTA_RELEASE_IAP_TOKEN_FILE"  # noqa: S105 - a variable name
 HEADER = "Proxy-Authorization"
@@ -47,6 +49,7 @@ def active() -> bool:
 def _claims(token: str) -> dict[str, object]:
     """The token's claims, unverified: the client only reads what it will present; IAP and
     the server verify it."""
+    require("jwt", "reaching an IAP-protected server")
     import jwt
 
     try:
@@ -62,6 +65,7 @@ def _fetch(audience: str) -> str:
             return Path(token_file).read_text().strip()
         except OSError as exc:
             raise IapCredentialsError(f"{TOKEN_FILE_ENV}={token_file} cannot be read") from exc
+    require("google.auth", "reaching an IAP-protected server")
     import google.auth
     from google.auth import exceptions
     from google.auth.transport.requests import Request

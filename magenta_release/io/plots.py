@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from magenta_release.core.drift import MetricCheck
+from magenta_release.core.extras import require
 from magenta_release.core.metrics import curves, lift_by_decile
 
 
@@ -26,6 +27,7 @@ def write_plots(
 
     Matplotlib's object API with fixed margins: no pyplot state, no tight_layout pass (which
     took a third of the plotting time in profiles)."""
+    require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from sklearn.calibration import calibration_curve
@@ -96,6 +98,7 @@ def over_time(
     """The primary metric (with its CI and the floor) and PSI per health check, oldest first:
     the earlier checks' runs (`history`) and this one (`metric`, `psi_score`, `psi_max`).
     `about`: the model, the champion's version and the PSI limit."""
+    require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -136,6 +139,7 @@ def comparison(
 ) -> Path:
     """One PNG with each entry's ROC and PR curves overlaid: (label, metrics, line style,
     curves as `core.metrics.curves` returns them)."""
+    require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

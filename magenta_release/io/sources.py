@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from magenta_release.core.errors import BadInput
+from magenta_release.core.extras import require
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -79,6 +80,8 @@ def _parse(uri: str, flag: str) -> Source:
                 f"{flag} {uri}: unknown scheme {scheme!r}; use a path, duckdb:///PATH?table=NAME, "
                 "or an fsspec URL such as gs://bucket/folder/"
             )
+        if scheme in ("gs", "gcs"):
+            require("gcsfs", f"{flag} {uri}")
     location = parts.path if scheme == "file" else uri
     lower = location.lower().rstrip("/")
     if lower.endswith(".csv"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from magenta_release.core.errors import BadInput, StoreUnreachable
+from magenta_release.core.extras import require
 from magenta_release.core.policy import ResidencySection
 from magenta_release.core.settings import Settings, disable_telemetry
 from magenta_release.io.store.errors import translate
@@ -119,6 +120,8 @@ class Store:
 
 def _client(tracking_uri: str) -> MlflowClient:
     disable_telemetry()
+    if tracking_uri.startswith(("postgresql://", "postgresql+psycopg://")):
+        require("psycopg", "a postgresql:// tracking URI")  # SQLAlchemy's driver for it
     from mlflow import MlflowClient
 
     try:
