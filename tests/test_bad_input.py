@@ -488,6 +488,26 @@ CASES = [
         2,
         "has no release policy in this store",
     ),
+    # a write that takes the (file) lock first must refuse an unknown name before the lock:
+    # no lock file appears, the store stays byte-identical
+    Case(
+        "approve-unknown-model",
+        ["approve", "2", "--model", "typo", "--reason", "x", "--yes", "--by", BOB],
+        2,
+        "has no release policy in this store",
+    ),
+    Case(
+        "reject-model-path",
+        ["reject", "2", "--model", "a/b/c", "--reason", "x", "--by", BOB],
+        2,
+        "is not a model name",
+    ),
+    Case(
+        "approve-model-traversal",
+        ["approve", "2", "--model", "../../escaped", "--reason", "x", "--yes", "--by", BOB],
+        2,
+        "is not a model name",
+    ),
 ]
 
 

@@ -488,6 +488,8 @@ def test_policy_refuses_unsafe_webhooks(trained: Trained) -> None:
         ("https://10.1.2.3/hook", "private address 10.1.2.3"),
         ("https://192.168.0.7/hook", "private address 192.168.0.7"),
         ("https://0.0.0.0/hook", "not a unicast address"),
+        ("https://[2002:a9fe:a9fe::1]/x", "link-local address 169.254.169.254"),  # 6to4
+        ("https://100.64.0.9/hook", "not a public address"),  # shared address space
     ],
 )
 def test_no_webhook_reaches_the_metadata_server_or_a_private_address(

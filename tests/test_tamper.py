@@ -196,3 +196,20 @@ def test_pickle_model_cannot_be_served(served: dict[str, Any]) -> None:
     stderr = _refused(served, *_predict(served))
     assert stderr.startswith("error: version 1: ")
     assert "does not match the manifest" in stderr or "stored model" in stderr
+
+
+def test_a_deleted_audit_log_is_tampering_never_a_fresh_store(released: Trained) -> None:
+    """With its log gone, a released model must not read as "nothing governed here, run
+    init": that invites someone to store a new first policy over a deleted record."""
+    from mlflow import MlflowClient
+
+    from magenta_release.core.settings import Settings
+
+    settings = Settings(home=released.cli.home, tracking_uri=None)
+    MlflowClient(settings.resolved_tracking_uri()).delete_registered_model(
+        "churn-classifier-audit-log"
+    )
+    for args in (["status"], ["status", "--model", "churn-classifier"], ["history"]):
+        result = released.cli(*args)
+        assert result.exit_code == 3, (args, result.stdout, result.stderr)
+        assert "no audit log" in result.stderr and "run init" not in result.stderr

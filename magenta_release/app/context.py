@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from magenta_release.core import identity
-from magenta_release.core.audit import Event, Log
-from magenta_release.core.errors import PolicyRefused
-from magenta_release.core.policy import Policy
+from magenta_release.core.audit import HEAD_TAG, Event, Log, log_name
+from magenta_release.core.errors import BadInput, IntegrityViolation, PolicyRefused
+from magenta_release.core.policy import ModelSection, Policy
 from magenta_release.core.settings import Settings
 from magenta_release.io import audit_log, policy_store
 from magenta_release.io.store import Registry, Runs, Store
@@ -41,14 +43,36 @@ class Context:
 
     @classmethod
     def of(cls, store: Store, model: str | None = None, by: str | None = None) -> Context:
-        """The context for `model` on an open store."""
-        return cls(store, policy_store.default_model(store.client, model), by)
-
-    def for_model(self, model: str) -> Context:
-        """A context for another model of the same store (the same gateway and actor)."""
-        return Context(self.store, model, self.by)
+        """The context for `model` on an open store: a name the store governs (BadInput, exit
+        2, for one it does not; IntegrityViolation, exit 3, for a released model whose audit
+        log is gone), else the only model it governs."""
+        if model is None:
+            try:
+                return cls(store, policy_store.default_model(store.client, None), by)
+            except BadInput:
+                governed = set(policy_store.governed_models(store.client))
+                for name in policy_store.models_with_head(store.client):
+                    if name not in governed:
+                        _ungoverned(store, name)  # a released model without its log: exit 3
+                raise
+        try:
+            ModelSection(registered_name=model)
+        except ValidationError as exc:
+            why = exc.errors()[0]["msg"].removeprefix("Value error, ")
+            raise BadInput(f"--model {model!r} is not a model name: {why}") from None
+        if model not in policy_store.governed_models(store.client):
+            _ungoverned(store, model)
+        return cls(store, model, by)
 
     # ---- what the command works on --------------------------------------------------------
+    @classmethod
+    def each(cls, store: Store, model: str | None = None) -> list[Context]:
+        """A context for `model`, or one for each model the store governs (sorted)."""
+        if model is not None:
+            return [cls.of(store, model)]
+        names = policy_store.governed_models(store.client)
+        return [cls(store, name) for name in names] if names else [cls.of(store)]
+
     @property
     def settings(self) -> Settings:
         return self.store.settings
@@ -123,3 +147,19 @@ class Context:
             self.store, self.log, policy_sha256=policy_sha256, **fields
         )
         return event
+
+
+def _ungoverned(store: Store, model: str) -> None:
+    """Why `model` cannot be acted on: never released here (BadInput), or released and its
+    audit log gone, which is tampering (nothing re-creates a log: restore a backup)."""
+    tags = store.tags.model_tags_or_none(model)
+    if tags is not None and (HEAD_TAG in tags or store.registry(model).versions()):
+        raise IntegrityViolation(
+            f"model {model!r} has versions or a recorded audit head but no audit log "
+            f"({log_name(model)}): it was deleted; nothing was changed — restore the store from "
+            "a backup (init or policy set would start a new record over it)"
+        )
+    raise BadInput(
+        f"model {model!r} has no release policy in this store; store one with "
+        "`magenta-release policy set FILE --reason ...` (or run `magenta-release init`)"
+    )

@@ -7,7 +7,7 @@ registry follow it (`lifecycle.sync`), and announce it after the lock is release
 
 Two cases check first and read again under the lock: an interactive confirmation (the person
 answers before the lock is taken), and a tracking server, whose lock is itself a write (a
-refused decision must leave the store as it was). The embedded store's lock writes nothing."""
+refused decision must leave the store as it was). A SQLite store's lock writes nothing."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from magenta_release.core import decisions, faults, keys
 from magenta_release.core.audit import Event
 from magenta_release.core.errors import PolicyRefused
 from magenta_release.core.evidence import Evidence
-from magenta_release.core.lifecycle import State, last_champion_move
+from magenta_release.core.lifecycle import IntegrityAlert, State, last_champion_move
 from magenta_release.core.limits import require_reason
 from magenta_release.core.policy import NotifyEvent
 from magenta_release.core.records import VersionInfo
@@ -67,7 +67,11 @@ def _decision(ctx: Context, *, reread: bool) -> Iterator[State]:
         if reread:
             ctx.reread()
         ctx.check_residency()
-        lifecycle.check_locked(ctx)
+        try:
+            lifecycle.check_locked(ctx)
+        except IntegrityAlert as alert:
+            notify.alert(ctx, alert)  # the same alert a read command sends
+            raise
         yield lifecycle.state(ctx)
 
 
@@ -125,7 +129,7 @@ def _check_approvable(ctx: Context, state: State, v: VersionInfo, actor: str) ->
 
 def _check_first(ctx: Context, confirm: Confirm | None) -> bool:
     """Whether to check before taking the lock (and read the log again under it)."""
-    return confirm is not None or not ctx.store.is_local
+    return confirm is not None or ctx.store.sqlite_path is None
 
 
 def approve(

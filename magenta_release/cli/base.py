@@ -175,27 +175,14 @@ def connect(tracking_uri: str | None) -> str:
     return found.resolved_tracking_uri()
 
 
-def model_names(tracking_uri: str | None, model: str | None) -> list[str]:
-    """--model, else MAGENTA_RELEASE_MODEL, else every model the store governs (sorted)."""
-    from magenta_release.io import policy_store
-    from magenta_release.io.store import Store
-
-    found = settings(tracking_uri)
-    chosen = model or found.model
-    if chosen:
-        return [chosen]
-    client = Store.connect(found)
-    names = policy_store.governed_models(client)
-    return names or [policy_store.default_model(client, None)]
-
-
 def each_context(tracking_uri: str | None, model: str | None) -> list[Context]:
-    """A context for --model, or for each model the store governs (sorted by name)."""
+    """A context for --model (else MAGENTA_RELEASE_MODEL), or one for each model the store
+    governs, sorted by name."""
     from magenta_release.app.context import Context
     from magenta_release.io.store import Store
 
-    store = Store.open(settings(tracking_uri))
-    return [Context(store, name) for name in model_names(tracking_uri, model)]
+    found = settings(tracking_uri)
+    return Context.each(Store.open(found), model or found.model)
 
 
 def model_selector(text: str) -> tuple[str | None, str]:

@@ -1,6 +1,7 @@
 """The release lock of one governed model: one state change at a time.
 
-- Embedded store (one person's machine): an exclusive `flock` on `<store>/locks/<model>.lock`.
+- A SQLite store (the embedded store, or a `sqlite://` URI naming the same file: one machine):
+  an exclusive `flock` on `locks/<model>.lock` beside the database file.
   The kernel releases it when its holder exits, killed or not, so no lock is ever stale, and
   taking it writes nothing to the store: a command refused after taking it leaves the store
   byte for byte as it was, so a writer can take the lock first and read the audit log once,
@@ -33,27 +34,27 @@ def lock_name(model: str) -> str:
     return f"{model}{LOCK_SUFFIX}"
 
 
-def lock_file(store: Store, model: str) -> Path:
-    """The embedded store's lock file of `model` (created with the store or the model)."""
-    return store.settings.home_dir / "locks" / f"{model}.lock"
+def lock_file(db: Path, model: str) -> Path:
+    """The lock file of `model` in the SQLite store whose database file is `db`."""
+    return db.parent / "locks" / f"{model}.lock"
 
 
-def ensure_lock_file(store: Store, model: str) -> None:
-    """Create the lock file of `model` in an embedded store (init and policy set do, so that
-    taking the lock later writes nothing)."""
-    if store.is_local:
-        path = lock_file(store, model)
-        path.parent.mkdir(exist_ok=True)
-        path.touch(exist_ok=True)
+def _ensure(path: Path) -> None:
+    """The lock file exists from the first `policy set` of its model (so taking the lock later
+    writes nothing); a store from before lock files gets it on its first write."""
+    path.parent.mkdir(exist_ok=True)
+    path.touch(exist_ok=True)
 
 
 @contextmanager
 def release_lock(
     store: Store, model: str, ttl: float = TTL_SECONDS, wait: float = WAIT_SECONDS
 ) -> Iterator[str]:
-    """Hold `model`'s release lock for the duration of the block; yields its token."""
-    if store.is_local:
-        with _file_lock(store, model, wait) as token:
+    """Hold `model`'s release lock for the duration of the block; yields its token. The
+    caller has checked that `model` is a governed model's name (the lock file is named by it)."""
+    db = store.sqlite_path
+    if db is not None:
+        with _file_lock(lock_file(db, model), model, wait) as token:
             yield token
         return
     with _model_lock(store, model, ttl, wait) as token:
@@ -61,9 +62,9 @@ def release_lock(
 
 
 @contextmanager
-def _file_lock(store: Store, model: str, wait: float) -> Iterator[str]:
-    ensure_lock_file(store, model)
-    fd = os.open(lock_file(store, model), os.O_RDWR)
+def _file_lock(path: Path, model: str, wait: float) -> Iterator[str]:
+    _ensure(path)
+    fd = os.open(path, os.O_RDWR)
     try:
         deadline = time.monotonic() + wait
         delay = 0.02
@@ -131,8 +132,9 @@ def lock_held(store: Store, model: str) -> bool:
     """True while a live process holds the release lock (a state change is in flight). A lock
     left by a killed process, or older than its TTL, is in flight no longer: a reader does not
     wait for it (the next writer breaks it)."""
-    if store.is_local:
-        path = lock_file(store, model)
+    db = store.sqlite_path
+    if db is not None:
+        path = lock_file(db, model)
         if not path.exists():
             return False
         fd = os.open(path, os.O_RDONLY)

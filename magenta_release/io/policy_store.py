@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from magenta_release.core.audit import LOG_SUFFIX, Log
+from magenta_release.core.audit import HEAD_TAG, LOG_SUFFIX, Log
 from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.policy import POLICY_EXPERIMENT, Policy, parse_policy
 from magenta_release.core.states import Action
@@ -60,6 +60,15 @@ def governed_models(client: MlflowClient) -> list[str]:
             filter_string=f"name LIKE '%{LOG_SUFFIX}'", max_results=1000
         )
     return sorted(m.name[: -len(LOG_SUFFIX)] for m in found if m.name.endswith(LOG_SUFFIX))
+
+
+def models_with_head(client: MlflowClient) -> list[str]:
+    """Registered models that record an audit-log head (models released by this tool),
+    whether or not their log still exists: what `governed_models` cannot see once a log is
+    deleted."""
+    with translate("listing the models in the store"):
+        found = client.search_registered_models(max_results=1000)
+    return sorted(m.name for m in found if HEAD_TAG in (m.tags or {}))
 
 
 def default_model(client: MlflowClient, requested: str | None) -> str:

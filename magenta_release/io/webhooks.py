@@ -2,9 +2,9 @@
 
 Delivery never blocks, delays beyond a bound, or undoes a release: every webhook is tried in
 parallel, each attempt times out after `timeout_seconds`, at most `attempts` attempts with
-doubling backoff, so the whole call ends within attempts x timeout + backoff x
-(2^(attempts-1) - 1) seconds (18 s by default; the policy refuses more than 60 s, so a command
-that notifies never waits longer than that for its webhooks). Secrets stay out of the policy:
+doubling backoff, after one name lookup bounded by the same timeout, so the whole call ends
+within (attempts + 1) x timeout + backoff x (2^(attempts-1) - 1) seconds (23 s by default; the
+policy bounds the attempts and backoff part to 60 s). Secrets stay out of the policy:
 it names environment variables (`secret_env`, and `url_env` because a Slack or Chat webhook URL
 is itself a credential). In production they are injected from Secret Manager into the
 environment of the Cloud Run job / Dagster code location (`--set-secrets` / `secretKeyRef`),
@@ -48,31 +48,43 @@ def address_problem(address: str, allow_private: bool) -> str | None:
     allowed (a local relay; plain http is allowed only there), link-local (the metadata
     server) never, private addresses only when `[notify] allow_private_addresses`."""
     ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    if isinstance(ip, ipaddress.IPv6Address):  # an IPv4 address carried inside IPv6
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        ip = inner or ip
     if ip.is_loopback:
         return None
     if ip.is_link_local:
         return f"resolves to the link-local address {ip} (a metadata server): refused"
     if ip.is_unspecified or ip.is_multicast or ip.is_reserved:
         return f"resolves to {ip}, which is not a unicast address: refused"
-    if ip.is_private and not allow_private:
+    if ip.is_private and allow_private:
+        return None
+    if ip.is_private:
         return (
             f"resolves to the private address {ip}: refused (set allow_private_addresses = "
             "true under [notify] for a relay inside your network)"
         )
+    if not ip.is_global:  # shared (100.64/10), documentation and other special ranges
+        return f"resolves to {ip}, which is not a public address: refused"
     return None
 
 
-def host_problem(url: str, allow_private: bool) -> str | None:
-    """Check every address the URL's host resolves to, before anything is sent."""
+def host_problem(url: str, allow_private: bool, timeout: float = 5.0) -> str | None:
+    """Check every address the URL's host resolves to, before anything is sent. The lookup
+    is bounded by `timeout` (the resolver itself has none)."""
     host = (urllib.parse.urlparse(url).hostname or "").rstrip(".").lower()
     if host in METADATA_HOSTS:
         return f"names the metadata server {host}: refused"
+    pool = ThreadPoolExecutor(max_workers=1)
     try:
-        found = {info[4][0] for info in socket.getaddrinfo(host, None)}
+        infos = pool.submit(socket.getaddrinfo, host, None).result(timeout=timeout)
+        found = {info[4][0] for info in infos}
+    except TimeoutError:
+        return f"cannot be resolved within {timeout:g} s"
     except (OSError, UnicodeError) as exc:
         return f"cannot be resolved ({exc})"
+    finally:
+        pool.shutdown(wait=False)
     for address in sorted(found):
         problem = address_problem(str(address), allow_private)
         if problem:
@@ -149,7 +161,9 @@ def _deliver_one(
         return Delivery(
             hook.name, False, 0, error=f"environment variable {hook.url_env} is not set"
         )
-    problem = webhook_url_problem(url) or host_problem(url, section.allow_private_addresses)
+    problem = webhook_url_problem(url) or host_problem(
+        url, section.allow_private_addresses, section.timeout_seconds
+    )
     if problem:
         where = f"the URL in {hook.url_env}" if hook.url_env else "the URL"
         return Delivery(hook.name, False, 0, error=f"{where} {problem}")

@@ -72,7 +72,9 @@ def test_an_unscorable_champion_fails_the_comparisons_and_keeps_the_rest() -> No
     # the campaign value is reported, not blocking, by default: shown, passed, saying why
     assert gates["campaign_value"].passed
     assert "cannot score the champion" in gates["campaign_value"].detail
-    assert "segment_regression" in gates  # the challenger's own segments still judged
+    # the segment comparison could not be made: failed, saying why (not "no champion yet")
+    assert not gates["segment_regression"].passed
+    assert "cannot score the champion" in gates["segment_regression"].detail
 
 
 def test_a_first_release_passes_the_comparisons_it_has_nothing_for() -> None:

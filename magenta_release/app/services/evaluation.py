@@ -132,6 +132,11 @@ def _card(i: Inputs) -> list[Gate]:
     found, i.evidence["card"] = card.assess(
         i.policy, rows.frame, rows.y, ours, i.theirs, i.thresholds
     )
+    if i.champion is not None and i.theirs is None:
+        # the card still describes the challenger; a segment comparison it could not make is
+        # a failed gate saying why, never "no champion yet"
+        why = f"cannot score the champion: {i.champion_problem}"
+        return [Gate(g.name, False, why) for g in found]
     return found
 
 

@@ -6,7 +6,9 @@ knows no policy and no governed model: those travel in the use case's context.""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
 
 from magenta_release.core.errors import BadInput, StoreUnreachable
 from magenta_release.core.extras import require
@@ -63,6 +65,15 @@ class Store:
     @property
     def is_local(self) -> bool:
         return self.settings.is_local
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        """The database file when the store is SQLite (the embedded store, or a `sqlite://`
+        tracking URI naming one): such a store is one machine's, locked with flock."""
+        uri = self.tracking_uri
+        if not uri.startswith("sqlite:///"):
+            return None
+        return Path(unquote(uri.removeprefix("sqlite:///").split("?", 1)[0])).resolve()
 
     def runs(self, experiment: str) -> Runs:
         """The runs of `experiment` (one interface object per experiment and store)."""
