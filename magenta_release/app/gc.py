@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from magenta_release.app.context import Context
+from magenta_release.core import keys
 from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.records import RunInfo
 from magenta_release.io.lock import release_lock
@@ -68,9 +69,9 @@ def _candidates(ctx: Context, older_than_days: float) -> list[tuple[RunInfo, int
     for run in ctx.runs.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
         if run.run_id in proposed or run.start_time > cutoff:
             continue
-        if any(k.startswith("magenta.policy.") for k in run.tags):
+        if any(k.startswith(keys.POLICY_PREFIX) for k in run.tags):
             continue  # a stored policy version: part of the audit trail, never garbage
-        if run.tags.get("magenta.artifacts_deleted") == "true":
+        if run.tags.get(keys.RUN_ARTIFACTS_DELETED) == "true":
             continue
         found.append((run, ctx.runs.artifact_bytes(run.run_id)))
     return found

@@ -31,14 +31,21 @@ class Reminder:
         }
 
 
-def remind(ctx: Context) -> list[Reminder]:
+class Reminders(list[Reminder]):
+    """The reminders sent, and whether the policy names any webhook at all."""
+
+    webhooks: bool = False
+
+
+def remind(ctx: Context) -> Reminders:
     """Send one reminder per version waiting for approval longer than `remind_after_days`
     (policy [approval]); expired ones say so."""
     actor = ctx.actor
     ctx.check_residency()  # it records each delivery as a version tag
     approval = ctx.policy.approval
     now = datetime.now(UTC)
-    sent = []
+    sent = Reminders()
+    sent.webhooks = bool(ctx.policy.notify.webhooks)
     for v in sorted(ctx.registry.versions(), key=lambda v: v.version):
         age = decisions.proposal_age_days(v, now)
         if v.status != Status.PENDING or (age is not None and age < approval.remind_after_days):

@@ -15,7 +15,7 @@ from magenta_release.app.context import Context
 from magenta_release.app.services import lifecycle
 from magenta_release.app.services.runs import dead_runs
 from magenta_release.core import keys
-from magenta_release.core.lifecycle import Drift
+from magenta_release.core.lifecycle import Drift, DriftKind
 from magenta_release.core.limits import require_reason
 from magenta_release.core.states import Action
 from magenta_release.io.lock import release_lock
@@ -45,7 +45,7 @@ def _record_orphans(ctx: Context, problems: list[Drift]) -> list[str]:
     """Proposals an interrupted command left without an event: record them first."""
     fixes = []
     for d in problems:
-        if d.kind != "orphan" or d.version is None:
+        if d.kind != DriftKind.ORPHAN or d.version is None:
             continue
         v = ctx.registry.version(d.version)
         base = v.tags.get(keys.BASELINE_VERSION, "none")

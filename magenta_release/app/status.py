@@ -10,8 +10,8 @@ from magenta_release.app.context import Context
 from magenta_release.app.services import lifecycle, notify
 from magenta_release.app.services.runs import dead_runs
 from magenta_release.core import decisions, keys
-from magenta_release.core.audit import Event
-from magenta_release.core.errors import BadInput
+from magenta_release.core.audit import Event, Verification
+from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.evidence import Evidence
 from magenta_release.core.records import VersionInfo
 from magenta_release.core.states import Status
@@ -81,3 +81,15 @@ def history(ctx: Context, limit: int = 20) -> list[Event]:
         raise BadInput(f"--limit {limit} is out of range; use 1 to 100000")
     _ = ctx.policy
     return list(reversed(ctx.log.events))[:limit]
+
+
+def verify_each(contexts: list[Context]) -> list[tuple[str, Verification]]:
+    """`audit verify` for each model: its chain, head, policy versions and registry. A model
+    whose stored policy was edited cannot even be opened: that is its (failed) result."""
+    out = []
+    for ctx in contexts:
+        try:
+            out.append((ctx.model, lifecycle.verify(ctx)))
+        except IntegrityViolation as exc:
+            out.append((ctx.model, Verification(False, 0, [str(exc)])))
+    return out

@@ -193,14 +193,10 @@ def remind(
     such. Dagster runs this daily; each delivery is recorded on its version (see: status)."""
     from magenta_release.app.remind import remind as do_remind
 
-    def action() -> Any:
-        ctx = open_context(tracking_uri, model_name, by)
-        return ctx, do_remind(ctx)
-
-    ctx, sent = run_action(as_json, action)
+    sent = run_action(as_json, lambda: do_remind(open_context(tracking_uri, model_name, by)))
 
     def human() -> None:
-        if not ctx.policy.notify.webhooks:
+        if not sent.webhooks:
             typer.echo("no webhooks under [notify] in the policy: nothing was sent")
         for r in sent:
             age = "?" if r.age_days is None else f"{r.age_days:.1f}"
@@ -306,21 +302,9 @@ def audit_verify(
     """Recompute each audit log's hash chain (every model's, unless --model), check that every
     event was made under a recorded policy version, and check the registry against it (exit 3
     if broken)."""
-    from magenta_release.app.services.lifecycle import verify
+    from magenta_release.app.status import verify_each
 
-    def each() -> list[tuple[str, Any]]:
-        from magenta_release.core.audit import Verification
-        from magenta_release.core.errors import IntegrityViolation
-
-        out = []
-        for ctx in each_context(tracking_uri, model_name):
-            try:  # a model whose stored policy was edited cannot even be opened: report it
-                out.append((ctx.model, verify(ctx)))
-            except IntegrityViolation as exc:
-                out.append((ctx.model, Verification(False, 0, [str(exc)])))
-        return out
-
-    results = run_action(as_json, each)
+    results = run_action(as_json, lambda: verify_each(each_context(tracking_uri, model_name)))
 
     def human() -> None:
         for name, result in results:

@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
+from magenta_release.core import keys
 from magenta_release.core.policy import LOG_SUFFIX
 from magenta_release.core.states import Action
 
@@ -19,7 +20,7 @@ EVENT_PREFIX = "event."
 # The chain's head ("SEQ:HASH"), kept on the governed registered model itself: a second place
 # that every append updates, so a deleted last event reads as tampering, not as an
 # interrupted command.
-HEAD_TAG = "magenta.audit_head"
+HEAD_TAG = keys.AUDIT_HEAD
 
 __all__ = [
     "EVENT_PREFIX",

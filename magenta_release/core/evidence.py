@@ -97,7 +97,3 @@ class Evidence:
     def of(cls, v: VersionInfo) -> Evidence:
         """A version's recorded evidence (empty when it has none it can read)."""
         return cls.parse(v.tags.get(keys.EVIDENCE)) or cls(v.run_id, ())
-
-    def matches(self, v: VersionInfo, recorded_sha256: str) -> bool:
-        """Whether the version's evidence tag is the text the audit log hashed."""
-        return sha256_text(v.tags.get(keys.EVIDENCE, "")) == recorded_sha256

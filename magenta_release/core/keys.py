@@ -21,6 +21,10 @@ EVIDENCE_SHA256 = "release.evidence_sha256"
 DATASET_SHA256 = "release.dataset_sha256"
 NOTIFY_PREFIX = "release.notify."
 
+# ---- registered model tags ----------------------------------------------------------------
+# The head of the audit log ('SEQ:HASH'), on the governed model: a second record of its end.
+AUDIT_HEAD = "magenta.audit_head"
+
 # ---- model version tags, written from the log after a decision --------------------------
 APPROVED_BY = "release.approved_by"
 APPROVED_AT = "release.approved_at"
@@ -41,6 +45,7 @@ RUN_MODEL_FORMAT = "magenta.model_format"
 RUN_HOST = "magenta.host"
 RUN_PID = "magenta.pid"
 RUN_ARTIFACTS_DELETED = "magenta.artifacts_deleted"
+POLICY_PREFIX = "magenta.policy."  # the tags of a stored policy version
 POLICY_MODEL = "magenta.policy.model"
 POLICY_VERSION = "magenta.policy.version"
 POLICY_SHA256 = "magenta.policy.sha256"

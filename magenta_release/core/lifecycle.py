@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from magenta_release.core import keys
@@ -32,35 +33,46 @@ class State:
     proposals: dict[int, Event] = field(default_factory=dict)
 
 
+class DriftKind(StrEnum):
+    """What differs between the registry and the log."""
+
+    STATUS = "status"  # a version's release.status
+    ALIAS = "alias"  # @champion, @previous or @challenger
+    ORPHAN = "orphan"  # a version with no propose event
+    MANIFEST = "manifest"  # a version's manifest tags
+    TAG = "tag"  # who decided (approved_by, rejected_by, rolled_back_by)
+    HEAD = "head"  # the log's recorded head is behind the log
+
+
 @dataclass(frozen=True)
 class Drift:
     """One difference between the registry and the log."""
 
-    kind: str  # "status" | "alias" | "orphan" | "manifest" | "tag" | "head"
+    kind: DriftKind
     version: int | None
     key: str
     expected: Any
     actual: Any
 
     def message(self) -> str:
-        if self.kind == "orphan":
+        if self.kind == DriftKind.ORPHAN:
             return f"registry: version {self.version} has no event in the log"
-        if self.kind == "alias":
+        if self.kind == DriftKind.ALIAS:
             return (
                 f"registry: @{self.key} is {self.actual} but the log says {self.expected} "
                 "(moved outside magenta-release, or an interrupted command)"
             )
-        if self.kind == "head":
+        if self.kind == DriftKind.HEAD:
             return (
                 f"registry: the log's recorded head is {self.actual or 'missing'} but the log "
                 f"ends at event {str(self.expected).split(':')[0]} (an interrupted command)"
             )
-        if self.kind == "tag":
+        if self.kind == DriftKind.TAG:
             return (
                 f"registry: version {self.version} has {self.key}={self.actual!r} but the log "
                 f"says {self.expected!r}"
             )
-        if self.kind == "manifest":
+        if self.kind == DriftKind.MANIFEST:
             return (
                 f"registry: version {self.version}'s manifest hash differs from the one "
                 "recorded at proposal"
@@ -195,7 +207,9 @@ def drift(log: Log, versions: list[VersionInfo]) -> list[Drift]:
     found: list[Drift] = []
     # No head yet (a store from before heads were recorded): the next append writes it.
     if log.head_behind():
-        found.append(Drift("head", None, HEAD_TAG, f"{len(events)}:{events[-1].hash}", log.head))
+        found.append(
+            Drift(DriftKind.HEAD, None, HEAD_TAG, f"{len(events)}:{events[-1].hash}", log.head)
+        )
     actual_alias = {a: v.version for v in versions for a in v.aliases}
     for alias, expected in (
         ("champion", state.champion),
@@ -203,15 +217,15 @@ def drift(log: Log, versions: list[VersionInfo]) -> list[Drift]:
         ("challenger", state.challenger),
     ):
         if actual_alias.get(alias) != expected:
-            found.append(Drift("alias", None, alias, expected, actual_alias.get(alias)))
+            found.append(Drift(DriftKind.ALIAS, None, alias, expected, actual_alias.get(alias)))
     for v in versions:
         if v.version not in state.status:
-            found.append(Drift("orphan", v.version, "", None, v.status))
+            found.append(Drift(DriftKind.ORPHAN, v.version, "", None, v.status))
             continue
         if v.tags.get(keys.STATUS) != state.status[v.version]:
             found.append(
                 Drift(
-                    "status",
+                    DriftKind.STATUS,
                     v.version,
                     keys.STATUS,
                     state.status[v.version],
@@ -221,11 +235,13 @@ def drift(log: Log, versions: list[VersionInfo]) -> list[Drift]:
         decided = state.decisions.get(v.version, {})
         for key in WHO_TAGS:
             if v.tags.get(key) != decided.get(key):
-                found.append(Drift("tag", v.version, key, decided.get(key), v.tags.get(key)))
+                found.append(
+                    Drift(DriftKind.TAG, v.version, key, decided.get(key), v.tags.get(key))
+                )
         if _manifest_tag_digest(v.tags) != state.manifests.get(v.version):
             found.append(
                 Drift(
-                    "manifest",
+                    DriftKind.MANIFEST,
                     v.version,
                     keys.MANIFEST_SHA256,
                     state.manifests.get(v.version),

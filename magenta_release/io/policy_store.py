@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magenta_release.core import keys
 from magenta_release.core.audit import HEAD_TAG, LOG_SUFFIX, Log
 from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.policy import POLICY_EXPERIMENT, Policy, parse_policy
@@ -114,9 +115,9 @@ def stored_runs(client: MlflowClient, model: str) -> list[tuple[str, str]]:
             return []
         runs = client.search_runs([experiment.experiment_id], max_results=10_000)
     return [
-        (r.info.run_id, r.data.tags.get("magenta.policy.version", "?"))
+        (r.info.run_id, r.data.tags.get(keys.POLICY_VERSION, "?"))
         for r in runs
-        if r.data.tags.get("magenta.policy.model") == model
+        if r.data.tags.get(keys.POLICY_MODEL) == model
     ]
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from magenta_release.core import contract as dc
+from magenta_release.core import keys
 from magenta_release.core.errors import BadInput, PolicyRefused
 from magenta_release.core.records import RunInfo
 from magenta_release.io import datasets as dataset
@@ -43,7 +44,7 @@ class ModelRef:
 def locate_model(runs: Runs, run: RunInfo) -> ModelRef:
     """The run's one model: ours at `model/`, else a LoggedModel, else an MLmodel among the
     run's artifacts. BadInput (exit 2) when there is none, or more than one to choose from."""
-    if run.tags.get("magenta.model_manifest_sha256"):
+    if run.tags.get(keys.RUN_MODEL_MANIFEST_SHA256):
         return ModelRef(f"runs:/{run.run_id}/{OUR_MODEL_PATH}", f"run {run.run_id}")
     logged = runs.logged_models(run)
     if len(logged) == 1:

@@ -53,20 +53,20 @@ def _data(run: RunInfo, evidence: dict[str, Any], period: str | None) -> dict[st
 
 def _people(v: VersionInfo) -> dict[str, Any]:
     t = v.tags
-    names = (
-        "proposed_by",
-        "proposed_at",
-        "note",
-        "approved_by",
-        "approved_at",
-        "approve_reason",
-        "rejected_by",
-        "rejected_at",
-        "reject_reason",
-        "rolled_back_by",
-        "rolled_back_at",
-    )
-    return {k: t.get(f"release.{k}") or None for k in names}
+    people = {
+        "proposed_by": keys.PROPOSED_BY,
+        "proposed_at": keys.PROPOSED_AT,
+        "note": keys.NOTE,
+        "approved_by": keys.APPROVED_BY,
+        "approved_at": keys.APPROVED_AT,
+        "approve_reason": keys.APPROVE_REASON,
+        "rejected_by": keys.REJECTED_BY,
+        "rejected_at": keys.REJECTED_AT,
+        "reject_reason": keys.REJECT_REASON,
+        "rolled_back_by": keys.ROLLED_BACK_BY,
+        "rolled_back_at": keys.ROLLED_BACK_AT,
+    }
+    return {field: t.get(key) or None for field, key in people.items()}
 
 
 def card_of(ctx: Context, v: VersionInfo, *, as_proposed: bool = False) -> dict[str, Any]:

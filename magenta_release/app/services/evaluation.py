@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from magenta_release.app.context import Context
 from magenta_release.app.services import candidate, models
-from magenta_release.core import card, metrics
+from magenta_release.core import card, keys, metrics
 from magenta_release.core import gates as rules
 from magenta_release.core.errors import BadInput
 from magenta_release.core.gates import Gate
@@ -227,7 +227,7 @@ def evaluate(
     i.evidence.update(
         logged_metrics={k: run.metrics[k] for k in sorted(run.metrics)},
         dataset_sha256=run.dataset_sha256,
-        eval_sha256=run.tags.get("magenta.eval_sha256"),
+        eval_sha256=run.tags.get(keys.RUN_EVAL_SHA256),
     )
     rows = candidate.evaluation_rows(policy.data, run)
     if isinstance(rows, str):

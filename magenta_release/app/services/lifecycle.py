@@ -15,6 +15,7 @@ from magenta_release.core.errors import IntegrityViolation
 from magenta_release.core.lifecycle import (
     DECISION_TAGS,
     Drift,
+    DriftKind,
     IntegrityAlert,
     LogBroken,
     State,
@@ -66,15 +67,15 @@ def sync(ctx: Context, problems: list[Drift] | None = None) -> list[str]:
     done: list[str] = []
     registry = ctx.registry
     for d in problems:
-        if d.kind == "head":
+        if d.kind == DriftKind.HEAD:
             ctx.store.tags.set_model_tag(ctx.model, HEAD_TAG, str(d.expected))
             done.append(f"audit head: {d.actual} -> {d.expected}")
-    decided = state(ctx).decisions if any(d.kind == "tag" for d in problems) else {}
+    decided = state(ctx).decisions if any(d.kind == DriftKind.TAG for d in problems) else {}
     for d in problems:
-        if d.kind == "status" and d.version is not None:
+        if d.kind == DriftKind.STATUS and d.version is not None:
             registry.set_version_tags(d.version, {keys.STATUS: str(d.expected)})
             done.append(f"version {d.version}: status {d.actual!r} -> {d.expected!r}")
-        if d.kind == "tag" and d.version is not None:
+        if d.kind == DriftKind.TAG and d.version is not None:
             if d.expected is None:
                 registry.delete_version_tag(d.version, d.key)
             else:  # the decision's whole group: who, when, why
@@ -83,7 +84,7 @@ def sync(ctx: Context, problems: list[Drift] | None = None) -> list[str]:
                 registry.set_version_tags(d.version, {k: values[k] for k in group if k in values})
             done.append(f"version {d.version}: {d.key} {d.actual!r} -> {d.expected!r}")
     order = {"champion": 0, "previous": 1, "challenger": 2}
-    for d in sorted((d for d in problems if d.kind == "alias"), key=lambda d: order[d.key]):
+    for d in sorted((d for d in problems if d.kind == DriftKind.ALIAS), key=lambda d: order[d.key]):
         registry.set_alias(d.key, d.expected)
         done.append(f"@{d.key}: {d.actual} -> {d.expected}")
         if d.key == "champion":

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from magenta_release.core import keys
 from magenta_release.core.errors import BadInput, StoreUnreachable
 from magenta_release.core.settings import Settings
 from magenta_release.io.store.errors import EXISTS, _done, translate
@@ -318,7 +319,7 @@ class Runs:
 
         with translate(f"deleting artifacts of run {run.run_id}"):
             get_artifact_repository(run.artifact_uri).delete_artifacts()  # type: ignore[no-untyped-call]
-            self.client.set_tag(run.run_id, "magenta.artifacts_deleted", "true")
+            self.client.set_tag(run.run_id, keys.RUN_ARTIFACTS_DELETED, "true")
 
 
 def _dataset_inputs(run: Any) -> tuple[DatasetInput, ...]:
