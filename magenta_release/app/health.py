@@ -415,7 +415,7 @@ def shadow_score(ctx: Context, input_uri: str, output_path: Path) -> ShadowResul
     with tempfile.TemporaryDirectory(prefix="magenta-shadow-") as tmp:
         verified = models.fetch(ctx, challenger, Path(tmp))
         inputs = verified.all_inputs
-        identifiers = ctx.policy.data.identifiers
+        identifiers = ctx.policy.data.all_identifiers
         columns = scoring.input_columns(identifiers, source, inputs)
         text = identifiers + tuple(n for n, kind in inputs if kind not in NUMERIC_KINDS)
         rows = scoring.stream_batches(

@@ -34,7 +34,7 @@ def predict_frame(ctx: Context, frame: pd.DataFrame, model: str = "champion") ->
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = models.fetch(ctx, version, Path(tmp))
         return scoring.score_frame(
-            ctx.policy.data.identifiers,
+            ctx.policy.data.all_identifiers,
             ctx.model,
             verified.model,
             verified.all_inputs,
@@ -60,7 +60,7 @@ def predict(
     if not output_path.parent.is_dir():
         raise BadInput(f"--output {output_path}: folder {output_path.parent} does not exist")
     version = models.resolve(ctx, model)
-    identifiers = ctx.policy.data.identifiers
+    identifiers = ctx.policy.data.all_identifiers
     with tempfile.TemporaryDirectory(prefix="magenta-predict-") as tmp:
         verified = models.fetch(ctx, version, Path(tmp))
         inputs = verified.all_inputs

@@ -14,6 +14,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from difflib import get_close_matches
+from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -27,25 +29,66 @@ if TYPE_CHECKING:
 
 # The split rule is part of the evidence: changing it changes which rows are evaluation rows.
 SPLIT_METHOD = "siphash-of-key-mod-10000"
+SALTED_SPLIT_METHOD = "siphash-of-salted-key-mod-10000"
 SPLIT_BUCKETS = 10_000
+PATTERN_CHARACTERS = frozenset("*?[")
+TEMPORAL = "temporal"  # the kind of a date, time or timestamp column
+
+
+def is_pattern(name: str) -> bool:
+    """Whether a `[data]` entry is a glob pattern (`n_case_*`) rather than a column name."""
+    return any(c in PATTERN_CHARACTERS for c in name)
+
+
+def _matches(name: str, entries: tuple[str, ...]) -> bool:
+    return any(fnmatchcase(name, e) if is_pattern(e) else name == e for e in entries)
+
+
+def _expand(entries: tuple[str, ...], available: list[str]) -> list[str]:
+    """Entries in their order, each pattern replaced by the columns it matches (in table
+    order); a literal name is kept even when absent (the caller names it as missing)."""
+    out: list[str] = []
+    for e in entries:
+        found = [c for c in available if fnmatchcase(c, e)] if is_pattern(e) else [e]
+        out += [c for c in found if c not in out]
+    return out
 
 
 class DataContract(BaseModel):
-    """`[data]` in the policy. Defaults describe the built-in generator's table."""
+    """`[data]` in the policy. Defaults describe the built-in generator's table.
+
+    `features`, `categorical` and `exclude` take column names or glob patterns (`n_case_*`).
+    Date, time and timestamp columns are left out of the features unless listed by name (a
+    model wants a number derived from a date, such as days since, not the date)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     target: str = "has_churned"
     identifiers: tuple[str, ...] = Field(default=("rating_account_id", "customer_id"), min_length=1)
+    # Identifiers a table may lack (never features when present, never logged); the first of
+    # `identifiers` (the key) is always required.
+    optional_identifiers: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ("smartphone_brand_group",)
     features: tuple[str, ...] | None = None  # default: every other column
+    exclude: tuple[str, ...] = ()  # never features (names or patterns)
     evaluation_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    # The evaluation split hashes the key with this salt: changing it draws new evaluation
+    # rows for every later run (runs under different salts are not comparable). Empty: the
+    # unsalted rule of earlier releases, so their runs stay comparable.
+    split_salt: str = Field(default="", max_length=200)
+    # An out-of-time evaluation table (a source URI): when set, the gates judge every model
+    # on these rows instead of each run's own evaluation rows.
+    evaluation_table: str | None = None
 
     @model_validator(mode="after")
     def _disjoint(self) -> DataContract:
-        ids = set(self.identifiers)
+        ids = set(self.identifiers) | set(self.optional_identifiers)
         if self.target in ids:
             raise ValueError(f"target {self.target!r} is also listed as an identifier")
+        if self.key in self.optional_identifiers:
+            raise ValueError(
+                f"{self.key!r} is the key (the first identifier) and cannot be optional"
+            )
         clash = sorted(ids & set(self.features or ()) | ids & set(self.categorical))
         if clash:
             raise ValueError(
@@ -55,7 +98,9 @@ class DataContract(BaseModel):
         if self.target in set(self.features or ()) | set(self.categorical):
             raise ValueError(f"target {self.target!r} is listed as a feature")
         if self.features is not None:
-            extra = sorted(set(self.categorical) - set(self.features))
+            extra = sorted(
+                c for c in self.categorical if not is_pattern(c) and not _matches(c, self.features)
+            )
             if extra:
                 raise ValueError(
                     f"categorical columns {', '.join(extra)} are not in features; add them"
@@ -67,24 +112,67 @@ class DataContract(BaseModel):
         """The first identifier: the evaluation split hashes it."""
         return self.identifiers[0]
 
-    def feature_columns(self, available: list[str]) -> list[str]:
-        """The model inputs: the explicit list, else every column that is not target or id."""
-        if self.features is not None:
-            return list(self.features)
-        skip = {self.target, *self.identifiers}
-        return [c for c in available if c not in skip]
+    @property
+    def all_identifiers(self) -> tuple[str, ...]:
+        """Every identifier, required and optional: never a feature, never logged."""
+        return tuple(dict.fromkeys((*self.identifiers, *self.optional_identifiers)))
 
-    def columns(self, available: list[str], *, with_target: bool = True) -> list[str]:
+    def present_identifiers(self, available: list[str]) -> list[str]:
+        """The identifiers a table holds: every required one, the optional ones it has."""
+        return [
+            *self.identifiers,
+            *(c for c in self.optional_identifiers if c in available and c not in self.identifiers),
+        ]
+
+    def is_categorical(self, column: str) -> bool:
+        return _matches(column, self.categorical)
+
+    def resolve(
+        self, available: list[str], kinds: dict[str, str] | None = None
+    ) -> tuple[list[str], list[str]]:
+        """(features, notices): the model inputs among `available`, and one line per thing
+        left out that a person should know about (date columns). `kinds`: column -> kind
+        (TEMPORAL for dates and timestamps), when known."""
+        skip = {self.target, *self.all_identifiers}
+        if self.features is not None:
+            chosen = _expand(self.features, available)
+        else:
+            chosen = [c for c in available if c not in skip]
+        chosen = [c for c in chosen if c not in skip and not _matches(c, self.exclude)]
+        named = {f for f in self.features or () if not is_pattern(f)}
+        dates = [c for c in chosen if (kinds or {}).get(c) == TEMPORAL and c not in named]
+        notices = []
+        if dates:
+            notices.append(
+                f"left out of the features: {', '.join(dates)} (dates and timestamps; derive a "
+                "number such as days since in the table, or list it under [data] exclude to "
+                "silence this)"
+            )
+        return [c for c in chosen if c not in dates], notices
+
+    def feature_columns(
+        self, available: list[str], kinds: dict[str, str] | None = None
+    ) -> list[str]:
+        """The model inputs: the explicit list (patterns expanded), else every column that is
+        not target or identifier; less `exclude` and dates (see `resolve`)."""
+        return self.resolve(available, kinds)[0]
+
+    def columns(
+        self, available: list[str], *, with_target: bool = True, kinds: dict[str, str] | None = None
+    ) -> list[str]:
         """Every column the contract reads, in a stable order (identifiers, features, target)."""
-        cols = [*self.identifiers, *self.feature_columns(available)]
+        cols = [*self.present_identifiers(available), *self.feature_columns(available, kinds)]
         return [*cols, self.target] if with_target else cols
 
     def split_rule(self) -> dict[str, Any]:
-        return {
-            "method": SPLIT_METHOD,
+        rule: dict[str, Any] = {
+            "method": SALTED_SPLIT_METHOD if self.split_salt else SPLIT_METHOD,
             "column": self.key,
             "evaluation_fraction": self.evaluation_fraction,
         }
+        if self.split_salt:
+            rule["salt_sha256"] = hashlib.sha256(self.split_salt.encode()).hexdigest()[:16]
+        return rule
 
 
 @dataclass(frozen=True)
@@ -93,26 +181,89 @@ class Columns:
 
     numeric: list[str]
     categorical: list[str]
+    notices: tuple[str, ...] = ()
 
     @property
     def features(self) -> list[str]:
         return [*self.numeric, *self.categorical]
 
 
-def check_columns(contract: DataContract, available: list[str], where: str) -> Columns:
-    """Resolve the features of a table; BadInput naming the missing columns."""
-    features = contract.feature_columns(available)
+def near_matches(missing: list[str], available: list[str]) -> str:
+    """`a -> a_x, b -> b_y` for the missing columns that resemble one the table has."""
+    found = []
+    for m in missing:
+        close = get_close_matches(m, available, n=2, cutoff=0.6)
+        if not close:
+            folded = {c.casefold(): c for c in available}
+            close = [folded[m.casefold()]] if m.casefold() in folded else []
+        if close:
+            found.append(f"{m} -> {' or '.join(close)}")
+    return ", ".join(found)
+
+
+def check_columns(
+    contract: DataContract,
+    available: list[str],
+    where: str,
+    kinds: dict[str, str] | None = None,
+) -> Columns:
+    """Resolve the features of a table; BadInput naming the missing columns (and the columns
+    of the table that resemble them)."""
+    features, notices = contract.resolve(available, kinds)
     wanted = [*contract.identifiers, *features, contract.target]
-    missing = [c for c in wanted if c not in available]
+    missing = [c for c in dict.fromkeys(wanted) if c not in available]
     if missing:
+        similar = near_matches(missing, available)
         raise BadInput(
-            f"{where}: missing contract columns {', '.join(missing)}; fix [data] in the "
-            "release policy or the table"
+            f"{where}: missing contract columns {', '.join(missing)}"
+            + (f" (similar columns in the table: {similar})" if similar else "")
+            + "; fix [data] in the release policy or the table"
+        )
+    patterns = [p for p in (*(contract.features or ()), *contract.categorical) if is_pattern(p)]
+    empty = [p for p in patterns if not any(fnmatchcase(c, p) for c in available)]
+    if empty:
+        raise BadInput(
+            f"{where}: [data] pattern{'s' if len(empty) > 1 else ''} {', '.join(empty)} "
+            "match no column of the table; fix the pattern or the table"
+        )
+    dated = [c for c in features if (kinds or {}).get(c) == TEMPORAL]
+    if dated:
+        raise BadInput(
+            f"{where}: {', '.join(dated)} hold dates or timestamps, which are not model inputs; "
+            "derive a number (e.g. days since) in the table, or remove them from [data] features"
         )
     if not features:
         raise BadInput(f"{where}: the contract leaves no feature columns; list [data] features")
-    cat = set(contract.categorical)
-    return Columns([c for c in features if c not in cat], [c for c in features if c in cat])
+    return Columns(
+        [c for c in features if not contract.is_categorical(c)],
+        [c for c in features if contract.is_categorical(c)],
+        tuple(notices),
+    )
+
+
+def arrow_kinds(schema: pa.Schema) -> dict[str, str]:
+    """Column -> TEMPORAL for the date, time and timestamp columns of an Arrow schema."""
+    import pyarrow as pa
+
+    return {f.name: TEMPORAL for f in schema if pa.types.is_temporal(f.type)}
+
+
+def frame_kinds(frame: pd.DataFrame) -> dict[str, str]:
+    """Column -> TEMPORAL for the date and timestamp columns of a frame: datetime dtypes, and
+    text-less object columns of `datetime.date` values (what pandas makes of a DATE column)."""
+    import datetime as dt
+
+    import pandas as pd
+
+    found: dict[str, str] = {}
+    for name, col in frame.items():
+        if pd.api.types.is_datetime64_any_dtype(col) or isinstance(col.dtype, pd.PeriodDtype):
+            found[str(name)] = TEMPORAL
+        elif col.dtype == object:
+            first = col.dropna().head(1)
+            if len(first) and isinstance(first.iloc[0], dt.date | dt.time):
+                found[str(name)] = TEMPORAL
+    return found
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -268,12 +419,38 @@ def digest(frame: pd.DataFrame) -> str:
 
 
 def evaluation_mask(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
-    """True for evaluation rows: a hash of the key decides, so a customer lands on the same
-    side in every snapshot and for every model trained on it."""
+    """True for evaluation rows: a hash of the key (salted by `[data] split_salt` when set)
+    decides, so a customer lands on the same side in every snapshot and for every model
+    trained on it."""
     import pandas as pd
 
     key = frame[contract.key]
     text = key.astype(object).map(str)  # same side whether the key was read as int or text
+    if contract.split_salt:
+        text = contract.split_salt + "\x1f" + text
     buckets = pd.util.hash_pandas_object(text, index=False).to_numpy() % SPLIT_BUCKETS
     mask: np.ndarray = buckets < round(contract.evaluation_fraction * SPLIT_BUCKETS)
     return mask
+
+
+def key_text(col: pd.Series) -> pd.Series:
+    """A key column as text, the same whether it was read as integers, as floats holding
+    integers (a nullable integer column), or as text."""
+    import numpy as np
+    import pandas as pd
+
+    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
+        return col.astype(object).map(str)
+    values = col.to_numpy(dtype="float64", na_value=np.nan)
+    if np.isfinite(values).all() and (values == np.round(values)).all():
+        return pd.Series(values.astype("int64"), index=col.index).astype(object).map(str)
+    return col.astype(object).map(str)
+
+
+def key_hashes(frame: pd.DataFrame, column: str) -> np.ndarray:
+    """One 64-bit hash per row of its key: what the disjointness check compares in memory.
+    Hashes are never stored anywhere (they would still identify a customer)."""
+    import pandas as pd
+
+    hashes: np.ndarray = pd.util.hash_pandas_object(key_text(frame[column]), index=False).to_numpy()
+    return hashes

@@ -12,7 +12,13 @@ from typing import Any
 
 import numpy as np
 
-from magenta_release.core.metrics import DEFAULT_THRESHOLD, LOWER_IS_BETTER, REPORTED_METRICS
+from magenta_release.core.metrics import (
+    DEFAULT_THRESHOLD,
+    LOWER_IS_BETTER,
+    REPORTED_METRICS,
+    canonical_metrics,
+    constant_baseline,
+)
 from magenta_release.core.policy import Policy, ValueSection
 
 
@@ -56,16 +62,59 @@ def metric_gates(policy: Policy, metrics: dict[str, float]) -> list[Gate]:
                 f"{name} = {_f(value)} (ceiling {ceiling})",
             )
         )
+    return gates + relative_gates(policy, metrics)
+
+
+def relative_gates(policy: Policy, metrics: dict[str, float]) -> list[Gate]:
+    """`[gates.max_relative]`: a ceiling as a multiple of what a constant predictor at the
+    evaluation rows' base rate scores, so one policy fits a 3 % and an 11 % churn rate."""
+    gates = []
+    base = metrics.get("base_rate")
+    for name, ratio in sorted(policy.gates.max_relative.items()):
+        value = metrics.get(name)
+        if value is None or base is None:
+            gates.append(Gate(f"max_relative_{name}", False, f"{name} = missing"))
+            continue
+        constant = constant_baseline(name, base)
+        ceiling = ratio * constant
+        gates.append(
+            Gate(
+                f"max_relative_{name}",
+                value <= ceiling,
+                f"{name} = {value:.4f} (ceiling {ratio:g} x {constant:.4f}, what predicting the "
+                f"base rate {base:.1%} for everyone scores = {ceiling:.4f})",
+            )
+        )
     return gates
+
+
+NUMBER_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})
+TEXT_KINDS = frozenset({"string", "str", "text"})
+
+
+def _kind(kind: str) -> str | None:
+    """A signature type as a kind the gates compare: number, text, or None (unknown: a model
+    logged without a signature)."""
+    if kind in NUMBER_KINDS or kind == "number":
+        return "number"
+    if kind in TEXT_KINDS:
+        return "text"
+    return None
 
 
 def input_gates(
     policy: Policy,
     challenger_inputs: list[tuple[str, str]],
     champion_inputs: list[tuple[str, str]] | None,
+    observed: dict[str, str] | None = None,
 ) -> list[Gate]:
+    """No identifier among the inputs; the same input names and kinds as the champion. An
+    input whose kind one side does not declare (no signature) takes the kind the evaluation
+    rows hold (`observed`: column -> "number" | "text"), else only its name is compared."""
     names = [n for n, _ in challenger_inputs]
-    identifiers = tuple(dict.fromkeys((*policy.gates.forbidden_inputs, *policy.data.identifiers)))
+    identifiers = tuple(
+        dict.fromkeys((*policy.gates.forbidden_inputs, *policy.data.all_identifiers))
+    )
     forbidden = sorted(set(names) & set(identifiers))
     gates = [
         Gate(
@@ -79,18 +128,37 @@ def input_gates(
     if champion_inputs is None:
         gates.append(Gate("input_schema", True, "no champion: first release sets the schema"))
         return gates
-    ours, theirs = dict(challenger_inputs), dict(champion_inputs)
+    seen = observed or {}
+    ours = {n: _kind(k) or seen.get(n) for n, k in challenger_inputs}
+    theirs = {n: _kind(k) or seen.get(n) for n, k in champion_inputs}
     diffs = [f"+{n}" for n in ours if n not in theirs] + [f"-{n}" for n in theirs if n not in ours]
-    diffs += [f"{n}: {theirs[n]}->{ours[n]}" for n in ours if n in theirs and ours[n] != theirs[n]]
+    diffs += [
+        f"{n}: {theirs[n]}->{ours[n]}"
+        for n in ours
+        if n in theirs and ours[n] and theirs[n] and ours[n] != theirs[n]
+    ]
+    unsigned = [
+        side
+        for side, inputs in (("challenger", challenger_inputs), ("champion", champion_inputs))
+        if any(_kind(k) is None for _, k in inputs)
+    ]
+    unknown = sorted(n for n in ours if n in theirs and not (ours[n] and theirs[n]))
+    note = ""
+    if unsigned:
+        note = (
+            f" ({' and '.join(unsigned)} logged without a signature: kinds taken from the "
+            "evaluation rows" + (f"; names only for {', '.join(unknown)}" if unknown else "") + ")"
+        )
     allowed = policy.gates.allow_schema_change
     gates.append(
         Gate(
             "input_schema",
             not diffs or allowed,
-            "same inputs as the champion"
+            f"same inputs as the champion{note}"
             if not diffs
             else f"differs from the champion ({'; '.join(diffs)})"
-            + (" — allowed by policy" if allowed else ""),
+            + (" — allowed by policy" if allowed else "")
+            + note,
         )
     )
     return gates
@@ -100,21 +168,49 @@ def reproducible_gate(
     policy: Policy, logged: dict[str, float], recomputed: dict[str, float]
 ) -> Gate:
     """The metrics a run logged must match what the gates compute on the same rows, within the
-    policy's tolerance: a run's own claims are never taken on trust."""
-    tolerance = policy.gates.metric_tolerance
-    checked = [m for m in REPORTED_METRICS if m in logged and m in recomputed]
+    policy's tolerance: a run's own claims are never taken on trust. `[gates.metric_names]`
+    names a team's own metrics; when nothing could be compared the gate says so, and fails
+    unless the policy's `metrics_reproducible` is "warn"."""
+    g = policy.gates
+    tolerance = g.metric_tolerance
+    canonical = canonical_metrics(logged, g.metric_names)
+    shown = {v: k for k, v in g.metric_names.items() if k in logged and v not in logged}
+    checked = [m for m in REPORTED_METRICS if m in canonical and m in recomputed]
     off = [
-        f"{m} logged {logged[m]:.4f}, recomputed {recomputed[m]:.4f}"
+        f"{f'{shown[m]} (as {m})' if m in shown else m} logged {canonical[m]:.4f}, "
+        f"recomputed {recomputed[m]:.4f}"
         for m in checked
-        if abs(logged[m] - recomputed[m]) > tolerance
+        if abs(canonical[m] - recomputed[m]) > tolerance
     ]
     if off:
         return Gate("metrics_reproducible", False, "; ".join(off) + f" (tolerance {tolerance})")
+    if not checked:
+        strict = g.metrics_reproducible == "require"
+        others = sorted(k for k in logged if k not in RUN_BOOKKEEPING)[:6]
+        detail = (
+            "nothing compared: the run logged none of the metrics the gates compute ("
+            + ", ".join(REPORTED_METRICS)
+            + ")"
+            + (
+                f"; it logged {', '.join(others)}: name them under [gates.metric_names] "
+                f'(e.g. {others[0]} = "roc_auc")'
+                if others
+                else "; log one (magenta_release.sdk.log_governed_run logs them all)"
+            )
+            + ("" if strict else ' (reported, not blocking: metrics_reproducible = "warn")')
+        )
+        return Gate("metrics_reproducible", not strict, detail)
+    mapped = [f"{shown[m]} as {m}" for m in checked if m in shown]
     return Gate(
         "metrics_reproducible",
         True,
-        f"{len(checked)} logged metrics match the recomputed ones within {tolerance}",
+        f"{len(checked)} logged metrics match the recomputed ones within {tolerance}"
+        + (f" ({', '.join(mapped)})" if mapped else ""),
     )
+
+
+# Metrics a run logs about itself that are no claim about the model.
+RUN_BOOKKEEPING = frozenset({"threshold", "base_rate", "eval_rows"})
 
 
 def regression_gates(

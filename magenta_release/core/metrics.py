@@ -15,6 +15,29 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss"})
 # spelled. Every run's thresholded metrics use its own `threshold` metric (train chooses it on
 # training rows), the champion's included, so what the gates compare is what each reports.
 DEFAULT_THRESHOLD = 0.5
+# Metrics a ceiling may be set for relative to a constant predictor (`[gates.max_relative]`).
+RELATIVE_METRICS = ("brier", "log_loss")
+
+
+def constant_baseline(metric: str, base_rate: float) -> float:
+    """What predicting the base rate p for every row scores: Brier p(1-p), log loss the
+    entropy -(p ln p + (1-p) ln(1-p)). The yardstick of a relative ceiling."""
+    import math
+
+    p = min(max(base_rate, 1e-7), 1 - 1e-7)
+    if metric == "brier":
+        return p * (1 - p)
+    if metric == "log_loss":
+        return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    raise ValueError(f"no constant baseline for {metric}")
+
+
+def canonical_metrics(logged: dict[str, float], names: dict[str, str]) -> dict[str, float]:
+    """A run's logged metrics under the names the gates use: `names` maps a team's own names
+    (`roc_auc_score`) to ours (`roc_auc`); a metric logged under our name wins over a
+    mapped one."""
+    mapped = {names[k]: v for k, v in logged.items() if k in names}
+    return {**mapped, **{k: v for k, v in logged.items() if k not in names}}
 
 
 def threshold_of(run_metrics: dict[str, float]) -> float:

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from magenta_release.core.contract import DataContract
 from magenta_release.core.errors import BadInput
-from magenta_release.core.metrics import HEADLINE_METRICS
+from magenta_release.core.metrics import HEADLINE_METRICS, RELATIVE_METRICS, REPORTED_METRICS
 
 IDENTIFIER_COLUMNS = ("rating_account_id", "customer_id")
 MAX_NOTIFY_SECONDS = 60
@@ -82,6 +82,46 @@ class GateSection(_Frozen):
     forbidden_inputs: tuple[str, ...] = IDENTIFIER_COLUMNS
     # Logged metrics may differ from the recomputed ones by this much (float noise, not claims).
     metric_tolerance: float = Field(default=1e-6, ge=0.0, le=0.1)
+    # Ceilings relative to a constant predictor at the evaluation rows' base rate p (Brier
+    # p(1-p), log loss its entropy): 1.0 = no worse than predicting p for everyone. Unlike an
+    # absolute Brier ceiling, it means the same at a 3 % and at an 11 % churn rate.
+    max_relative: dict[str, float] = Field(default_factory=dict)
+    # A team's names for the metrics the gates compute (`roc_auc_score = "roc_auc"`): their
+    # logged values are compared with the recomputed ones, and `runs`/`compare` show them.
+    metric_names: dict[str, str] = Field(default_factory=dict)
+    # "require": metrics_reproducible fails when no logged metric could be compared;
+    # "warn": it passes and says so.
+    metrics_reproducible: Literal["require", "warn"] = "require"
+    # Evaluation rows that were some model's training rows are left out of the comparison
+    # when at least this many (with both classes) remain; fewer: the proposal is refused.
+    min_disjoint_rows: int = Field(default=500, ge=1)
+    # true: a model whose training rows cannot be re-read fails `evaluation_disjoint`
+    # (default: the gate says which model it could not check, and passes).
+    require_training_input: bool = False
+
+    @field_validator("metric_names")
+    @classmethod
+    def _known_metrics(cls, names: dict[str, str]) -> dict[str, str]:
+        unknown = sorted({v for v in names.values() if v not in REPORTED_METRICS})
+        if unknown:
+            raise ValueError(
+                f"maps to {', '.join(unknown)}, which the gates do not compute; map to one of "
+                f"{', '.join(REPORTED_METRICS)}"
+            )
+        return names
+
+    @field_validator("max_relative")
+    @classmethod
+    def _relative_metrics(cls, ceilings: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(ceilings) - set(RELATIVE_METRICS))
+        if unknown:
+            raise ValueError(
+                f"{', '.join(unknown)} cannot be relative to a constant predictor; use "
+                f"{' or '.join(RELATIVE_METRICS)}"
+            )
+        if any(not (0 < v <= 10) or not math.isfinite(v) for v in ceilings.values()):
+            raise ValueError("a relative ceiling is a ratio greater than 0 and at most 10")
+        return ceilings
 
 
 class ApprovalSection(_Frozen):

@@ -66,11 +66,14 @@ def load(uri: str, contract: dc.DataContract, where: str = "--data") -> Table:
     label = source.label
     found = sources.schema(source)
     available = list(found.names)
-    cols = dc.check_columns(contract, available, label)
-    wanted = contract.columns(available)
+    kinds = dc.arrow_kinds(found)
+    cols = dc.check_columns(contract, available, label, kinds)
+    wanted = contract.columns(available, kinds=kinds)
     _check_flat(found, wanted, label)
     table = sources.read(
-        source, wanted, text_columns=tuple(c for c in (*contract.identifiers, *cols.categorical))
+        source,
+        wanted,
+        text_columns=(*contract.present_identifiers(available), *cols.categorical),
     )
     frame = dc.to_frame(table)
     dc.validate(frame, contract, cols, label)
@@ -198,3 +201,61 @@ def mlflow_digest(frame: pd.DataFrame) -> str:
     from mlflow.data.pandas_dataset import from_pandas
 
     return str(from_pandas(frame).digest)
+
+
+# ---- training inputs: which customers a model was trained on --------------------------------
+# Kept apart from `load`/`reread` (which read whole tables for the digests): the disjointness
+# check reads one column, and only when a split rule cannot settle it alone.
+def key_hashes_of(uri: str, key: str) -> np.ndarray | str:
+    """The hashed keys of every row of a source (one column read); or why it cannot be
+    read. The hashes live in memory only."""
+    try:
+        source = canonical(uri, "source")
+        table = sources.read(source, [key], text_columns=(key,))
+    except BadInput as exc:
+        return f"{uri} cannot be re-read ({exc})"
+    return dc.key_hashes(dc.to_frame(table), key)
+
+
+def input_key_hashes(uri: str, recorded_digest: str, key: str) -> np.ndarray | str:
+    """The hashed keys of a logged input (a team run's training rows), after checking the
+    source still holds what MLflow recorded; or why not."""
+    try:
+        source = canonical(uri, "source")
+        table = sources.read(source)
+    except BadInput as exc:
+        return f"{uri} cannot be re-read ({exc})"
+    frame = dc.to_frame(table)
+    if mlflow_digest(frame) != recorded_digest:
+        return f"{uri} changed since the run logged it (MLflow digest {recorded_digest})"
+    if key not in frame.columns:
+        return f"{uri} has no key column {key!r}"
+    return dc.key_hashes(frame, key)
+
+
+def write_rows(frame: pd.DataFrame, uri: str) -> pd.DataFrame:
+    """Write rows as a parquet file (a path or any fsspec URL) and read them back the way the
+    gates will (`sources.read`): the rows as stored, which is what a digest must be taken of.
+    An existing file is never overwritten (a run's rows are its evidence)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    try:
+        if "://" in uri:
+            import fsspec.core
+
+            fs, path = fsspec.core.url_to_fs(uri)
+            if fs.exists(path):
+                raise FileExistsError(path)
+            with fs.open(path, "wb") as fh:
+                pq.write_table(table, fh)
+        else:
+            Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            with open(uri, "xb") as fh:
+                pq.write_table(table, fh)
+    except FileExistsError as exc:
+        raise BadInput(f"{uri} exists already; a run's rows are never overwritten") from exc
+    except (OSError, ValueError, ImportError) as exc:
+        raise BadInput(f"cannot write rows to {uri} ({exc}); check the folder") from exc
+    return dc.to_frame(sources.read(sources.parse(uri, "rows")))
