@@ -284,11 +284,12 @@ def test_runs_of_our_own_train_are_proposed_as_before(cli: Cli) -> None:
     assert [g["name"] for g in doc["gates"]] == [
         "required_metrics",
         "min_roc_auc",
-        "max_brier",
+        "max_relative_brier",
         "skops_format",
         "no_identifier_inputs",
         "input_schema",
         "metrics_reproducible",
+        "evaluation_disjoint",
         "no_regression",
         "campaign_value",
         "sha256_manifest",

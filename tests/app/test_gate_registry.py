@@ -12,6 +12,7 @@ import pandas as pd
 
 from magenta_release.app.services.candidate import EvalRows
 from magenta_release.app.services.evaluation import Inputs, run_gates
+from magenta_release.core import fairness
 from magenta_release.core.policy import Policy
 from magenta_release.core.records import RunInfo, VersionInfo
 from magenta_release.io.model_files import Verified
@@ -30,6 +31,9 @@ def _inputs(policy: Policy, *, rows: bool, champion: bool, scorable: bool = True
     if rows:
         frame = pd.DataFrame({"age": rng.integers(18, 90, 400).astype(float)})
         i.rows, i.ours = EvalRows(frame, y, "memory://rows", "split"), rng.random(400)
+        # what `evaluate` sets beside the rows: the run's own metrics and the disjointness check
+        i.reproduced = {"roc_auc": 0.7}
+        i.fair = fairness.judge([], y, "rating_account_id", min_rows=1)
         if champion and scorable:
             i.theirs = rng.random(400)
     else:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from magenta_release.core import contract as dc
 from magenta_release.core import keys
 from magenta_release.core.errors import BadInput, PolicyRefused
+from magenta_release.core.fairness import Trained
 from magenta_release.core.records import RunInfo
 from magenta_release.io import datasets as dataset
 from magenta_release.io import sources
@@ -79,7 +80,14 @@ class EvalRows:
     frame: pd.DataFrame
     y: np.ndarray
     source: str
-    kind: str  # "split" (our train) | "evaluation-input" (a team's run)
+    kind: str  # "split" (our train) | "evaluation-input" (a team's run) | "out-of-time"
+    digest: str = ""  # what identifies exactly these rows (the digest they were checked with)
+
+    def subset(self, keep: np.ndarray) -> EvalRows:
+        """Only the rows `keep` marks (the rows no model was trained on)."""
+        return EvalRows(
+            self.frame[keep].reset_index(drop=True), self.y[keep], self.source, self.kind, ""
+        )
 
 
 def evaluation_rows(contract: dc.DataContract, run: RunInfo) -> EvalRows | str:
@@ -91,7 +99,7 @@ def evaluation_rows(contract: dc.DataContract, run: RunInfo) -> EvalRows | str:
         if isinstance(rows, str):
             return rows
         frame, y = rows
-        return EvalRows(frame, y, ev.source, "split")
+        return EvalRows(frame, y, ev.source, "split", ev.eval_digest)
     inputs = run.evaluation_inputs
     if not inputs:
         raise PolicyRefused(
@@ -129,9 +137,11 @@ def _reread_input(contract: dc.DataContract, item: Any) -> EvalRows | str:
             f"the evaluation rows at {uri} have no target column {contract.target!r}; set "
             "`target` under [data] in the release policy, or log the rows with the target"
         )
-    cols = dc.check_columns(contract, list(frame.columns), f"evaluation source {uri}")
+    cols = dc.check_columns(
+        contract, list(frame.columns), f"evaluation source {uri}", dc.frame_kinds(frame)
+    )
     dc.validate(frame, contract, cols, f"evaluation source {uri}")
-    return EvalRows(frame, dc.target(frame, contract), uri, "evaluation-input")
+    return EvalRows(frame, dc.target(frame, contract), uri, "evaluation-input", f"{uri}#{now}")
 
 
 def model_frame(
@@ -142,10 +152,8 @@ def model_frame(
     from magenta_release.io.model_files import conform
 
     if not inputs:
-        skip = {contract.target, *contract.identifiers}
-        return frame.loc[
-            :, [c for c in contract.feature_columns(list(frame.columns)) if c not in skip]
-        ]
+        features = contract.feature_columns(list(frame.columns), dc.frame_kinds(frame))
+        return frame.loc[:, features]
     missing = [n for n, _ in inputs if n not in frame.columns]
     if missing:
         raise BadInput(
@@ -153,3 +161,77 @@ def model_frame(
             "check the data contract ([data] in the release policy)"
         )
     return conform(frame, inputs)
+
+
+def evaluation_table_rows(contract: dc.DataContract) -> EvalRows | str:
+    """The policy's out-of-time evaluation table (`[data] evaluation_table`), read through the
+    contract, in a canonical row order; or why it cannot be read."""
+    import numpy as np
+
+    uri = contract.evaluation_table
+    if uri is None:
+        raise ValueError("the policy names no evaluation table")
+    try:
+        table = dataset.load(uri, contract, "[data] evaluation_table")
+    except BadInput as exc:
+        return f"the policy's evaluation table cannot be read ({exc}); restore it or fix the policy"
+    frame = table.frame.iloc[np.argsort(dc.row_hashes(table.frame), kind="stable")]
+    frame = frame.reset_index(drop=True)
+    return EvalRows(
+        frame, dc.target(frame, contract), table.source.uri, "out-of-time", table.digest
+    )
+
+
+def training_overlap(
+    rows: EvalRows, contract: dc.DataContract, run: RunInfo, label: str
+) -> Trained:
+    """Which of `rows` were training rows of the model of `run`, from what the run recorded:
+
+    - a run of `train` recorded its table and split rule: rows on the training side of that
+      rule are candidates, confirmed against the keys its table holds (one column re-read);
+      when the rule alone rules every row out, nothing is read;
+    - a run logged with a training input (context "training", e.g. by
+      `magenta_release.sdk.log_governed_run`): its keys, re-read and checked against MLflow's
+      digest;
+    - otherwise unknown, and said so.
+
+    Keys are compared as 64-bit hashes in memory; nothing here is stored."""
+    import numpy as np
+
+    ev = dataset.Evidence.from_tags(run.tags)
+    if ev is not None:
+        rule = dc.DataContract.model_validate(ev.contract)
+        if rule.key not in rows.frame.columns:
+            return Trained(label, None, problem=f"the evaluation rows lack its key {rule.key}")
+        candidates = ~dc.evaluation_mask(rows.frame, rule)
+        if rows.kind == "split" and rows.source == ev.source and rows.digest == ev.eval_digest:
+            candidates[:] = False  # its own evaluation rows: the evaluation side of its rule
+        if not candidates.any():
+            return Trained(label, candidates, "by its split rule")
+        found = dataset.key_hashes_of(ev.source, rule.key)
+        if isinstance(found, str):
+            return Trained(
+                label,
+                candidates,
+                f"by its split rule ({found}: every key on its training side counted)",
+            )
+        seen = candidates & np.isin(dc.key_hashes(rows.frame, rule.key), found)
+        return Trained(label, seen, f"re-read from {ev.source}")
+    inputs = [i for i in run.inputs if i.context == TRAINING_CONTEXT]
+    if not inputs:
+        return Trained(label, None, problem=f"run {run.run_id[:12]} recorded no training input")
+    item = inputs[0]
+    key = contract.key
+    if key not in rows.frame.columns:
+        return Trained(label, None, problem=f"the evaluation rows lack the key {key}")
+    if not item.uri:
+        return Trained(label, None, problem="its training input names no readable source")
+    found = dataset.input_key_hashes(item.uri, item.digest, key)
+    if isinstance(found, str):
+        return Trained(label, None, problem=found)
+    return Trained(
+        label, np.isin(dc.key_hashes(rows.frame, key), found), f"re-read from {item.uri}"
+    )
+
+
+TRAINING_CONTEXT = "training"  # the input context of a run's training rows

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from magenta_release.app.context import Context
 from magenta_release.app.services import candidate, models
-from magenta_release.core import card, keys, metrics
+from magenta_release.core import card, fairness, keys, metrics
 from magenta_release.core import gates as rules
-from magenta_release.core.errors import BadInput
+from magenta_release.core.errors import BadInput, ReleaseError
 from magenta_release.core.gates import Gate
 from magenta_release.core.records import RunInfo, VersionInfo
 from magenta_release.io import model_files
@@ -44,6 +44,11 @@ class Inputs:
     evidence: dict[str, Any] = field(default_factory=dict)
 
     champion_run: RunInfo | None = None
+    # the challenger's metrics on its own evaluation rows, all of them (what its logged
+    # metrics are compared with); None with `reproduced_problem` when they cannot be had
+    reproduced: dict[str, float] | None = None
+    reproduced_problem: str | None = None
+    fair: fairness.Fairness | None = None
 
     @property
     def thresholds(self) -> tuple[float, float]:
@@ -98,11 +103,31 @@ def _format(i: Inputs) -> list[Gate]:
 
 def _inputs(i: Inputs) -> list[Gate]:
     theirs = i.champion_model.all_inputs if i.champion_model is not None else None
-    return rules.input_gates(i.policy, i.challenger.all_inputs, theirs)
+    observed = None
+    if i.rows is not None:
+        import pandas as pd
+
+        observed = {
+            str(c): "number"
+            if pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
+            else "text"
+            for c, col in i.rows.frame.items()
+        }
+    return rules.input_gates(i.policy, i.challenger.all_inputs, theirs, observed)
 
 
 def _reproducible(i: Inputs) -> list[Gate]:
-    return [rules.reproducible_gate(i.policy, i.run.metrics, i.evidence["metrics"])]
+    if i.reproduced is None:
+        strict = i.policy.gates.metrics_reproducible == "require"
+        why = f"nothing compared: {i.reproduced_problem or 'no rows of its own'}"
+        return [Gate("metrics_reproducible", not strict, why)]
+    return [rules.reproducible_gate(i.policy, i.run.metrics, i.reproduced)]
+
+
+def _fair(i: Inputs) -> list[Gate]:
+    if i.fair is None:
+        raise ValueError("the disjointness check ran without its result")
+    return [i.fair.gate]
 
 
 def _regression(i: Inputs) -> list[Gate]:
@@ -132,10 +157,15 @@ def _card(i: Inputs) -> list[Gate]:
     found, i.evidence["card"] = card.assess(
         i.policy, rows.frame, rows.y, ours, i.theirs, i.thresholds
     )
-    if i.champion is not None and i.theirs is None:
+    refused = i.fair.refused if i.fair is not None else None
+    if i.champion is not None and (i.theirs is None or refused is not None):
         # the card still describes the challenger; a segment comparison it could not make is
         # a failed gate saying why, never "no champion yet"
-        why = f"cannot score the champion: {i.champion_problem}"
+        why = (
+            f"not compared: {refused} (see {fairness.GATE})"
+            if refused is not None
+            else f"cannot score the champion: {i.champion_problem}"
+        )
         return [Gate(g.name, False, why) for g in found]
     return found
 
@@ -167,6 +197,7 @@ GATES: tuple[Step, ...] = (
     Step(_fixed("skops_format"), frozenset(), _format),
     Step(_fixed("no_identifier_inputs", "input_schema"), frozenset(), _inputs),
     Step(_fixed("metrics_reproducible"), frozenset({NEEDS_ROWS}), _reproducible),
+    Step(_fixed(fairness.GATE), frozenset({NEEDS_ROWS}), _fair),
     Step(
         _fixed("no_regression"),
         frozenset({NEEDS_ROWS, NEEDS_CHAMPION}),
@@ -189,6 +220,9 @@ def _missing(i: Inputs, needs: frozenset[str]) -> str | None:
         return f"cannot re-score: {i.rows_problem}"
     if NEEDS_CHAMPION in needs and i.champion is not None and i.champion_problem is not None:
         return f"cannot score the champion: {i.champion_problem}"
+    refused = i.fair.refused if i.fair is not None else None
+    if NEEDS_CHAMPION in needs and i.champion is not None and refused is not None:
+        return f"not compared: {refused} (see {fairness.GATE})"
     return None
 
 
@@ -217,9 +251,10 @@ def evaluate(
     ctx: Context, run: RunInfo, challenger_dir: Path, champion: VersionInfo | None, tmp: Path
 ) -> tuple[list[Gate], dict[str, Any]]:
     """Every gate of the policy for one candidate against the current champion. The
-    challenger's evaluation rows are re-read from their source and checked against what the
-    run recorded; both models are scored on exactly those rows, and the run's own metrics are
-    only compared, never used."""
+    challenger's evaluation rows (or the policy's out-of-time table) are re-read from their
+    source and checked against what was recorded; rows that either model was trained on are
+    left out, or the comparison refused (`core.fairness`); both models are scored on exactly
+    the rows that remain, and the run's own metrics are only compared, never used."""
     policy = ctx.policy
     challenger = model_files.inspect(challenger_dir, f"run {run.run_id}")
     champ = models.fetch(ctx, champion, tmp / f"champion-{champion.version}") if champion else None
@@ -229,21 +264,63 @@ def evaluate(
         dataset_sha256=run.dataset_sha256,
         eval_sha256=run.tags.get(keys.RUN_EVAL_SHA256),
     )
-    rows = candidate.evaluation_rows(policy.data, run)
+    if champion is not None:
+        i.champion_run = ctx.runs.get_run(champion.run_id)
+    out_of_time = policy.data.evaluation_table is not None
+    rows = (
+        candidate.evaluation_table_rows(policy.data)
+        if out_of_time
+        else candidate.evaluation_rows(policy.data, run)
+    )
     if isinstance(rows, str):
-        i.rows_problem = rows
+        i.rows_problem = i.reproduced_problem = rows
+        return run_gates(i), i.evidence
+    i.evidence["source"] = rows.source
+    ours = _score(challenger, rows, "challenger", policy)
+    if out_of_time:
+        _reproduce_on_own_rows(i, challenger)
     else:
-        i.rows = rows
-        i.evidence["source"] = rows.source
-        x = candidate.model_frame(rows.frame, challenger.all_inputs, "challenger", policy.data)
-        i.ours = model_files.score(challenger.model, x)
-        if champ is not None and champion is not None:
-            i.champion_run = ctx.runs.get_run(champion.run_id)
-            try:
-                x_champion = candidate.model_frame(
-                    rows.frame, champ.all_inputs, "champion", policy.data
-                )
-                i.theirs = model_files.score(champ.model, x_champion)
-            except BadInput as exc:
-                i.champion_problem = str(exc)
+        i.reproduced = metrics.metrics(rows.y, ours, metrics.threshold_of(run.metrics))
+    i.fair = _fairness(i, rows)
+    i.evidence["fairness"] = i.fair.facts
+    if i.fair.keep is not None:
+        rows, ours = rows.subset(i.fair.keep), ours[i.fair.keep]
+    i.rows, i.ours = rows, ours
+    if champ is not None and champion is not None:
+        try:
+            i.theirs = _score(champ, rows, "champion", policy)
+        except BadInput as exc:
+            i.champion_problem = str(exc)
     return run_gates(i), i.evidence
+
+
+def _score(model: Verified, rows: candidate.EvalRows, what: str, policy: Policy) -> np.ndarray:
+    x = candidate.model_frame(rows.frame, model.all_inputs, what, policy.data)
+    return model_files.score(model.model, x)
+
+
+def _fairness(i: Inputs, rows: candidate.EvalRows) -> fairness.Fairness:
+    """Which evaluation rows each model was trained on, and what the gates may judge."""
+    contract = i.policy.data
+    trained = [candidate.training_overlap(rows, contract, i.run, "the challenger")]
+    if i.champion is not None and i.champion_run is not None:
+        label = f"champion v{i.champion.version}"
+        trained.append(candidate.training_overlap(rows, contract, i.champion_run, label))
+    g = i.policy.gates
+    return fairness.judge(
+        trained, rows.y, contract.key, g.min_disjoint_rows, g.require_training_input
+    )
+
+
+def _reproduce_on_own_rows(i: Inputs, challenger: Verified) -> None:
+    """With an out-of-time table the gates judge other rows than the run logged its metrics
+    on: its claims are checked on its own evaluation rows, when it has them."""
+    try:
+        own = candidate.evaluation_rows(i.policy.data, i.run)
+    except ReleaseError as exc:
+        own = str(exc)
+    if isinstance(own, str):
+        i.reproduced_problem = f"its own evaluation rows cannot be had ({own})"
+        return
+    scores = _score(challenger, own, "challenger", i.policy)
+    i.reproduced = metrics.metrics(own.y, scores, metrics.threshold_of(i.run.metrics))
