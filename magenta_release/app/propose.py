@@ -56,9 +56,27 @@ def _number(v: VersionInfo | None) -> int | None:
     return v.version if v else None
 
 
+# A run whose version is closed this way may be proposed again (as a new version).
+REPROPOSABLE = frozenset({Status.REJECTED, Status.FAILED})
+
+
+def _judged_alike(before: Evidence, now: Evidence) -> bool:
+    """A gates_failed version judged again the same way: same policy, champion and model
+    files, and every gate with the same outcome and detail. Proposing it again would only
+    repeat the failure, so the existing version is the answer."""
+    return (
+        before.policy_sha256 == now.policy_sha256
+        and before.champion == now.champion
+        and before.manifest_sha256 == now.manifest_sha256
+        and before.gates == now.gates
+    )
+
+
 def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
     """Register a run's model, evaluate the gates and record the outcome. Proposing the same
-    run again returns the version it already has, unless that version was rejected."""
+    run again returns the version it already has, unless that version was rejected, or failed
+    its gates and would now be judged otherwise (the policy, the champion or the data changed):
+    then the run is proposed again as a new version."""
     check_text(note, "--note", MAX_NOTE)
     actor = ctx.actor
     ctx.check_residency()
@@ -70,10 +88,12 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
             f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
         )
     existing = ctx.registry.version_for_run(run_id)
-    if existing is not None and existing.status != Status.REJECTED:
+    if existing is not None and existing.status not in REPROPOSABLE:
         return _existing(ctx, existing)
-    # A rejected version is closed: proposing its run again registers a new version, judged
-    # against today's champion and policy (the way out of a stale or re-policied proposal).
+    # A rejected or gates_failed version is closed: proposing its run again registers a new
+    # version, judged against today's champion, policy and data (the way out of a stale or
+    # re-policied proposal, or of a table restored after a rebuild). The audit log counts
+    # only a version's first propose event, so a re-proposal is always a new version.
     known = _number(existing)
     model = candidate.locate_model(ctx.runs, run)
     with tempfile.TemporaryDirectory(prefix="magenta-propose-") as tmp:
@@ -98,6 +118,8 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
             evidence = Evidence(
                 run.run_id, tuple(gates), facts, _number(champion), ctx.policy.sha256, digest
             )
+            if existing is not None and _judged_alike(Evidence.of(existing), evidence):
+                return _existing(ctx, existing)  # failed before, and nothing changed since
             with release_lock(ctx.store, ctx.model):
                 ctx.reread()
                 lifecycle.check_locked(ctx)
@@ -108,7 +130,7 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
                     ctx.policy.sha256 != evidence.policy_sha256
                 )
                 if raced is None and not moved:
-                    proposal = _register(ctx, run, model, actor, note, evidence, files)
+                    proposal = _register(ctx, run, model, actor, note, evidence, files, known)
             if raced is None and not moved:
                 # Outside the lock: a slow webhook must not hold up other releases.
                 passed = proposal.status == Status.PENDING
@@ -129,7 +151,10 @@ def _register(
     note: str,
     evidence: Evidence,
     files: dict[str, str],
+    earlier: int | None = None,
 ) -> Proposal:
+    """Create the version with every tag, record the propose event (naming the version of
+    the same run it follows, if any), then write the report."""
     passed = evidence.passed
     status = Status.PENDING if passed else Status.FAILED
     evidence_json = evidence.dumps()
@@ -164,7 +189,11 @@ def _register(
         reason=note,
         evidence_sha256=evidence.sha256,
         manifest_sha256=evidence.manifest_sha256,
-        details={"run_id": run.run_id, "failed_gates": evidence.failed_gates},
+        details={
+            "run_id": run.run_id,
+            "failed_gates": evidence.failed_gates,
+            **({"proposed_again_after": earlier} if earlier is not None else {}),
+        },
     )
     faults.point("propose.after_audit")
     lifecycle.sync(ctx)

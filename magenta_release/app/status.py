@@ -14,7 +14,7 @@ from magenta_release.core.audit import Event, Verification
 from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.evidence import Evidence
 from magenta_release.core.records import VersionInfo
-from magenta_release.core.states import Status
+from magenta_release.core.states import Action, Status
 
 
 def status(ctx: Context) -> dict[str, Any]:
@@ -93,3 +93,14 @@ def verify_each(contexts: list[Context]) -> list[tuple[str, Verification]]:
         except IntegrityViolation as exc:
             out.append((ctx.model, Verification(False, 0, [str(exc)])))
     return out
+
+
+def gate_outcome(e: Event) -> str | None:
+    """What a propose event's gates said ("passed", or "failed: gate, gate"); None for the
+    other events. A run proposed again names the version it follows."""
+    if e.action != Action.PROPOSE:
+        return None
+    failed = e.details.get("failed_gates") or []
+    text = "passed" if e.status == Status.PENDING else "failed: " + ", ".join(map(str, failed))
+    again = e.details.get("proposed_again_after")
+    return text + (f" (run proposed again after v{again})" if again is not None else "")

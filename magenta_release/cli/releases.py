@@ -60,7 +60,16 @@ def propose(
         )
         typer.echo(
             f"version {result.version} is {result.status}"
-            + (" (proposed before)" if result.existing else "")
+            + (
+                (
+                    " (proposed before, and judged the same again: fix what failed, the "
+                    "policy or the data, then propose again)"
+                    if result.status == Status.FAILED
+                    else " (proposed before)"
+                )
+                if result.existing
+                else ""
+            )
             + (
                 f"; approve with: magenta-release approve {result.version} --reason ..."
                 if result.status == Status.PENDING
@@ -285,12 +294,16 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the release log: who did what, when, why, with which evidence."""
+    from magenta_release.app.status import gate_outcome
     from magenta_release.app.status import history as do_history
     from magenta_release.cli.render import history_table
 
     found = run_action(
         as_json,
-        lambda: [e.to_json() for e in do_history(open_context(tracking_uri, model_name), limit)],
+        lambda: [
+            {**e.to_json(), "gate_outcome": gate_outcome(e)}
+            for e in do_history(open_context(tracking_uri, model_name), limit)
+        ],
     )
     emit(as_json, {"events": found}, lambda: history_table(found))
 

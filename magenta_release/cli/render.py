@@ -205,7 +205,17 @@ def history_table(events: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
     table = Table(title="Release history (newest first)")
-    for col in ("#", "time (UTC)", "actor", "action", "version", "champion", "reason", "hash"):
+    for col in (
+        "#",
+        "time (UTC)",
+        "actor",
+        "action",
+        "version",
+        "champion",
+        "gates",
+        "reason",
+        "hash",
+    ):
         table.add_column(col, overflow="fold")
     # Events come newest first; a policy change shows as its own line where it happened.
     older = [*events[1:], None]
@@ -221,6 +231,7 @@ def history_table(events: list[dict[str, Any]]) -> None:
             e["action"],
             "" if e["version"] is None else str(e["version"]),
             champ,
+            plain(e.get("gate_outcome") or ""),
             plain(e["reason"]),
             e["hash"][:12],
         )
@@ -230,6 +241,7 @@ def history_table(events: list[dict[str, Any]]) -> None:
                 "",
                 "",
                 "[bold yellow]policy changed[/]",
+                "",
                 "",
                 "",
                 f"release policy {str(before.get('policy_sha256'))[:12]} → "
