@@ -64,3 +64,41 @@ def dataset_entity(ev: dataset.Evidence, cols: Columns) -> Any:
         digest=ev.digest[:32],
         schema=model_signature(cols).inputs,
     )
+
+
+def signature_of(inputs: list[tuple[str, str]]) -> Any:
+    """A signature with these (name, "double" | "string") inputs, in this order (the order the
+    model was fitted in: scikit-learn refuses columns in another order)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import ColSpec, Schema, TensorSpec
+
+    columns: list[ColSpec | TensorSpec] = [ColSpec(kind, name) for name, kind in inputs]
+    outputs = Schema([TensorSpec(np.dtype("float64"), (-1, 2))])
+    return ModelSignature(inputs=Schema(columns), outputs=outputs)
+
+
+def save_any_model(
+    model: Any, folder: Path, inputs: list[tuple[str, str]], trusted: list[str]
+) -> None:
+    """A team's fitted scikit-learn-compatible model, saved as `save_model` saves ours: skops
+    trusting exactly `trusted`, explicit requirements, a signature of its inputs; no example
+    rows."""
+    import mlflow.sklearn
+
+    mlflow.sklearn.save_model(
+        model,
+        str(folder),
+        serialization_format="skops",
+        skops_trusted_types=trusted,
+        signature=signature_of(inputs),
+        pip_requirements=pip_requirements(),
+        pyfunc_predict_fn="predict_proba",
+    )
+
+
+def rows_dataset(frame: Any, source: str, name: str, target: str | None = None) -> Any:
+    """An MLflow dataset of rows that live at `source` (their path or URI and MLflow's digest
+    are recorded, never the rows): what a run's evaluation and training inputs are."""
+    from mlflow.data.pandas_dataset import from_pandas
+
+    return from_pandas(frame, source=source, targets=target, name=name)
