@@ -148,7 +148,9 @@ def _rescore_champion(ctx: Context, runs: list[RunInfo]) -> dict[str, dict[str, 
                 out[run.run_id] = by_rows[key]
                 continue
             try:
-                rows = candidate.evaluation_rows(ctx.policy.data, run)
+                rows = candidate.evaluation_rows(
+                    ctx.policy.data, run, ctx.policy.residency.allowed_source_protocols
+                )
                 if isinstance(rows, str):
                     continue
                 x = candidate.model_frame(rows.frame, model.all_inputs, "champion", ctx.policy.data)

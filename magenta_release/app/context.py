@@ -20,6 +20,7 @@ from magenta_release.core.errors import BadInput, IntegrityViolation, PolicyRefu
 from magenta_release.core.policy import ModelSection, Policy
 from magenta_release.core.settings import Settings
 from magenta_release.io import audit_log, policy_store
+from magenta_release.io import authority as release_authority
 from magenta_release.io.store import Registry, Runs, Store
 
 
@@ -100,10 +101,20 @@ class Context:
         return self._policy_pair()[1]
 
     def _policy_pair(self) -> tuple[policy_store.PolicyVersion, Policy]:
-        record = policy_store.current_version(self.log)
+        try:
+            record = policy_store.current_version(self.log)
+        except BadInput:
+            self.check_log_not_gone()
+            raise
         if self._policy is None or self._policy[0] != record:
             self._policy = (record, policy_store.policy_of(self.store.client, record))
         return self._policy
+
+    @property
+    def authority(self) -> release_authority.Authority | None:
+        """The tracking server's release authority (server mode): it writes every governed
+        change the command decides. None for an embedded store, which the command writes."""
+        return release_authority.of(self.store)
 
     @property
     def runs(self) -> Runs:
@@ -132,6 +143,14 @@ class Context:
             return identity.normalise(authenticated)
         return identity.normalise(typed)
 
+    def check_log_not_gone(self) -> None:
+        """A model with no policy in its log, but with versions, a recorded head or stored
+        policy runs, lost its log: tampering (exit 3), never a model to `init` afresh. (A
+        log from before stored policies has events: `policy set` stores its first policy.)"""
+        if self.log.entries:
+            return
+        _ungoverned(self.store, self.model, missing_ok=True)
+
     def check_residency(self) -> None:
         """Refuse (exit 3) before any write if the tracking host or the model experiment's
         artifact location is outside the policy's allow-lists."""
@@ -149,16 +168,23 @@ class Context:
         return event
 
 
-def _ungoverned(store: Store, model: str) -> None:
-    """Why `model` cannot be acted on: never released here (BadInput), or released and its
-    audit log gone, which is tampering (nothing re-creates a log: restore a backup)."""
+def _ungoverned(store: Store, model: str, *, missing_ok: bool = False) -> None:
+    """Why `model` cannot be acted on: never released here (BadInput; None with
+    `missing_ok`), or released and its audit log gone, which is tampering (nothing re-creates
+    a log: restore a backup). Released: it has versions, a recorded audit head, or stored
+    policy versions."""
     tags = store.tags.model_tags_or_none(model)
-    if tags is not None and (HEAD_TAG in tags or store.registry(model).versions()):
+    released = (tags is not None and (HEAD_TAG in tags or store.registry(model).versions())) or (
+        bool(policy_store.stored_runs(store.client, model))
+    )
+    if released:
         raise IntegrityViolation(
-            f"model {model!r} has versions or a recorded audit head but no audit log "
-            f"({log_name(model)}): it was deleted; nothing was changed — restore the store from "
-            "a backup (init or policy set would start a new record over it)"
+            f"model {model!r} has versions, a recorded audit head or stored policies but no "
+            f"audit log ({log_name(model)}): it was deleted; nothing was changed — restore the "
+            "store from a backup (init or policy set would start a new record over it)"
         )
+    if missing_ok:
+        return
     raise BadInput(
         f"model {model!r} has no release policy in this store; store one with "
         "`magenta-release policy set FILE --reason ...` (or run `magenta-release init`)"

@@ -187,6 +187,7 @@ def labelled_rows(
     from magenta_release.io.datasets import canonical
 
     contract, health = policy.data, policy.health
+    sources.require_protocol(data, policy.residency.allowed_source_protocols, "--data")
     source = canonical(data, "--data")
     names = list(sources.schema(source).names)
     wanted = [*contract.identifiers, *(n for n, _ in inputs), contract.target]
@@ -303,7 +304,11 @@ def _baseline(
         summary: dict[str, Any] = json.loads(Path(path).read_text())
         return summary, TRAINING_BASELINE
     try:
-        rows = candidate.evaluation_rows(ctx.policy.data, runs.get_run(champion.run_id))
+        rows = candidate.evaluation_rows(
+            ctx.policy.data,
+            runs.get_run(champion.run_id),
+            ctx.policy.residency.allowed_source_protocols,
+        )
     except ReleaseError as exc:
         rows = str(exc)
     if isinstance(rows, str):
@@ -411,6 +416,7 @@ def shadow_score(ctx: Context, input_uri: str, output_path: Path) -> ShadowResul
     if challenger is None or challenger.tags.get(keys.PASSED_GATES) != "true":
         output_path.unlink(missing_ok=True)  # no stale shadow of an earlier challenger
         return None
+    sources.require_protocol(input_uri, ctx.policy.residency.allowed_source_protocols, "--input")
     source = sources.parse(input_uri, "--input")
     with tempfile.TemporaryDirectory(prefix="magenta-shadow-") as tmp:
         verified = models.fetch(ctx, challenger, Path(tmp))

@@ -51,6 +51,9 @@ def predict(
     has one row per input row, in input order, with the identifiers and the model version."""
     from magenta_release.io import sources
 
+    sources.require_protocol(
+        str(input_uri), ctx.policy.residency.allowed_source_protocols, "--input"
+    )
     source = sources.parse(str(input_uri), "--input")
     if output_path.suffix.lower() not in SUFFIXES:
         raise BadInput(f"--output {output_path} must end in .parquet or .csv")

@@ -25,6 +25,7 @@ from magenta_release.core.errors import BadInput
 from magenta_release.core.pipeline import DEFAULT_PARAMS, build_pipeline, parse_params
 from magenta_release.io import datasets as dataset
 from magenta_release.io import plots as plotting
+from magenta_release.io import sources
 from magenta_release.io.model_logging import dataset_entity, save_model
 from magenta_release.io.store import Runs
 
@@ -103,6 +104,7 @@ def train(
         clock = now
 
     say(f"reading {uri}")
+    sources.require_protocol(uri, ctx.policy.residency.allowed_source_protocols, "--data")
     table = dataset.load(uri, contract)
     parts = dataset.split(table, contract)
     ev = dataset.evidence(table, parts, contract)

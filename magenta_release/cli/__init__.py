@@ -30,8 +30,10 @@ def run(argv: list[str] | None = None) -> int:
         code = command.main(args=argv, prog_name="magenta-release", standalone_mode=False)
     except UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "magenta-release"
-        message = exc.format_message().replace("\n", " ").strip().rstrip(".")
-        typer.echo(f"error: {message}; see `{where} --help`", err=True)
+        from magenta_release.cli.render import safe
+
+        message = safe(exc.format_message()).strip().rstrip(".")
+        typer.echo(f"error: {message}; see `{safe(where)} --help`", err=True)
         return 2
     except typer.Abort:
         typer.echo("error: aborted; nothing was changed", err=True)

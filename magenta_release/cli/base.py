@@ -129,7 +129,11 @@ def run_action(as_json: bool, action: Callable[[], T]) -> T:
     try:
         return action()
     except ReleaseError as exc:
-        message = str(exc).replace("\n", " ")
+        from magenta_release.cli.render import safe
+
+        # An error names what it found, and that may be text from the store (a status, an
+        # event's action): it reaches the terminal with no escape sequence left in it.
+        message = safe(exc)
         if as_json:
             sys.stdout.write(json.dumps({"error": message, "exit_code": exc.exit_code}) + "\n")
         typer.echo(f"error: {message}", err=True)
@@ -194,10 +198,11 @@ def model_selector(text: str) -> tuple[str | None, str]:
     return None, text
 
 
-def output_plain(text: str) -> str:
-    from magenta_release.cli.render import plain
+def output_plain(text: str, *, newlines: bool = False) -> str:
+    """Text from the store for a plain terminal line (no escape sequences, see `render.safe`)."""
+    from magenta_release.cli.render import safe
 
-    return str(plain(text))
+    return safe(text, newlines=newlines)
 
 
 VersionArg = Annotated[str, typer.Argument(help="Model version number.", show_default=False)]
@@ -239,8 +244,9 @@ def show_summary(summary: dict[str, Any]) -> None:
         from magenta_release.core.metrics import HEADLINE_METRICS
 
         for m in HEADLINE_METRICS:
-            a, b = rescored["challenger"][m], rescored["champion"][m]
-            out.print(f"  {m:<11} challenger {a:.4f}  champion {b:.4f}  Δ {a - b:+.4f}")
+            a, b = rescored["challenger"].get(m), rescored["champion"].get(m)
+            if isinstance(a, float | int) and isinstance(b, float | int):
+                out.print(f"  {m:<11} challenger {a:.4f}  champion {b:.4f}  Δ {a - b:+.4f}")
     if summary.get("gates"):
         gates_table("Gates at proposal", summary["gates"])
 
@@ -250,8 +256,12 @@ def transition_doc(t: Any) -> dict[str, Any]:
 
 
 def say_transition(t: Any) -> None:
+    from magenta_release.cli.render import safe
+
     typer.echo(
-        f"{t.action}: version {t.version} is {t.status}; champion "
-        f"{t.champion if t.champion is not None else 'none'}, previous "
-        f"{t.previous if t.previous is not None else 'none'} (audit event {t.event.seq})"
+        safe(
+            f"{t.action}: version {t.version} is {t.status}; champion "
+            f"{t.champion if t.champion is not None else 'none'}, previous "
+            f"{t.previous if t.previous is not None else 'none'} (audit event {t.event.seq})"
+        )
     )

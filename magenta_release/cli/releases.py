@@ -22,6 +22,7 @@ from magenta_release.cli.base import (
     each_context,
     emit,
     open_context,
+    output_plain,
     run_action,
     say_transition,
     show_summary,
@@ -59,7 +60,7 @@ def propose(
             f"Release gates for version {result.version}", [g.to_json() for g in result.gates]
         )
         typer.echo(
-            f"version {result.version} is {result.status}"
+            f"version {result.version} is {output_plain(result.status)}"
             + (
                 (
                     " (proposed before, and judged the same again: fix what failed, the "
@@ -148,7 +149,10 @@ def rollback(
     from magenta_release.app.decide import rollback as do_rollback
 
     def render(s: dict[str, Any]) -> None:
-        typer.echo(f"roll back {s['model']}: champion v{s['champion']} to v{s['target']}", err=True)
+        typer.echo(
+            output_plain(f"roll back {s['model']}: champion v{s['champion']} to v{s['target']}"),
+            err=True,
+        )
 
     result = run_action(
         as_json,
@@ -250,7 +254,7 @@ def card(
     from magenta_release.app.card import build, markdown
 
     doc = run_action(as_json, lambda: build(open_context(tracking_uri, model_name), version))
-    emit(as_json, doc, lambda: typer.echo(markdown(doc), nl=False))
+    emit(as_json, doc, lambda: typer.echo(output_plain(markdown(doc), newlines=True), nl=False))
 
 
 @app.command()
@@ -274,9 +278,9 @@ def repair(
 
     def human() -> None:
         for line in result.found:
-            typer.echo(f"found: {line}")
+            typer.echo(f"found: {output_plain(line)}")
         for line in result.fixes + [f"run {r} marked FAILED" for r in result.failed_runs]:
-            typer.echo(f"fixed: {line}")
+            typer.echo(f"fixed: {output_plain(line)}")
         typer.echo(
             f"repaired (audit event {result.event})" if result.event else "nothing to repair"
         )
@@ -328,11 +332,12 @@ def audit_verify(
                 )
             else:
                 typer.echo(
-                    f"{where}audit log BROKEN ({result.events} events): {result.problems[0]}",
+                    f"{output_plain(where)}audit log BROKEN ({result.events} events): "
+                    f"{output_plain(result.problems[0])}",
                     err=True,
                 )
                 for extra in result.problems[1:]:
-                    typer.echo(f"  also: {extra}", err=True)
+                    typer.echo(f"  also: {output_plain(extra)}", err=True)
 
     if len(results) == 1:
         doc = results[0][1].to_json()

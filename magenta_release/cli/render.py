@@ -16,9 +16,27 @@ if TYPE_CHECKING:
     from magenta_release.io.store import RunInfo
 
 
-# ANSI escape sequences and C0/C1 control characters: text people typed (a --reason, a run
-# name, a --by) must never clear the screen, fake colours or open links in someone's terminal.
-_CONTROL = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07?|[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# ANSI escape sequences (CSI, OSC ended by BEL or ST, and the other ESC sequences), C0/C1
+# control characters and the invisible format characters that reorder or hide text (bidi
+# overrides, zero-width): whatever reaches a terminal from the store (an event's action, a
+# status tag, a --reason, a run name) must never clear the screen, fake colours, open links or
+# write the clipboard (OSC 52) in the approver's terminal.
+_CONTROL = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor, clear screen
+    r"|\x1b[\]PX^_][^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC/DCS/SOS/PM/APC strings
+    r"|\x1b[ -/]*[0-~]?"  # the rest of ESC: charsets, resets, a lone ESC
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]"
+)
+
+
+def safe(value: object, *, newlines: bool = False) -> str:
+    """Text from the store or from people, for a terminal line: escape sequences and control
+    characters removed, newlines as spaces (kept with `newlines=True`, for multi-line text).
+    Every `error:` line and every echoed field goes through it; Rich text through `plain`."""
+    text = str(value).replace("\r\n", "\n")
+    if not newlines:
+        text = text.replace("\n", " ")
+    return _CONTROL.sub("", text)
 
 
 def plain(value: object) -> Text:
@@ -26,7 +44,7 @@ def plain(value: object) -> Text:
     are), no control characters, newlines as spaces."""
     from rich.text import Text
 
-    return Text(_CONTROL.sub("", str(value)).replace("\n", " "))
+    return Text(safe(value))
 
 
 def console(stderr: bool = False) -> Console:
@@ -64,13 +82,13 @@ def runs_table(runs: list[RunInfo]) -> None:
         table.add_column(col)
     for r in runs:
         table.add_row(
-            r.run_id[:12],
+            plain(r.run_id[:12]),
             plain(r.name),
-            r.status,
+            plain(r.status),
             fmt(r.metrics.get("roc_auc")),
             fmt(r.metrics.get("pr_auc")),
             fmt(r.metrics.get("lift_at_10"), 2),
-            r.dataset_sha256[:12],
+            plain(r.dataset_sha256[:12]),
         )
     console().print(table)
 
@@ -89,11 +107,11 @@ def comparison_table(c: Comparison) -> None:
     for r in c.runs:
         table.add_column(plain(r.name or r.run_id[:8]), justify="right")
     if c.champion:
-        table.add_column(f"champion v{c.champion['version']}", justify="right", style="cyan")
+        table.add_column(plain(f"champion v{c.champion['version']}"), justify="right", style="cyan")
     table.add_row(
         "run id",
-        *[r.run_id[:12] for r in c.runs],
-        *([c.champion["run_id"][:12]] if c.champion else []),
+        *[plain(r.run_id[:12]) for r in c.runs],
+        *([plain(c.champion["run_id"][:12])] if c.champion else []),
     )
     for m in REPORTED_METRICS:
         cells = []
@@ -113,8 +131,8 @@ def comparison_table(c: Comparison) -> None:
         )
     table.add_row(
         "dataset",
-        *[r.dataset_sha256[:12] for r in c.runs],
-        *([str(c.champion["dataset_digest"])[:12]] if c.champion else []),
+        *[plain(r.dataset_sha256[:12]) for r in c.runs],
+        *([plain(str(c.champion["dataset_digest"])[:12])] if c.champion else []),
     )
     out.print(table)
     if c.champion and not all(c.same_rows_as_champion(r) for r in c.runs):
@@ -135,14 +153,14 @@ def comparison_table(c: Comparison) -> None:
 def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    table = Table(title=title)
+    table = Table(title=plain(title))
     table.add_column("gate")
     table.add_column("result")
     table.add_column("detail", overflow="fold")
     for g in gates:
         table.add_row(
             plain(g["name"]),
-            "[green]pass[/]" if g["passed"] else "[bold red]FAIL[/]",
+            "[green]pass[/]" if g["passed"] is True else "[bold red]FAIL[/]",
             plain(g["detail"]),
         )
     console().print(table)
@@ -157,12 +175,12 @@ def status_table(doc: dict[str, Any]) -> None:
         table.add_column(col)
     for v in doc["versions"]:
         table.add_row(
-            str(v["version"]),
-            v["status"],
-            ", ".join("@" + a for a in v["aliases"]),
+            plain(v["version"]),
+            plain(v["status"]),
+            plain(", ".join("@" + a for a in v["aliases"])),
             plain(v["proposed_by"] or ""),
             plain(v["approved_by"] or ""),
-            v["run_id"][:12],
+            plain(v["run_id"][:12]),
         )
     out = console()
     out.print(
@@ -181,8 +199,10 @@ def status_table(doc: dict[str, Any]) -> None:
         for p in doc["pending"]
     )
     out.print(
-        f"champion: {'v' + str(champ['version']) if champ else 'none'}   "
-        f"pending approval: {waiting or 'none'}"
+        plain(
+            f"champion: {'v' + str(champ['version']) if champ else 'none'}   "
+            f"pending approval: {waiting or 'none'}"
+        )
     )
     for f in doc.get("notify_failures", []):
         why = "; ".join(f"{d['webhook']}: {d['error']}" for d in f["failed"])
@@ -192,7 +212,8 @@ def status_table(doc: dict[str, Any]) -> None:
         )
     for run in doc.get("dead_runs", []):
         out.print(
-            f"[yellow]run {run} is RUNNING but its process is gone[/] (repair marks it FAILED)"
+            Text(f"run {safe(run)} is RUNNING but its process is gone", style="yellow")
+            + " (repair marks it FAILED)"
         )
     if not doc.get("identity_verified", True):
         out.print(
@@ -203,6 +224,7 @@ def status_table(doc: dict[str, Any]) -> None:
 
 def history_table(events: list[dict[str, Any]]) -> None:
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Release history (newest first)")
     for col in (
@@ -220,32 +242,34 @@ def history_table(events: list[dict[str, Any]]) -> None:
     # Events come newest first; a policy change shows as its own line where it happened.
     older = [*events[1:], None]
     for e, before in zip(events, older, strict=True):
-        who = e["actor"] + (f" ({e['mlflow_user']})" if e.get("mlflow_user") else "")
+        who = f"{e['actor']}" + (f" ({e['mlflow_user']})" if e.get("mlflow_user") else "")
         was = "none" if e["champion_before"] is None else e["champion_before"]
         now = "none" if e["champion_after"] is None else e["champion_after"]
         champ = f"{was}→{now}" if was != now else str(now)
+        # every cell is text from the log: printed as it is, never read as markup
         table.add_row(
-            str(e["seq"]),
-            e["time"][:19],
+            plain(e["seq"]),
+            plain(str(e["time"])[:19]),
             plain(who),
-            e["action"],
-            "" if e["version"] is None else str(e["version"]),
-            champ,
+            plain(e["action"]),
+            "" if e["version"] is None else plain(e["version"]),
+            plain(champ),
             plain(e.get("gate_outcome") or ""),
             plain(e["reason"]),
-            e["hash"][:12],
+            plain(str(e["hash"])[:12]),
         )
         if before is not None and before.get("policy_sha256") != e.get("policy_sha256"):
             table.add_row(
                 "",
                 "",
                 "",
-                "[bold yellow]policy changed[/]",
+                Text("policy changed", style="bold yellow"),
                 "",
                 "",
-                "",
-                f"release policy {str(before.get('policy_sha256'))[:12]} → "
-                f"{str(e.get('policy_sha256'))[:12]} from here on",
+                plain(e["action"]),
+                "" if e["version"] is None else plain(e["version"]),
+                plain(champ),
+                plain(e.get("gate_outcome") or ""),
                 "",
             )
     console().print(table)
@@ -272,6 +296,6 @@ def show_version(doc: dict[str, Any]) -> None:
         out.print(plain(f"note: {doc['note']}"))
     gates_table(f"Gates at proposal (against champion {doc['baseline_version']})", doc["gates"])
     if doc.get("report"):
-        out.print(Markdown(_CONTROL.sub("", doc["report"])))
+        out.print(Markdown(safe(doc["report"], newlines=True)))
     for path in doc.get("plots", []):
         out.print(plain(f"plot: {path}"))

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from magenta_release.core import identity
 from magenta_release.core.contract import DataContract
 from magenta_release.core.errors import BadInput
 from magenta_release.core.metrics import HEADLINE_METRICS, RELATIVE_METRICS, REPORTED_METRICS
@@ -30,11 +31,14 @@ class _Frozen(BaseModel):
 
 
 # Names the tool itself uses: a model's audit log is `<model>-audit-log`, its release lock
-# `<model>-release-lock`, its health checks go to `<model>-health`, and every policy version is
-# a run in `magenta-release-policies`.
+# `<model>-release-lock`, its health checks go to `<model>-health`, every policy version is
+# a run in `magenta-release-policies`, and (server mode) the files of every proposed version
+# are copied into a run of `magenta-release-releases`, which only the release authority writes.
 LOG_SUFFIX, HEALTH_SUFFIX, POLICY_EXPERIMENT = "-audit-log", "-health", "magenta-release-policies"
 LOCK_SUFFIX = "-release-lock"
+RELEASES_EXPERIMENT = "magenta-release-releases"
 RESERVED_SUFFIXES = (LOG_SUFFIX, HEALTH_SUFFIX, LOCK_SUFFIX)
+RESERVED_EXPERIMENTS = (POLICY_EXPERIMENT, RELEASES_EXPERIMENT)
 # A name reaches MLflow search filters; quotes and backslashes would end or escape the literal.
 FORBIDDEN_NAME_CHARACTERS = "/:'\"\\`"
 MAX_NAME = 200  # + "-audit-log" stays inside MLflow's 256-character name column
@@ -46,7 +50,7 @@ def reserved_name(name: str) -> bool:
     return (
         folded.endswith(RESERVED_SUFFIXES)
         or f"{LOCK_SUFFIX}-break-" in folded
-        or name == POLICY_EXPERIMENT
+        or folded.strip() in RESERVED_EXPERIMENTS
     )
 
 
@@ -64,8 +68,9 @@ class ModelSection(_Frozen):
         if reserved_name(name):
             raise ValueError(
                 f"may not end in {', '.join(map(repr, RESERVED_SUFFIXES))}, contain "
-                f"'{LOCK_SUFFIX}-break-' or be {POLICY_EXPERIMENT!r} (names the tool uses for "
-                "audit logs, release locks, health checks and policies)"
+                f"'{LOCK_SUFFIX}-break-' or be {' or '.join(map(repr, RESERVED_EXPERIMENTS))} "
+                "(names the tool uses for audit logs, release locks, health checks, policies and "
+                "released model files)"
             )
         return name
 
@@ -126,7 +131,9 @@ class GateSection(_Frozen):
 
 class ApprovalSection(_Frozen):
     approvers: tuple[str, ...] = ("release-manager",)
-    # Who may replace this policy with `magenta-release policy set` (the server enforces it).
+    # Who may replace this policy with `magenta-release policy set` (the server enforces it;
+    # under four eyes a second owner or approver confirms the change there, see
+    # `policy_change_problem`).
     policy_owners: tuple[str, ...] = ("release-manager",)
     four_eyes: bool = True
     # A proposal's evidence (champion, data, policy) ages: after this it cannot be approved.
@@ -240,6 +247,19 @@ class ValueSection(_Frozen):
 class ResidencySection(_Frozen):
     allowed_artifact_locations: tuple[str, ...] = ("file:", "mlflow-artifacts:")
     allowed_tracking_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    # Where tables may be read from (training data, a run's evaluation rows, rows to score):
+    # `file` is a local path, the others are URI schemes. Anything else (http, ftp, smb, ...)
+    # is refused before it is opened: a run names its own evaluation source, and propose and
+    # approve re-read it on the proposer's and the approver's machine.
+    allowed_source_protocols: tuple[str, ...] = ("file", "duckdb", "synthetic", "gs")
+
+    @field_validator("allowed_source_protocols")
+    @classmethod
+    def _schemes(cls, protocols: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [p for p in protocols if not p or not p.isascii() or not p.replace("-", "").isalnum()]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a protocol name (e.g. file, gs, duckdb)")
+        return tuple(p.lower() for p in protocols)
 
 
 class HealthSection(_Frozen):
@@ -278,6 +298,32 @@ class Policy(_Frozen):
     @property
     def registered_name(self) -> str:
         return self.model.registered_name
+
+
+def policy_change_problem(
+    approval: ApprovalSection, actor: str, proposer: str | None = None
+) -> str | None:
+    """Why `actor` may not take this step of changing the policy whose [approval] is
+    `approval`, or None. Without four eyes one owner stores a change. Under four eyes one owner
+    proposes it (`proposer` None) and another person confirms the same text: a second owner,
+    or one of the approvers (so a policy with one owner can still change)."""
+    owners, approvers = approval.policy_owners, approval.approvers
+    if proposer is None:
+        if not any(identity.same(actor, o) for o in owners):
+            return f"{actor} is not one of the policy owners ({', '.join(owners)})"
+        return None
+    if identity.same(actor, proposer):
+        return (
+            f"{actor} proposed this policy change and cannot confirm it too (four eyes); "
+            f"another owner or approver ({', '.join(dict.fromkeys((*owners, *approvers)))}) "
+            "runs `magenta-release policy set` with the same file"
+        )
+    if not any(identity.same(actor, p) for p in (*owners, *approvers)):
+        return (
+            f"{actor} may not confirm a policy change: not one of its owners or approvers "
+            f"({', '.join(dict.fromkeys((*owners, *approvers)))})"
+        )
+    return None
 
 
 def load_policy(path: Path) -> Policy:

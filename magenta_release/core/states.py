@@ -27,6 +27,9 @@ class Action(StrEnum):
     ROLLBACK = "rollback"
     REPAIR = "repair"
     POLICY_SET = "policy_set"
+    # Under four eyes a policy change is proposed by one owner (this event names the stored
+    # text) and stored by a second person's `policy_set` of the same text (server mode).
+    POLICY_PROPOSE = "policy_propose"
 
 
 # Versions that passed their gates and were approved once: the only ones that may be served.

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from magenta_release.core.errors import BadInput
+from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.extras import require
 
 if TYPE_CHECKING:
@@ -53,6 +53,27 @@ class Source:
     @property
     def is_local(self) -> bool:
         return self.kind in {"duckdb", "synthetic"} or "://" not in self.location
+
+
+def protocol(uri: str) -> str:
+    """The protocol a source URI is read over: `file` for a local path (or file://), else its
+    scheme (`gs`, `duckdb`, `synthetic`, `http`, ...)."""
+    scheme = urlsplit(uri.strip()).scheme.lower()
+    return scheme if len(scheme) > 1 else "file"  # "C:" is a drive, not a scheme
+
+
+def require_protocol(uri: str, allowed: tuple[str, ...], flag: str = "--data") -> None:
+    """Refuse (exit 3) a source the policy's `[residency] allowed_source_protocols` does not
+    allow, before anything is opened. fsspec's `a::b` chains are refused as such: the outer
+    protocol would hide the one that is read."""
+    found = protocol(uri)
+    if "::" in uri or found not in allowed:
+        shown = "a chained fsspec URL (::)" if "::" in uri else f"protocol {found!r}"
+        raise IntegrityViolation(
+            f"{flag} {uri[:200]} is read over {shown}, which the release policy does not allow "
+            f"(allowed_source_protocols under [residency]: {', '.join(allowed) or 'none'}); "
+            "copy the table to an allowed location, or have a policy owner allow the protocol"
+        )
 
 
 def parse(uri: str, flag: str = "--data") -> Source:

@@ -90,11 +90,16 @@ class EvalRows:
         )
 
 
-def evaluation_rows(contract: dc.DataContract, run: RunInfo) -> EvalRows | str:
+def evaluation_rows(
+    contract: dc.DataContract, run: RunInfo, protocols: tuple[str, ...]
+) -> EvalRows | str:
     """The run's evaluation rows, checked against what the run recorded; or why they cannot
-    be had, in words that say what to do (the gates fail with it)."""
+    be had, in words that say what to do (the gates fail with it). A source over a protocol
+    outside `protocols` (the policy's `allowed_source_protocols`) is refused, exit 3, before
+    it is opened: the run names its source, and whoever proposes or approves re-reads it."""
     ev = dataset.Evidence.from_tags(run.tags)
     if ev is not None:
+        sources.require_protocol(ev.source, protocols, f"the training source of run {run.run_id}")
         rows = dataset.reread(ev)
         if isinstance(rows, str):
             return rows
@@ -111,16 +116,19 @@ def evaluation_rows(contract: dc.DataContract, run: RunInfo) -> EvalRows | str:
         raise PolicyRefused(
             f"run {run.run_id} logged {len(inputs)} evaluation inputs; log exactly one"
         )
-    return _reread_input(contract, inputs[0])
+    return _reread_input(contract, inputs[0], protocols)
 
 
-def _reread_input(contract: dc.DataContract, item: Any) -> EvalRows | str:
+def _reread_input(
+    contract: dc.DataContract, item: Any, protocols: tuple[str, ...]
+) -> EvalRows | str:
     uri = item.uri
     if not uri:
         return (
             f"the evaluation input {item.name!r} names no readable source ({item.source_type}); "
             "log it with source= a parquet/CSV path or duckdb:///PATH?table=NAME"
         )
+    sources.require_protocol(uri, protocols, "evaluation source")
     try:
         table = sources.read(sources.parse(uri, "evaluation source"))
     except BadInput as exc:
@@ -163,7 +171,7 @@ def model_frame(
     return conform(frame, inputs)
 
 
-def evaluation_table_rows(contract: dc.DataContract) -> EvalRows | str:
+def evaluation_table_rows(contract: dc.DataContract, protocols: tuple[str, ...]) -> EvalRows | str:
     """The policy's out-of-time evaluation table (`[data] evaluation_table`), read through the
     contract, in a canonical row order; or why it cannot be read."""
     import numpy as np
@@ -171,6 +179,7 @@ def evaluation_table_rows(contract: dc.DataContract) -> EvalRows | str:
     uri = contract.evaluation_table
     if uri is None:
         raise ValueError("the policy names no evaluation table")
+    sources.require_protocol(uri, protocols, "[data] evaluation_table")
     try:
         table = dataset.load(uri, contract, "[data] evaluation_table")
     except BadInput as exc:
@@ -183,7 +192,7 @@ def evaluation_table_rows(contract: dc.DataContract) -> EvalRows | str:
 
 
 def training_overlap(
-    rows: EvalRows, contract: dc.DataContract, run: RunInfo, label: str
+    rows: EvalRows, contract: dc.DataContract, run: RunInfo, label: str, protocols: tuple[str, ...]
 ) -> Trained:
     """Which of `rows` were training rows of the model of `run`, from what the run recorded:
 
@@ -195,7 +204,8 @@ def training_overlap(
       digest;
     - otherwise unknown, and said so.
 
-    Keys are compared as 64-bit hashes in memory; nothing here is stored."""
+    Keys are compared as 64-bit hashes in memory; nothing here is stored. A table over a
+    protocol outside `protocols` is refused (exit 3) before it is opened."""
     import numpy as np
 
     ev = dataset.Evidence.from_tags(run.tags)
@@ -208,6 +218,7 @@ def training_overlap(
             candidates[:] = False  # its own evaluation rows: the evaluation side of its rule
         if not candidates.any():
             return Trained(label, candidates, "by its split rule")
+        sources.require_protocol(ev.source, protocols, f"the training source of {label}")
         found = dataset.key_hashes_of(ev.source, rule.key)
         if isinstance(found, str):
             return Trained(
@@ -226,6 +237,7 @@ def training_overlap(
         return Trained(label, None, problem=f"the evaluation rows lack the key {key}")
     if not item.uri:
         return Trained(label, None, problem="its training input names no readable source")
+    sources.require_protocol(item.uri, protocols, f"the training input of {label}")
     found = dataset.input_key_hashes(item.uri, item.digest, key)
     if isinstance(found, str):
         return Trained(label, None, problem=found)

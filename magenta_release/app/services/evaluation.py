@@ -268,9 +268,9 @@ def evaluate(
         i.champion_run = ctx.runs.get_run(champion.run_id)
     out_of_time = policy.data.evaluation_table is not None
     rows = (
-        candidate.evaluation_table_rows(policy.data)
+        candidate.evaluation_table_rows(policy.data, policy.residency.allowed_source_protocols)
         if out_of_time
-        else candidate.evaluation_rows(policy.data, run)
+        else candidate.evaluation_rows(policy.data, run, policy.residency.allowed_source_protocols)
     )
     if isinstance(rows, str):
         i.rows_problem = i.reproduced_problem = rows
@@ -302,10 +302,11 @@ def _score(model: Verified, rows: candidate.EvalRows, what: str, policy: Policy)
 def _fairness(i: Inputs, rows: candidate.EvalRows) -> fairness.Fairness:
     """Which evaluation rows each model was trained on, and what the gates may judge."""
     contract = i.policy.data
-    trained = [candidate.training_overlap(rows, contract, i.run, "the challenger")]
+    protocols = i.policy.residency.allowed_source_protocols
+    trained = [candidate.training_overlap(rows, contract, i.run, "the challenger", protocols)]
     if i.champion is not None and i.champion_run is not None:
         label = f"champion v{i.champion.version}"
-        trained.append(candidate.training_overlap(rows, contract, i.champion_run, label))
+        trained.append(candidate.training_overlap(rows, contract, i.champion_run, label, protocols))
     g = i.policy.gates
     return fairness.judge(
         trained, rows.y, contract.key, g.min_disjoint_rows, g.require_training_input
@@ -316,7 +317,9 @@ def _reproduce_on_own_rows(i: Inputs, challenger: Verified) -> None:
     """With an out-of-time table the gates judge other rows than the run logged its metrics
     on: its claims are checked on its own evaluation rows, when it has them."""
     try:
-        own = candidate.evaluation_rows(i.policy.data, i.run)
+        own = candidate.evaluation_rows(
+            i.policy.data, i.run, i.policy.residency.allowed_source_protocols
+        )
     except ReleaseError as exc:
         own = str(exc)
     if isinstance(own, str):
