@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from difflib import get_close_matches
 from fnmatch import fnmatchcase
@@ -266,8 +267,12 @@ def frame_kinds(frame: pd.DataFrame) -> dict[str, str]:
     return found
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """Arrow to pandas, keeping nullable integers as floats and text as Python strings."""
+def to_frame(table: pa.Table, *, release: bool = False) -> pd.DataFrame:
+    """Arrow to pandas, keeping nullable integers as floats and text as Python strings.
+    `release`: free each Arrow column as it is converted (the caller keeps no other
+    reference to `table`), so a big table is not held twice."""
+    if release:
+        return table.to_pandas(types_mapper=None, self_destruct=True)
     return table.to_pandas(types_mapper=None)
 
 
@@ -302,14 +307,19 @@ def validate(
                 error="must be 0/1 or true/false",
             ),
         )
+    # Identifiers are unique as a combination. When the first is unique alone (the usual
+    # case, a hash-table check) so is the combination: pandera's row-wise check (seconds on
+    # millions of rows) runs only when it can find something.
+    first = frame.get(contract.identifiers[0])
+    unique = None if first is not None and first.is_unique else list(contract.identifiers)
     schema = pa.DataFrameSchema(
         columns,
-        unique=list(contract.identifiers),
+        unique=unique,
         report_duplicates="exclude_first",
         name=where,
     )
     try:
-        schema.validate(frame, lazy=True)
+        schema.validate(frame, lazy=True, inplace=True)  # checks only: no copy of the table
     except SchemaErrors as exc:
         raise BadInput(_summarise(exc, contract, where)) from None
 
@@ -390,32 +400,133 @@ def target(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
     return np.asarray(frame[contract.target].astype(int).to_numpy(), dtype=int)
 
 
-def row_hashes(frame: pd.DataFrame) -> np.ndarray:
-    """One 64-bit hash per row over its values (pandas' SipHash with a fixed key)."""
-    import pandas as pd
+def row_hashes(frame: pd.DataFrame, known: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+    """One 64-bit hash per row over its values (pandas' SipHash with a fixed key): exactly
+    `pd.util.hash_pandas_object(frame, index=False)`, computed column by column so that no
+    copy of the table is made. `known`: hashes of text columns computed already
+    (`RowDigest.text`); a text column hashes the same as its values as Python objects."""
+    known = known or {}
 
-    hashes: np.ndarray = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-    return hashes
+    def column(name: str) -> np.ndarray:
+        col = frame[name]
+        if name in known and _text_hash_is_shared(col):
+            return known[name]
+        return _column_hash(col)
+
+    return _combine((column(c) for c in frame.columns), len(frame), frame.shape[1])
+
+
+@dataclass(frozen=True)
+class RowDigest:
+    """The content hashes behind `digest`: the column names and kinds, one hash per row over
+    the values as the digest sees them (numbers as float64, everything else as Python
+    objects), and the hashes of the text columns (reused by `row_hashes`). The digest of any
+    subset of the rows is then a sort, not a second pass over the table."""
+
+    kinds: list[list[str]]
+    hashes: np.ndarray
+    text: dict[str, np.ndarray]
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> RowDigest:
+        names = sorted(frame.columns)
+        kinds = [[str(c), "number" if _is_number(frame[c]) else "text"] for c in names]
+        text: dict[str, np.ndarray] = {}
+
+        def column(name: str) -> np.ndarray:
+            col = frame[name]
+            if _is_number(col):  # one column at a time: never a converted copy of the table
+                return _column_hash(col.astype("float64"))
+            text[name] = _text_hash(col)
+            return text[name]
+
+        hashes = _combine((column(c) for c in names), len(frame), len(names))
+        return cls(kinds, hashes, text)
+
+    def digest(self, rows: np.ndarray | None = None) -> str:
+        """SHA-256 of all rows, or of the rows at positions `rows` (any order)."""
+        import numpy as np
+
+        chosen = self.hashes if rows is None else self.hashes[rows]
+        h = hashlib.sha256(json.dumps(self.kinds).encode())
+        h.update(np.sort(chosen).tobytes())
+        return h.hexdigest()
 
 
 def digest(frame: pd.DataFrame) -> str:
     """SHA-256 of exactly these rows and columns, independent of row and column order and
-    stable across re-reads: the sorted per-row hashes of the columns sorted by name, plus the
-    names and kinds of the columns."""
-    import numpy as np
+    stable across re-reads: the sorted per-row hashes of the columns sorted by name (numbers
+    as float64, so integer and float storage agree), plus the names and kinds of the
+    columns."""
+    return RowDigest.of(frame).digest()
+
+
+def _is_number(col: pd.Series) -> bool:
     import pandas as pd
 
-    ordered = frame.loc[:, sorted(frame.columns)]
-    kinds = [
-        [str(c), "number" if pd.api.types.is_numeric_dtype(t) else "text"]
-        for c, t in ordered.dtypes.items()
-    ]
-    numbers = ordered.apply(
-        lambda s: s.astype("float64") if pd.api.types.is_numeric_dtype(s) else s.astype(object)
-    )
-    h = hashlib.sha256(json.dumps(kinds).encode())
-    h.update(np.sort(row_hashes(numbers)).tobytes())
-    return h.hexdigest()
+    return bool(pd.api.types.is_numeric_dtype(col.dtype))
+
+
+def _text_hash_is_shared(col: pd.Series) -> bool:
+    """Object and string columns hash the same as their values as Python objects."""
+    import pandas as pd
+
+    return pd.api.types.is_object_dtype(col.dtype) or isinstance(col.dtype, pd.StringDtype)
+
+
+def _column_hash(col: pd.Series) -> np.ndarray:
+    """`hash_pandas_object(col, index=False)`. Pandas first factorises text so that each
+    distinct value is hashed once: on a column of mostly distinct values (identifiers) that
+    costs 15x the hashing itself, so those are hashed value by value (the same hashes, as
+    long as no value is missing: pandas hashes a missing value apart)."""
+    import pandas as pd
+
+    if _text_hash_is_shared(col) and _mostly_distinct(col) and not col.isna().any():
+        values = col.to_numpy(dtype=object)
+        # only strings: pandas hashes other objects (timestamps) by what they factorise to
+        if isinstance(col.dtype, pd.StringDtype) or pd.api.types.infer_dtype(values) == "string":
+            distinct: np.ndarray = pd.util.hash_array(values, categorize=False)
+            return distinct
+    hashes: np.ndarray = pd.util.hash_pandas_object(col, index=False).to_numpy()
+    return hashes
+
+
+def _text_hash(col: pd.Series) -> np.ndarray:
+    """The hashes of a column's values as Python objects (how the digest sees text)."""
+    return _column_hash(col if _text_hash_is_shared(col) else col.astype(object))
+
+
+SAMPLE = 2048
+
+
+def _mostly_distinct(col: pd.Series) -> bool:
+    """True when a sample of the values is mostly distinct (a hint for speed only)."""
+    n = len(col)
+    if n <= 4 * SAMPLE:
+        return False
+    sample = col.iloc[:: n // SAMPLE].to_numpy(dtype=object).tolist()
+    try:
+        return len(set(sample)) > len(sample) // 2
+    except TypeError:  # unhashable values: let pandas decide
+        return False
+
+
+def _combine(hashes: Iterator[np.ndarray], rows: int, columns: int) -> np.ndarray:
+    """Per-column hashes folded into one per row: pandas' `combine_hash_arrays`, the rule
+    `hash_pandas_object` applies to a frame (tests/core/test_digest.py holds them equal)."""
+    import numpy as np
+
+    if columns == 0:
+        return np.zeros(0, dtype=np.uint64)
+    out = np.full(rows, 0x345678, dtype=np.uint64)
+    mult = 1000003
+    for i, h in enumerate(hashes):
+        out ^= h
+        out *= np.uint64(mult)
+        inverse = columns - i
+        mult += 82520 + inverse + inverse
+    out += np.uint64(97531)
+    return out
 
 
 def evaluation_mask(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
@@ -424,13 +535,30 @@ def evaluation_mask(frame: pd.DataFrame, contract: DataContract) -> np.ndarray:
     trained on it."""
     import pandas as pd
 
-    key = frame[contract.key]
-    text = key.astype(object).map(str)  # same side whether the key was read as int or text
+    text = str_values(frame[contract.key])  # same side whether the key was read as int or text
     if contract.split_salt:
-        text = contract.split_salt + "\x1f" + text
-    buckets = pd.util.hash_pandas_object(text, index=False).to_numpy() % SPLIT_BUCKETS
+        text = (contract.split_salt + "\x1f") + text  # one C loop over Python strings
+    buckets = _column_hash(pd.Series(text, dtype=object, copy=False)) % SPLIT_BUCKETS
     mask: np.ndarray = buckets < round(contract.evaluation_fraction * SPLIT_BUCKETS)
     return mask
+
+
+def str_values(col: pd.Series) -> np.ndarray:
+    """`str(value)` of each value, as Python objects. Integer and text columns are converted
+    without a Python call per value (through Arrow; text is itself)."""
+    import numpy as np
+    import pandas as pd
+
+    dtype = col.dtype
+    if isinstance(dtype, np.dtype) and dtype.kind in "iu":
+        return _integer_text(col.to_numpy())
+    is_object = pd.api.types.is_object_dtype(dtype)
+    if (is_object or isinstance(dtype, pd.StringDtype)) and not col.isna().any():
+        values: np.ndarray = col.to_numpy(dtype=object)
+        if not is_object or pd.api.types.infer_dtype(values, skipna=False) == "string":
+            return values
+    converted: np.ndarray = col.astype(object).map(str).to_numpy(dtype=object)
+    return converted
 
 
 def key_text(col: pd.Series) -> pd.Series:
@@ -439,18 +567,32 @@ def key_text(col: pd.Series) -> pd.Series:
     import numpy as np
     import pandas as pd
 
-    if pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col):
-        return col.astype(object).map(str)
+    dtype = col.dtype
+    if (isinstance(dtype, np.dtype) and dtype.kind in "iu") or (
+        pd.api.types.is_bool_dtype(col) or not pd.api.types.is_numeric_dtype(col)
+    ):
+        return _text(str_values(col), col)
     values = col.to_numpy(dtype="float64", na_value=np.nan)
     if np.isfinite(values).all() and (values == np.round(values)).all():
-        return pd.Series(values.astype("int64"), index=col.index).astype(object).map(str)
-    return col.astype(object).map(str)
+        return _text(_integer_text(values.astype("int64")), col)
+    return _text(str_values(col), col)
+
+
+def _integer_text(values: np.ndarray) -> np.ndarray:
+    """Decimal text of integers as Python strings (what `str` gives), through Arrow."""
+    import pyarrow as pa
+
+    text: np.ndarray = pa.array(values).cast(pa.string()).to_numpy(zero_copy_only=False)
+    return text
+
+
+def _text(values: np.ndarray, like: pd.Series) -> pd.Series:
+    import pandas as pd
+
+    return pd.Series(values, index=like.index, dtype=object, copy=False)
 
 
 def key_hashes(frame: pd.DataFrame, column: str) -> np.ndarray:
     """One 64-bit hash per row of its key: what the disjointness check compares in memory.
     Hashes are never stored anywhere (they would still identify a customer)."""
-    import pandas as pd
-
-    hashes: np.ndarray = pd.util.hash_pandas_object(key_text(frame[column]), index=False).to_numpy()
-    return hashes
+    return _column_hash(key_text(frame[column]))
