@@ -16,7 +16,6 @@ from magenta_release.core.metrics import (
     DEFAULT_THRESHOLD,
     LOWER_IS_BETTER,
     REPORTED_METRICS,
-    canonical_metrics,
     constant_baseline,
 )
 from magenta_release.core.policy import Policy, ValueSection
@@ -168,23 +167,27 @@ def reproducible_gate(
     policy: Policy, logged: dict[str, float], recomputed: dict[str, float]
 ) -> Gate:
     """The metrics a run logged must match what the gates compute on the same rows, within the
-    policy's tolerance: a run's own claims are never taken on trust. `[gates.metric_names]`
-    names a team's own metrics; when nothing could be compared the gate says so, and fails
-    unless the policy's `metrics_reproducible` is "warn"."""
+    policy's tolerance: a run's own claims are never taken on trust. A metric counts under our
+    name or under the name `[gates.metric_names]` gives it (`roc_auc_score = "roc_auc"`); when
+    nothing could be compared the gate says so, and fails unless the policy's
+    `metrics_reproducible` is "warn"."""
     g = policy.gates
     tolerance = g.metric_tolerance
-    canonical = canonical_metrics(logged, g.metric_names)
-    shown = {v: k for k, v in g.metric_names.items() if k in logged and v not in logged}
-    checked = [m for m in REPORTED_METRICS if m in canonical and m in recomputed]
+    claims = [
+        (name, g.metric_names.get(name, name), value)
+        for name, value in sorted(logged.items())
+        if g.metric_names.get(name, name) in REPORTED_METRICS
+        and g.metric_names.get(name, name) in recomputed
+    ]
     off = [
-        f"{f'{shown[m]} (as {m})' if m in shown else m} logged {canonical[m]:.4f}, "
-        f"recomputed {recomputed[m]:.4f}"
-        for m in checked
-        if abs(canonical[m] - recomputed[m]) > tolerance
+        f"{name if name == ours else f'{name} (as {ours})'} logged {value:.4f}, "
+        f"recomputed {recomputed[ours]:.4f}"
+        for name, ours, value in claims
+        if abs(value - recomputed[ours]) > tolerance
     ]
     if off:
         return Gate("metrics_reproducible", False, "; ".join(off) + f" (tolerance {tolerance})")
-    if not checked:
+    if not claims:
         strict = g.metrics_reproducible == "require"
         others = sorted(k for k in logged if k not in RUN_BOOKKEEPING)[:6]
         detail = (
@@ -200,11 +203,11 @@ def reproducible_gate(
             + ("" if strict else ' (reported, not blocking: metrics_reproducible = "warn")')
         )
         return Gate("metrics_reproducible", not strict, detail)
-    mapped = [f"{shown[m]} as {m}" for m in checked if m in shown]
+    mapped = [f"{name} as {ours}" for name, ours, _ in claims if name != ours]
     return Gate(
         "metrics_reproducible",
         True,
-        f"{len(checked)} logged metrics match the recomputed ones within {tolerance}"
+        f"{len(claims)} logged metrics match the recomputed ones within {tolerance}"
         + (f" ({', '.join(mapped)})" if mapped else ""),
     )
 

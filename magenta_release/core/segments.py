@@ -51,6 +51,17 @@ class SegmentResult:
     challenger_rate: float  # share of rows at or above the challenger's threshold
     champion_rate: float | None
     gated: bool  # enough rows (policy min_rows) and the metric is defined for both
+    # paired bootstrap CI of the challenger's gain over the champion on the segment's rows
+    # (negative: worse), for gated segments; None without a champion or bootstrap rounds
+    gain_low: float | None = None
+    gain_high: float | None = None
+
+    def significantly_worse(self, allowed: float) -> bool:
+        """Worse by more than `allowed` beyond sampling noise: even the optimistic end of the
+        CI of the gain is a drop larger than allowed (the point estimate when there is no CI)."""
+        if self.gain_high is None or math.isnan(self.gain_high):
+            return (self.drop or 0.0) > allowed
+        return self.gain_high < -allowed
 
     @property
     def drop(self) -> float | None:
@@ -138,8 +149,14 @@ def measure(
     thresholds: tuple[float, float | None],
     metric: str,
     min_rows: int,
+    bootstrap: tuple[int, float] = (0, 0.95),
 ) -> list[SegmentResult]:
-    """Both models on each segment: the metric and the share of rows each model targets."""
+    """Both models on each segment: the metric and the share of rows each model targets; on
+    gated segments, the paired bootstrap CI of the challenger's gain (`bootstrap`: rounds and
+    confidence; the same resamples of the segment's rows for both models)."""
+    from magenta_release.core.gates import paired_bootstrap
+
+    rounds, confidence = bootstrap
     results = []
     for s in segments:
         yy, ours = y[s.mask], challenger[s.mask]
@@ -147,6 +164,10 @@ def measure(
         a = _metric(metric, yy, ours)
         b = None if theirs is None else _metric(metric, yy, theirs)
         rows = int(s.mask.sum())
+        gated = rows >= min_rows and a is not None and b is not None
+        low = high = None
+        if gated and theirs is not None and rounds > 0:
+            low, high, _ = paired_bootstrap(yy, ours, theirs, metric, rounds, confidence, 0)
         results.append(
             SegmentResult(
                 column=s.column,
@@ -160,17 +181,28 @@ def measure(
                 champion_rate=None
                 if theirs is None or thresholds[1] is None or not rows
                 else float((theirs >= thresholds[1]).mean()),
-                gated=rows >= min_rows and a is not None and b is not None,
+                gated=gated,
+                gain_low=low,
+                gain_high=high,
             )
         )
     return results
 
 
+def _ci(r: SegmentResult) -> str:
+    if r.gain_low is None or r.gain_high is None or math.isnan(r.gain_low):
+        return ""
+    # the CI of the drop is the CI of the gain, negated
+    return f", CI of the drop [{-r.gain_high:+.4f}, {-r.gain_low:+.4f}]"
+
+
 def regression_gate(
     results: list[SegmentResult], section: SegmentSection, has_champion: bool
 ) -> Gate:
-    """Fails when a segment with enough rows loses more than `max_drop` of the primary metric
-    against the champion on its rows, naming each such segment."""
+    """Fails when a segment with enough rows is significantly worse than the champion on its
+    rows by more than `max_drop` (the paired bootstrap CI of the drop lies beyond it: a point
+    estimate on a small segment is not evidence), naming each such segment; a larger drop
+    that is within noise is reported, not gated."""
     if not has_champion:
         return Gate("segment_regression", True, "no champion yet: nothing to regress against")
     gated = [r for r in results if r.gated]
@@ -183,26 +215,34 @@ def regression_gate(
             f"no segment has {section.min_rows:,} rows with both classes: nothing gated"
             f" ({len(results)} segments reported on the card)",
         )
-    worse = [r for r in gated if (r.drop or 0.0) > section.max_drop]
-    if worse:
-        named = "; ".join(
+    allowed = section.max_drop
+
+    def named(rs: list[SegmentResult]) -> str:
+        return "; ".join(
             f"{r.segment}: {r.metric} {r.challenger:.4f} vs champion {r.champion:.4f} on "
-            f"{r.rows:,} rows (drop {r.drop:.4f})"
-            for r in sorted(worse, key=lambda r: -(r.drop or 0.0))
+            f"{r.rows:,} rows (drop {r.drop:.4f}{_ci(r)})"
+            for r in sorted(rs, key=lambda r: -(r.drop or 0.0))
         )
+
+    worse = [r for r in gated if r.significantly_worse(allowed)]
+    noisy = [r for r in gated if (r.drop or 0.0) > allowed and r not in worse]
+    within = f"; reported, within noise: {named(noisy)}" if noisy else ""
+    if worse:
         return Gate(
             "segment_regression",
             False,
-            f"{named}; allowed drop {section.max_drop} per segment" + tail,
+            f"{named(worse)}; allowed drop {allowed} per segment, significantly exceeded"
+            + within
+            + tail,
         )
     top = max(gated, key=lambda r: r.drop or 0.0)
     drop = top.drop or 0.0
     return Gate(
         "segment_regression",
         True,
-        f"{len(gated)} segments with >= {section.min_rows:,} rows, none drops more than "
-        f"{section.max_drop} ({'largest drop' if drop > 0 else 'smallest gain'} "
-        f"{abs(drop):.4f} on {top.segment})" + (tail if small else ""),
+        f"{len(gated)} segments with >= {section.min_rows:,} rows, none significantly worse "
+        f"by more than {allowed} ({'largest drop' if drop > 0 else 'smallest gain'} "
+        f"{abs(drop):.4f} on {top.segment}{_ci(top)})" + within + (tail if small else ""),
     )
 
 
@@ -279,7 +319,17 @@ def assess(
             gates.append(Gate("disparate_impact", False, f"cannot cut segments: {cut}"))
         return gates, {"error": cut}
     metric = policy.gates.primary_metric
-    results = measure(cut, y, challenger, champion, thresholds, metric, section.min_rows)
+    g = policy.gates
+    results = measure(
+        cut,
+        y,
+        challenger,
+        champion,
+        thresholds,
+        metric,
+        section.min_rows,
+        (g.bootstrap_rounds, g.bootstrap_confidence),
+    )
     gates = [regression_gate(results, section, champion is not None)]
     evidence: dict[str, Any] = {
         "metric": metric,
