@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,10 @@ class Comparison:
     best: dict[str, str]  # metric -> run_id of the best run
     # run_id -> the champion's metrics re-scored on that run's own evaluation rows
     rescored: dict[str, dict[str, float]] = field(default_factory=dict)
+    # run_id -> why the champion could not be re-scored on that run's rows
+    not_rescored: dict[str, str] = field(default_factory=dict)
+    # run_id -> how many of that run's evaluation rows the champion was trained on
+    champion_trained_on: dict[str, int] = field(default_factory=dict)
 
     @property
     def comparable(self) -> bool:
@@ -45,7 +49,8 @@ class Comparison:
         rows, or was evaluated on the same rows at training."""
         if self.champion is None:
             return False
-        return run.run_id in self.rescored or _eval_key(run.tags) == self.champion["eval_digest"]
+        key = _eval_key(run.tags)
+        return run.run_id in self.rescored or (bool(key) and key == self.champion["eval_digest"])
 
     def delta(self, run: RunInfo, metric: str) -> float | None:
         if not self.champion or metric not in run.metrics:
@@ -71,6 +76,10 @@ class Comparison:
                     # the release gates re-score the champion on the run's own rows
                     "delta_on_same_rows": self.same_rows_as_champion(r),
                     "champion_rescored": self.rescored.get(r.run_id),
+                    "champion_not_rescored": self.not_rescored.get(r.run_id),
+                    # evaluation rows of the run that were the champion's training rows: a
+                    # delta on them favours the champion (the gates leave them out)
+                    "champion_trained_on_rows": self.champion_trained_on.get(r.run_id, 0),
                 }
                 for r in self.runs
             ],
@@ -82,10 +91,18 @@ class Comparison:
 
 
 def runs(ctx: Context, last: int = 10) -> list[RunInfo]:
-    """The most recent runs, newest first."""
+    """The most recent runs, newest first (a team's metric names shown under ours)."""
     if not 1 <= last <= MAX_RUNS:
         raise BadInput(f"--last {last} is out of range; use 1 to {MAX_RUNS}")
-    return ctx.runs.search_runs(max_results=last)
+    return _canonical(ctx, ctx.runs.search_runs(max_results=last))
+
+
+def _canonical(ctx: Context, found: list[RunInfo]) -> list[RunInfo]:
+    """Runs with their metrics also under the gates' names (`[gates.metric_names]`)."""
+    names = ctx.policy.gates.metric_names
+    if not names:
+        return found
+    return [replace(r, metrics=evaluate.canonical_metrics(r.metrics, names)) for r in found]
 
 
 def compare(
@@ -114,6 +131,7 @@ def compare(
         selected = ctx.runs.search_runs("attributes.status = 'FINISHED'", max_results=last or 5)
     if not selected:
         raise BadInput("no finished runs to compare; train one with `magenta-release train`")
+    selected = _canonical(ctx, selected)
     if run_ids and not any(metric in r.metrics for r in selected):
         raise BadInput(
             f"no selected run has metric {metric!r}; "
@@ -123,42 +141,68 @@ def compare(
     keys = sorted({k for r in selected for k in r.params})
     differing = [k for k in keys if len({r.params.get(k) for r in selected}) > 1]
     champion = _champion(ctx)
-    rescored = _rescore_champion(ctx, selected) if champion else {}
-    return Comparison(selected, metric, champion, differing, _best(selected), rescored)
+    rescore = _rescore_champion(ctx, selected) if champion else Rescored({}, {}, {})
+    return Comparison(
+        selected,
+        metric,
+        champion,
+        differing,
+        _best(selected),
+        rescore.metrics,
+        rescore.problems,
+        rescore.trained_on,
+    )
 
 
-def _rescore_champion(ctx: Context, runs: list[RunInfo]) -> dict[str, dict[str, float]]:
+@dataclass(frozen=True)
+class Rescored:
+    metrics: dict[str, dict[str, float]]  # run_id -> the champion's metrics on its rows
+    problems: dict[str, str]  # run_id -> why it could not be re-scored there
+    trained_on: dict[str, int]  # run_id -> rows of it the champion was trained on
+
+
+def _rescore_champion(ctx: Context, runs: list[RunInfo]) -> Rescored:
     """The champion's metrics on each run's own evaluation rows, as the gates compute them,
-    where the rows can still be read (once per distinct set of rows). Reads only: the model
-    is fetched (and verified) into a temporary folder."""
+    where the rows can still be read; once per distinct set of rows (the digest they were
+    checked against), never reused for a run whose rows are unknown. Reads only: the model is
+    fetched (and verified) into a temporary folder."""
     champ = ctx.registry.alias("champion")
+    out = Rescored({}, {}, {})
     if champ is None:
-        return {}
-    out: dict[str, dict[str, float]] = {}
-    by_rows: dict[str, dict[str, float]] = {}
+        return out
+    by_rows: dict[str, tuple[dict[str, float], int]] = {}
     with tempfile.TemporaryDirectory(prefix="magenta-compare-") as tmp:
         try:
             model = models.fetch(ctx, champ, Path(tmp) / "champion")
-        except ReleaseError:
-            return {}
-        threshold = evaluate.threshold_of(ctx.runs.get_run(champ.run_id).metrics)
+        except ReleaseError as exc:
+            return Rescored(
+                {}, {r.run_id: f"the champion cannot be loaded ({exc})" for r in runs}, {}
+            )
+        champion_run = ctx.runs.get_run(champ.run_id)
+        threshold = evaluate.threshold_of(champion_run.metrics)
         for run in runs:
-            key = _eval_key(run.tags)
-            if key in by_rows:
-                out[run.run_id] = by_rows[key]
-                continue
             try:
                 rows = candidate.evaluation_rows(
                     ctx.policy.data, run, ctx.policy.residency.allowed_source_protocols
                 )
                 if isinstance(rows, str):
+                    out.problems[run.run_id] = rows
+                    continue
+                if rows.digest in by_rows:
+                    out.metrics[run.run_id], out.trained_on[run.run_id] = by_rows[rows.digest]
                     continue
                 x = candidate.model_frame(rows.frame, model.all_inputs, "champion", ctx.policy.data)
-            except ReleaseError:
+            except ReleaseError as exc:
+                out.problems[run.run_id] = str(exc)
                 continue  # not re-scorable: the table shows the marked delta instead
             scores = model_files.score(model.model, x)
             # at the champion's own threshold: what the gates compare
-            by_rows[key] = out[run.run_id] = evaluate.metrics(rows.y, scores, threshold)
+            found = evaluate.metrics(rows.y, scores, threshold)
+            seen = candidate.training_overlap(rows, ctx.policy.data, champion_run, "champion")
+            overlap = int(seen.overlap.sum()) if seen.overlap is not None else 0
+            out.metrics[run.run_id], out.trained_on[run.run_id] = found, overlap
+            if rows.digest:
+                by_rows[rows.digest] = (found, overlap)
     return out
 
 

@@ -119,8 +119,11 @@ def comparison_table(c: Comparison) -> None:
             text = fmt(r.metrics.get(m))
             delta = c.delta(r, m)
             if delta is not None:
-                # a delta across different evaluation rows is marked, never shown bare
-                text += f" ({delta:+.4f}{'' if c.same_rows_as_champion(r) else '*'})"
+                # a delta across different evaluation rows is marked, never shown bare; so is
+                # one on rows the champion was trained on
+                mark = "" if c.same_rows_as_champion(r) else "*"
+                mark += "†" if c.champion_trained_on.get(r.run_id) else ""
+                text += f" ({delta:+.4f}{mark})"
             cells.append(f"[bold green]{text}[/]" if c.best.get(m) == r.run_id else text)
         table.add_row(m, *cells, *([fmt(c.champion["metrics"].get(m))] if c.champion else []))
     for p in c.differing_params:
@@ -135,12 +138,7 @@ def comparison_table(c: Comparison) -> None:
         *([plain(str(c.champion["dataset_digest"])[:12])] if c.champion else []),
     )
     out.print(table)
-    if c.champion and not all(c.same_rows_as_champion(r) for r in c.runs):
-        out.print(
-            "[yellow]*[/] evaluated on other rows than the champion: that Δ compares metrics "
-            "of different customers. `magenta-release propose` re-scores the champion on the "
-            "run's own rows; trust the gates' Δ, not this one."
-        )
+    _comparison_notes(out, c)
     if len({r.dataset_sha256 for r in c.runs}) > 1:
         out.print(
             "[yellow]warning:[/] these runs were evaluated on different rows; their "
@@ -148,6 +146,33 @@ def comparison_table(c: Comparison) -> None:
         )
     if not c.differing_params:
         out.print("[dim]all parameters are equal across these runs[/dim]")
+
+
+def _comparison_notes(out: Console, c: Comparison) -> None:
+    """What the marks of the Δ column mean, and why a champion was not re-scored."""
+    if c.champion and not all(c.same_rows_as_champion(r) for r in c.runs):
+        out.print(
+            "[yellow]*[/] evaluated on other rows than the champion: that Δ compares metrics "
+            "of different customers. `magenta-release propose` re-scores the champion on the "
+            "run's own rows; trust the gates' Δ, not this one."
+        )
+        for r in c.runs:
+            if r.run_id in c.not_rescored:
+                out.print(
+                    plain(
+                        f"  {r.name or r.run_id[:12]}: the champion could not be re-scored on "
+                        f"its rows ({c.not_rescored[r.run_id]})"
+                    )
+                )
+    trained_on = {r.name or r.run_id[:12]: c.champion_trained_on.get(r.run_id, 0) for r in c.runs}
+    if any(trained_on.values()):
+        shown = ", ".join(f"{name} {n:,}" for name, n in trained_on.items() if n)
+        out.print(
+            plain(
+                f"† evaluation rows the champion was trained on ({shown}): that Δ favours the "
+                "champion; the gates leave such rows out (evaluation_disjoint)"
+            )
+        )
 
 
 def gates_table(title: str, gates: list[dict[str, Any]]) -> None:
