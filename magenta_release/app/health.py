@@ -92,6 +92,8 @@ class HealthResult:
     health_run_id: str = ""
     notified: dict[str, Any] | None = None
     problems: list[str] = field(default_factory=list)
+    # rows per categorical input holding a level the champion never saw in training
+    unseen_levels: dict[str, int] = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -116,6 +118,7 @@ def check(ctx: Context, data: str) -> HealthResult:
         x = _model_frame(policy, frame, verified)
         scores = model_files.score(verified.model, x)
         metric = _metric(policy, champion, y, scores)
+        unseen = scoring.unseen_levels(frame, scoring.known_levels(verified.model))
         summary, baseline = _baseline(ctx, champion, verified, Path(tmp))
     found = psi_by_column(summary, x, scores) if summary else {}
     limit = policy.health.max_psi
@@ -126,6 +129,14 @@ def check(ctx: Context, data: str) -> HealthResult:
     if failing:
         shown = ", ".join(f"{k} {found[k]:.2f}" for k in failing)
         breaches.append(f"PSI above {limit:g}: {shown}")
+    share = policy.health.max_unseen_share
+    new_levels = {c: n for c, n in unseen.items() if n > share * len(y)}
+    if new_levels:
+        shown = ", ".join(f"{c} {n:,} rows ({n / len(y):.1%})" for c, n in new_levels.items())
+        breaches.append(
+            f"categorical levels the champion never saw in training: {shown}; it scores them "
+            "as it treats an unknown level (retrain on data that has them)"
+        )
     result = HealthResult(
         model=ctx.model,
         version=champion.version,
@@ -138,6 +149,7 @@ def check(ctx: Context, data: str) -> HealthResult:
         max_psi=limit,
         failing=failing,
         breaches=breaches,
+        unseen_levels=unseen,
     )
     run_id = _log_run(ctx, result, actor)
     result = replace(result, health_run_id=run_id)
@@ -352,6 +364,7 @@ def _log_run(ctx: Context, result: HealthResult, actor: str) -> str:
         **({"psi_score": result.psi[SCORE]} if SCORE in result.psi else {}),
         **({"psi_max": max(result.psi.values())} if result.psi else {}),
         **{f"psi.{metric_key(k)}": v for k, v in result.psi.items() if k != SCORE},
+        **{f"unseen_rows.{metric_key(k)}": float(v) for k, v in result.unseen_levels.items()},
     }
     metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -118,7 +118,11 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
             evidence = Evidence(
                 run.run_id, tuple(gates), facts, _number(champion), ctx.policy.sha256, digest
             )
-            if existing is not None and _judged_alike(Evidence.of(existing), evidence):
+            if (
+                existing is not None
+                and existing.status == Status.FAILED
+                and _judged_alike(Evidence.of(existing), evidence)
+            ):
                 return _existing(ctx, existing)  # failed before, and nothing changed since
             with release_lock(ctx.store, ctx.model):
                 ctx.reread()

@@ -42,6 +42,7 @@ class TrainResult:
     dataset_digest: str
     dataset_uri: str
     seconds: dict[str, float]
+    notices: tuple[str, ...] = ()  # what the contract left out of the features, and why
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +53,7 @@ class TrainResult:
             "dataset_digest": self.dataset_digest,
             "dataset": self.dataset_uri,
             "seconds": self.seconds,
+            "notices": list(self.notices),
         }
 
 
@@ -106,6 +108,8 @@ def train(
     say(f"reading {uri}")
     sources.require_protocol(uri, ctx.policy.residency.allowed_source_protocols, "--data")
     table = dataset.load(uri, contract)
+    for notice in table.columns.notices:
+        say(notice)
     parts = dataset.split(table, contract)
     ev = dataset.evidence(table, parts, contract)
     lap("data")
@@ -166,7 +170,14 @@ def train(
         # Any failure, Ctrl-C included, leaves the run FAILED, never RUNNING.
         runs.end_run(run_id, status)
     return TrainResult(
-        run_id, name, metrics, {**DEFAULT_PARAMS, **xgb_params}, ev.digest, ev.source, seconds
+        run_id,
+        name,
+        metrics,
+        {**DEFAULT_PARAMS, **xgb_params},
+        ev.digest,
+        ev.source,
+        seconds,
+        table.columns.notices,
     )
 
 

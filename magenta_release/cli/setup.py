@@ -354,5 +354,11 @@ def predict(
         result.to_json(),
         lambda: typer.echo(
             f"scored {result.rows:,} rows with version {result.model_version} -> {result.output}"
+            + (
+                "; levels never seen in training: "
+                + ", ".join(f"{c} {n:,} rows" for c, n in result.unseen_levels.items())
+                if result.unseen_levels
+                else ""
+            )
         ),
     )

@@ -278,6 +278,9 @@ class HealthSection(_Frozen):
     max_psi: float = Field(default=0.2, gt=0.0)  # PSI above this is drift (see health.py)
     bins: int = Field(default=10, ge=2, le=50)  # quantile bins of the training-time summary
     min_rows: int = Field(default=200, ge=10)  # fewer labelled rows than this: refuse to judge
+    # Rows holding a categorical level the champion never saw in training (a new tariff): a
+    # breach when a column has more than this share of them (0: any such row).
+    max_unseen_share: float = Field(default=0.0, ge=0.0, le=1.0)
 
 
 class Policy(_Frozen):

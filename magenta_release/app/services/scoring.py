@@ -26,17 +26,79 @@ def score_frame(
     inputs: list[tuple[str, str]],
     frame: pd.DataFrame,
     version: int,
+    *,
+    column: str = SCORE_COLUMN,
+    keep_index: bool = False,
 ) -> pd.DataFrame:
+    """Identifiers, the score (in `column`), the model's name and version, one row per input
+    row; with `keep_index` the frame's own index is kept (a team's frames are indexed by their
+    customer id), else the rows are numbered from 0."""
     x = conform(frame, inputs)  # our schema check replaces pyfunc's
     scores = model_files.score(model, x)
     if not np.isfinite(scores).all():
         raise BadInput("the model produced non-finite scores; check the input values")
     ids = [c for c in identifiers if c in frame.columns]
-    out = frame.loc[:, ids].reset_index(drop=True)
-    out[SCORE_COLUMN] = scores
+    out = frame.loc[:, ids] if keep_index else frame.loc[:, ids].reset_index(drop=True)
+    out = out.copy()
+    out[column] = scores
     out["model_name"] = model_name
     out["model_version"] = version
     return out
+
+
+# ---- categorical levels the model never saw in training --------------------------------------
+def known_levels(model: Any) -> dict[str, frozenset[str]]:
+    """The levels each categorical input had in training, read from the fitted encoders
+    (OneHotEncoder, OrdinalEncoder, ... anything with `categories_`) inside the model's
+    ColumnTransformers and Pipelines. A column with no encoder found is absent (its levels
+    are unknown, so nothing is reported for it)."""
+    found: dict[str, frozenset[str]] = {}
+    _visit(model, None, found)
+    return found
+
+
+def _visit(est: Any, columns: list[str] | None, found: dict[str, frozenset[str]]) -> None:
+    steps = getattr(est, "steps", None)
+    if isinstance(steps, list):  # a Pipeline: each step sees the same columns until one mixes
+        for _, step in steps:
+            _visit(step, columns, found)
+            if hasattr(step, "transformers_"):
+                columns = None  # after a ColumnTransformer, the columns are no longer named
+        return
+    transformers = getattr(est, "transformers_", None)
+    if isinstance(transformers, list):
+        names = list(getattr(est, "feature_names_in_", []))
+        for _, transformer, cols in transformers:
+            if isinstance(transformer, str):  # "drop" / "passthrough"
+                continue
+            picked = [names[c] if isinstance(c, int) and c < len(names) else c for c in cols]
+            _visit(transformer, [str(c) for c in picked], found)
+        return
+    categories = getattr(est, "categories_", None)
+    if columns is not None and isinstance(categories, list) and len(categories) == len(columns):
+        for name, levels in zip(columns, categories, strict=True):
+            found[name] = frozenset(str(v) for v in levels if not pd.isna(v))
+
+
+def unseen_levels(frame: pd.DataFrame, levels: dict[str, frozenset[str]]) -> dict[str, int]:
+    """Rows per column whose value is a level the model never saw in training (missing values
+    are not levels: the model's imputer handles them). Counts only, never the values' rows."""
+    out: dict[str, int] = {}
+    for column, known in levels.items():
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        present = values.notna().to_numpy()
+        text = values[present].astype(object).map(str)
+        unseen = int((~text.isin(known)).sum())
+        if unseen:
+            out[column] = unseen
+    return out
+
+
+def add_counts(total: dict[str, int], more: dict[str, int]) -> None:
+    for column, n in more.items():
+        total[column] = total.get(column, 0) + n
 
 
 def input_columns(
@@ -75,8 +137,11 @@ def stream_batches(
     batches: Any,
     version: VersionInfo,
     path: Path,
+    unseen: dict[str, int] | None = None,
 ) -> int:
-    """Score batch by batch into a temp file, renamed into place at the end (no half file)."""
+    """Score batch by batch into a temp file, renamed into place at the end (no half file).
+    `unseen`, if given, gathers the rows per column holding a level the model never saw."""
+    levels = known_levels(model) if unseen is not None else {}
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
@@ -88,9 +153,10 @@ def stream_batches(
         for batch in batches:
             if batch.num_rows == 0:
                 continue
-            out = score_frame(
-                identifiers, model_name, model, inputs, batch.to_pandas(), version.version
-            )
+            frame = batch.to_pandas()
+            out = score_frame(identifiers, model_name, model, inputs, frame, version.version)
+            if unseen is not None:
+                add_counts(unseen, unseen_levels(frame, levels))
             table = pa.Table.from_pandas(out, preserve_index=False)
             if writer is None:
                 is_parquet = path.suffix.lower() == ".parquet"
