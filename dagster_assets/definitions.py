@@ -5,6 +5,7 @@ import dagster as dg
 
 from dagster_assets import assets
 from dagster_assets.resources import CustomerTables, ParquetJsonIOManager, ReleaseStore
+from magenta_release.dagster import champion_moved_sensor
 
 train_and_propose_job = dg.define_asset_job(
     "train_and_propose",
@@ -63,33 +64,8 @@ daily_reminders = dg.ScheduleDefinition(
 )
 
 
-@dg.sensor(
-    job=predictions_job, minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING
-)
-def champion_moved(
-    context: dg.SensorEvaluationContext, release: ReleaseStore
-) -> dg.SensorResult | dg.SkipReason:
-    """Refresh predictions once per move of @champion (approve or rollback from the terminal)."""
-    from magenta_release.core.lifecycle import last_champion_move
-
-    last = last_champion_move(release.open().log.events)
-    if last is None:
-        return dg.SkipReason("no champion yet")
-    key = f"champion-v{last.champion_after}-event{last.seq}"
-    if context.cursor == key:
-        return dg.SkipReason(f"@champion unchanged (v{last.champion_after})")
-    return dg.SensorResult(
-        run_requests=[
-            dg.RunRequest(
-                run_key=key,
-                tags={
-                    "magenta/champion_version": str(last.champion_after),
-                    "magenta/audit_event": str(last.seq),
-                },
-            )
-        ],
-        cursor=key,
-    )
+# Refresh predictions once per move of @champion (approve or rollback from the terminal).
+champion_moved = champion_moved_sensor(predictions_job)
 
 
 defs = dg.Definitions(

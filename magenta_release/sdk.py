@@ -8,7 +8,7 @@ store = sdk.open_store(tracking_uri="sqlite:////data/mlruns/mlflow.db")
 training, evaluation = sdk.split(df_input, store)      # the policy's evaluation rule
 model.fit(training[features], training[target])
 run = sdk.log_governed_run(
-    model, training=training, evaluation=evaluation, store=store,
+    model, training, evaluation, store=store,
     evaluation_dir="gs://team-bucket/evaluation/",       # where the rows stay (not MLflow)
 )
 # then: magenta-release propose <run.run_id>
@@ -31,7 +31,7 @@ import socket
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from magenta_release.app.context import Context
 from magenta_release.app.services.candidate import TRAINING_CONTEXT
@@ -84,8 +84,21 @@ def open_store(
     return Context.open(settings, model, by)
 
 
+def _context(store: Context | Opens | None) -> Context:
+    if store is None:
+        return open_store()
+    return store if isinstance(store, Context) else store.open()
+
+
+def _folder(where: str) -> str:
+    """A local folder made absolute (MLflow records it as the rows' source), a URL as is."""
+    if "://" in where:
+        return where.rstrip("/")
+    return str(Path(where).expanduser().resolve())
+
+
 def split(
-    frame: pd.DataFrame, store: Context | None = None, *, policy: Policy | None = None
+    frame: pd.DataFrame, store: Context | Opens | None = None, *, policy: Policy | None = None
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training rows, evaluation rows) of `frame` by the policy's rule: a hash of the first
     identifier (salted by `[data] split_salt`) puts `evaluation_fraction` of the customers on
@@ -96,10 +109,10 @@ def split(
     return frame[~mask], frame[mask]
 
 
-def _contract(store: Context | None, policy: Policy | None) -> dc.DataContract:
+def _contract(store: Context | Opens | None, policy: Policy | None) -> dc.DataContract:
     if policy is not None:
         return policy.data
-    return (store or open_store()).policy.data
+    return _context(store).policy.data
 
 
 def _with_identifiers(frame: pd.DataFrame, contract: dc.DataContract, what: str) -> pd.DataFrame:
@@ -116,23 +129,39 @@ def _with_identifiers(frame: pd.DataFrame, contract: dc.DataContract, what: str)
     return frame
 
 
+class Opens(Protocol):
+    """Anything that opens the release store: the Dagster `ReleaseStore` resource."""
+
+    def open(self) -> Context: ...
+
+
 def log_governed_run(
     model: Any,
-    *,
     training: pd.DataFrame,
     evaluation: pd.DataFrame,
-    evaluation_dir: str | Path,
-    store: Context | None = None,
+    *,
+    store: Context | Opens | None = None,
+    evaluation_dir: str | Path | None = None,
     run_name: str | None = None,
     params: dict[str, Any] | None = None,
     metrics: dict[str, float] | None = None,
 ) -> GovernedRun:
     """Log a fitted model as one run the release gates accept (see the module docstring).
     `training`/`evaluation`: the rows it was fitted and evaluated on, identifiers and target
-    included (from `split`); `metrics`: the team's own, logged as given and checked by the
-    gates under `[gates.metric_names]`. BadInput (nothing written) for anything the gates
-    would refuse."""
-    ctx = store or open_store()
+    included (from `split`); `store`: a context from `open_store`, or a resource that opens
+    one; `evaluation_dir`: where the rows' files go (default: the store resource's
+    `evaluation_dir`); `metrics`: the team's own, logged as given and checked by the gates
+    under `[gates.metric_names]`. BadInput (nothing written) for anything the gates would
+    refuse."""
+    ctx = _context(store)
+    folder = (
+        evaluation_dir if evaluation_dir is not None else getattr(store, "evaluation_dir", None)
+    )
+    if not folder:
+        raise BadInput(
+            "log_governed_run needs evaluation_dir= (or a store resource with evaluation_dir): "
+            "the folder or URL in the team's storage where the evaluation rows are kept"
+        )
     ctx.check_residency()
     policy = ctx.policy
     contract = policy.data
@@ -141,12 +170,15 @@ def log_governed_run(
     _check_split(contract, train_rows, eval_rows)
     features = _features(model, contract, eval_rows)
     cols = _columns(contract, eval_rows, features)
-    wanted = list(dict.fromkeys([*contract.columns(list(eval_rows.columns)), *cols.features]))
+    kinds = dc.frame_kinds(eval_rows)
+    wanted = list(
+        dict.fromkeys([*contract.columns(list(eval_rows.columns), kinds=kinds), *cols.features])
+    )
     dc.validate(eval_rows.loc[:, wanted], contract, cols, "evaluation rows")
     trusted = _trusted_types(model)
 
     runs = ctx.runs
-    folder = str(evaluation_dir).rstrip("/")
+    folder = _folder(str(folder))
     tags = {
         "mlflow.user": ctx.actor,
         GOVERNED_BY: "magenta_release.sdk.log_governed_run",

@@ -99,6 +99,12 @@ def save_any_model(
 def rows_dataset(frame: Any, source: str, name: str, target: str | None = None) -> Any:
     """An MLflow dataset of rows that live at `source` (their path or URI and MLflow's digest
     are recorded, never the rows): what a run's evaluation and training inputs are."""
+    import warnings
+
     from mlflow.data.pandas_dataset import from_pandas
 
-    return from_pandas(frame, source=source, targets=target, name=name)
+    with warnings.catch_warnings():
+        # MLflow's schema inference warns about integer columns and about a local path that
+        # two of its own sources could resolve: neither applies to rows that are not a model
+        warnings.simplefilter("ignore", UserWarning)
+        return from_pandas(frame, source=source, targets=target, name=name)
