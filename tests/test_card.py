@@ -240,8 +240,8 @@ def brands(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Brands]:
     """Champion: ranks Samsung customers well and everyone else backwards. Challenger: the
     opposite. On the same evaluation rows the challenger is better overall and worse on
     Samsung; v1 is the approved champion, v2 the challenger's proposal."""
-    from examples.team_pipeline import assets
     from magenta_release.core.synthetic import generate
+    from tests import team_model as assets
 
     saved = os.environ.pop("MLFLOW_TRACKING_URI", None)
     tmp = tmp_path_factory.mktemp("brands")
