@@ -198,8 +198,14 @@ def _rescore_champion(ctx: Context, runs: list[RunInfo]) -> Rescored:
             scores = model_files.score(model.model, x)
             # at the champion's own threshold: what the gates compare
             found = evaluate.metrics(rows.y, scores, threshold)
-            seen = candidate.training_overlap(rows, ctx.policy.data, champion_run, "champion")
-            overlap = int(seen.overlap.sum()) if seen.overlap is not None else 0
+            protocols = ctx.policy.residency.allowed_source_protocols
+            try:
+                seen = candidate.training_overlap(
+                    rows, ctx.policy.data, champion_run, "champion", protocols
+                ).overlap
+            except ReleaseError:
+                seen = None  # its training source is not one this policy reads: not counted
+            overlap = int(seen.sum()) if seen is not None else 0
             out.metrics[run.run_id], out.trained_on[run.run_id] = found, overlap
             if rows.digest:
                 by_rows[rows.digest] = (found, overlap)
