@@ -65,7 +65,9 @@ def protocol(uri: str) -> str:
 def require_protocol(uri: str, allowed: tuple[str, ...], flag: str = "--data") -> None:
     """Refuse (exit 3) a source the policy's `[residency] allowed_source_protocols` does not
     allow, before anything is opened. fsspec's `a::b` chains are refused as such: the outer
-    protocol would hide the one that is read."""
+    protocol would hide the one that is read. A URI that is no source at all (an unknown
+    scheme, a malformed URI) stays what it was: BadInput (exit 2), from `parse`."""
+    parse(uri, flag)  # reads nothing: only the URI and the local path
     found = protocol(uri)
     if "::" in uri or found not in allowed:
         shown = "a chained fsspec URL (::)" if "::" in uri else f"protocol {found!r}"
