@@ -499,6 +499,7 @@ def test_duckdb_reads_fetch_no_extension_but_read_views_over_parquet(tmp_path: P
     import duckdb
 
     from magenta_release.io import sources
+    from magenta_release.io.sources import duckdb_table
 
     table().to_parquet(tmp_path / "features.parquet", index=False)
     con = duckdb.connect(str(tmp_path / "dbt.duckdb"))
@@ -507,7 +508,7 @@ def test_duckdb_reads_fetch_no_extension_but_read_views_over_parquet(tmp_path: P
     con.close()
     source = sources.parse(f"duckdb://{tmp_path / 'dbt.duckdb'}?table=customer_features")
     assert sources.read(source, ["account_ref"]).num_rows == len(table())
-    with sources._duckdb(source) as con:
+    with duckdb_table.connect(source) as con:
         found = dict(
             con.sql(
                 "select name, value from duckdb_settings() where name in "

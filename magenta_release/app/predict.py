@@ -106,8 +106,8 @@ def predict(
     source = sources.parse(str(input_uri), "--input")
     if output_path.suffix.lower() not in SUFFIXES:
         raise BadInput(f"--output {output_path} must end in .parquet or .csv")
-    local_file = source.is_local and "://" not in source.location and source.kind != "duckdb"
-    if local_file and output_path.resolve() == Path(source.location).resolve():
+    local_file = sources.local_file(source)
+    if local_file is not None and output_path.resolve() == Path(local_file).resolve():
         raise BadInput("--output must differ from --input; the input is never overwritten")
     if not output_path.parent.is_dir():
         raise BadInput(f"--output {output_path}: folder {output_path.parent} does not exist")

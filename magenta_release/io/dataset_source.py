@@ -1,5 +1,6 @@
 """An MLflow dataset source for the tables MLflow cannot name by itself: DuckDB tables
-(`duckdb:///path.duckdb?table=...`) and the built-in generator (`synthetic://...`).
+(`duckdb:///path.duckdb?table=...`), the built-in generator (`synthetic://...`) and any other
+reader registered with `mlflow_source` (magenta_release/io/sources/registry.py).
 
 Registered through MLflow's `mlflow.dataset_source` entry point (pyproject.toml), so plain
 `mlflow.data.from_pandas(df, source="duckdb:///...")` in a team's own training code resolves it
@@ -10,8 +11,6 @@ from __future__ import annotations
 from typing import Any
 
 from mlflow.data.dataset_source import DatasetSource
-
-SCHEMES = ("duckdb://", "synthetic://")
 
 
 class TableSource(DatasetSource):
@@ -32,7 +31,11 @@ class TableSource(DatasetSource):
 
     @staticmethod
     def _can_resolve(raw_source: Any) -> bool:
-        return isinstance(raw_source, str) and raw_source.startswith(SCHEMES)
+        if not isinstance(raw_source, str):
+            return False
+        from magenta_release.io.sources import registry
+
+        return raw_source.startswith(registry.mlflow_schemes())
 
     @classmethod
     def _resolve(cls, raw_source: Any) -> TableSource:

@@ -34,16 +34,7 @@ def canonical(uri: str, flag: str = "--data") -> sources.Source:
     """Parse a source and make local paths absolute, so the URI recorded on a run still
     names the same table when propose runs from another folder. `flag` names the source in
     messages (`--data` for train; the gates re-read it as `source`)."""
-    source = sources.parse(uri, flag)
-    if source.kind == "duckdb":
-        path = Path(source.location).expanduser().resolve()
-        return sources.Source(
-            f"duckdb://{path}?table={source.table}", "duckdb", str(path), source.table, flag=flag
-        )
-    if source.kind in {"parquet", "csv"} and "://" not in source.uri:
-        path = Path(source.location).expanduser().resolve()
-        return sources.Source(str(path), source.kind, str(path), flag=flag)
-    return source
+    return sources.canonical(sources.parse(uri, flag))
 
 
 @dataclass(frozen=True)
@@ -252,11 +243,12 @@ def _streams_exactly(kind: Any) -> bool:
 
 
 def _scan(source: sources.Source, contract: dc.DataContract) -> _Scanned | None:
-    """Stream a parquet or DuckDB source: the digest of all rows and the evaluation rows,
-    exactly as `load` + `split` compute them; None when the source must be read whole."""
+    """Stream a source whose reader streams exactly (parquet, DuckDB): the digest of all rows
+    and the evaluation rows, exactly as `load` + `split` compute them; None when the source
+    must be read whole."""
     import numpy as np
 
-    if source.kind not in {"parquet", "duckdb"}:
+    if not sources.streams(source):
         return None
     plan = _plan(source, contract)
     if not all(_streams_exactly(plan.schema.field(c).type) for c in plan.wanted):
