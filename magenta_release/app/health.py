@@ -15,7 +15,8 @@ Champion health (`magenta-release health`, the weekly `champion_health` asset):
   team's own code has none: its evaluation rows are re-read from their source and binned at
   check time, and the result says so;
 - logs one MLflow run per check in the experiment `<registered model>-health`, with a plot of
-  the metric and PSI over time;
+  the metric and PSI over time (`app/services/health_runs.py`; the rows are chosen by
+  `app/services/labelled_rows.py`);
 - on a breach of `[health]` thresholds, sends the `health_alert` notification and reports
   the failing features. It never moves an alias: what to do is a person's decision.
 
@@ -34,11 +35,8 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import tempfile
-import time
-from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -46,9 +44,10 @@ import numpy as np
 
 from magenta_release.app.context import Context
 from magenta_release.app.services import candidate, lifecycle, models, notify, scoring
+from magenta_release.app.services.health_runs import HealthResult, log_run
+from magenta_release.app.services.labelled_rows import labelled_rows
 from magenta_release.core import keys
 from magenta_release.core.drift import (
-    SCORE,
     SUMMARY_PATH,
     TRAINING_BASELINE,
     MetricCheck,
@@ -56,12 +55,12 @@ from magenta_release.core.drift import (
     psi_by_column,
     training_summary,
 )
-from magenta_release.core.errors import BadInput, ReleaseError
+from magenta_release.core.errors import ReleaseError
 from magenta_release.core.evidence import Evidence
 from magenta_release.core.metrics import LOWER_IS_BETTER, threshold_of
-from magenta_release.core.policy import HEALTH_SUFFIX, NotifyEvent
+from magenta_release.core.policy import NotifyEvent
 from magenta_release.core.records import VersionInfo
-from magenta_release.io import model_files, plots
+from magenta_release.io import model_files
 from magenta_release.io.model_files import NUMERIC_KINDS
 
 if TYPE_CHECKING:
@@ -74,37 +73,6 @@ log = logging.getLogger(__name__)
 
 
 # ---- the check ----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HealthResult:
-    """One champion health check."""
-
-    model: str
-    version: int
-    rows: int
-    data: str
-    rows_note: str
-    metric: MetricCheck
-    psi: dict[str, float]
-    psi_baseline: str
-    max_psi: float
-    failing: list[str]  # inputs (and `score`) whose PSI is above max_psi, worst first
-    breaches: list[str]
-    health_run_id: str = ""
-    notified: dict[str, Any] | None = None
-    problems: list[str] = field(default_factory=list)
-    # rows per categorical input holding a level the champion never saw in training
-    unseen_levels: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def passed(self) -> bool:
-        return not self.breaches
-
-    def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["passed"] = self.passed
-        return doc
-
-
 def check(ctx: Context, data: str) -> HealthResult:
     """Check `@champion` on the labelled rows of `data` (a source URI), log the check as a run
     in `<model>-health`, and alert on a breach. Never moves an alias."""
@@ -151,7 +119,7 @@ def check(ctx: Context, data: str) -> HealthResult:
         breaches=breaches,
         unseen_levels=unseen,
     )
-    run_id = _log_run(ctx, result, actor)
+    run_id = log_run(ctx, result, actor)
     result = replace(result, health_run_id=run_id)
     if breaches:
         facts = (f"champion health check failed on {len(y):,} labelled rows", *breaches)
@@ -185,81 +153,6 @@ def _metric_breach(m: MetricCheck) -> str:
         f"{m.name} {m.value:.4f} ({level}% CI [{m.ci_low:.4f}, {m.ci_high:.4f}]) is {where} "
         f"{m.floor:.4f}" + (f" (at release {m.at_release:.4f})" if m.at_release is not None else "")
     )
-
-
-def labelled_rows(
-    policy: Policy, data: str, inputs: list[tuple[str, str]]
-) -> tuple[pd.DataFrame, np.ndarray, str, str]:
-    """The rows to judge the champion on: labelled, and past the label window when the
-    policy names a date column. (frame, labels, a note on which rows, source URI)."""
-    import pandas as pd
-
-    from magenta_release.core import contract as dc
-    from magenta_release.io import sources
-    from magenta_release.io.datasets import canonical
-
-    contract, health = policy.data, policy.health
-    sources.require_protocol(data, policy.residency.allowed_source_protocols, "--data")
-    source = canonical(data, "--data")
-    names = list(sources.schema(source).names)
-    wanted = [*contract.identifiers, *(n for n, _ in inputs), contract.target]
-    if health.date_column:
-        wanted.append(health.date_column)
-    missing = [c for c in dict.fromkeys(wanted) if c not in names]
-    if missing:
-        raise BadInput(
-            f"{source.label}: missing columns {', '.join(missing)} (the champion's inputs, "
-            "identifiers, target and [health] date_column); point --data at the labelled table"
-        )
-    text = tuple(contract.identifiers) + tuple(n for n, k in inputs if k not in NUMERIC_KINDS)
-    frame = dc.to_frame(sources.read(source, list(dict.fromkeys(wanted)), text_columns=text))
-    total = len(frame)
-    frame = frame[frame[contract.target].notna()]
-    if health.date_column:
-        frame, note = _closed_window(frame, health.date_column, health, source.label)
-    else:
-        note = (
-            f"no date column ([health] date_column unset): all {len(frame):,} labelled rows of "
-            f"{total:,} used; the label window of {health.label_window_days} days is not applied"
-        )
-    if len(frame) < health.min_rows:
-        raise BadInput(
-            f"{source.label}: {len(frame):,} labelled rows ({note}); at least "
-            f"{health.min_rows} are needed to judge the champion ([health] min_rows)"
-        )
-    numeric = [n for n, k in inputs if k in NUMERIC_KINDS or k == "any"]
-    numeric = [n for n in numeric if pd.api.types.is_numeric_dtype(frame[n])] if numeric else []
-    cols = dc.Columns(numeric, [n for n, _ in inputs if n not in numeric])
-    dc.validate(frame, contract, cols, source.label)
-    y = dc.target(frame, contract)
-    if len(set(y.tolist())) < 2:
-        raise BadInput(
-            f"{source.label}: the labelled rows hold one class only; the metric needs churners "
-            "and non-churners (more rows, or a longer lookback)"
-        )
-    return frame.reset_index(drop=True), y, note, source.uri
-
-
-def _closed_window(
-    frame: pd.DataFrame, column: str, health: Any, label: str
-) -> tuple[pd.DataFrame, str]:
-    import pandas as pd
-
-    try:
-        dates = pd.to_datetime(frame[column], utc=True)
-    except (ValueError, TypeError) as exc:
-        raise BadInput(
-            f"{label}: [health] date_column {column} does not hold dates ({exc}); fix the column "
-            "or the policy"
-        ) from exc
-    closed = pd.Timestamp(datetime.now(UTC) - timedelta(days=health.label_window_days))
-    since = closed - pd.Timedelta(days=health.lookback_days)
-    keep = (dates <= closed) & (dates > since)
-    note = (
-        f"{int(keep.sum()):,} rows dated {since.date()} to {closed.date()} (label window "
-        f"{health.label_window_days} days closed; {health.lookback_days} days looked back)"
-    )
-    return frame[keep.to_numpy()], note
 
 
 def _model_frame(policy: Policy, frame: pd.DataFrame, verified: Verified) -> pd.DataFrame:
@@ -335,77 +228,6 @@ def _baseline(
         f"evaluation rows of run {champion.run_id} re-read from {rows.source} and binned at "
         "check time (the run stored no training summary)"
     )
-
-
-# ---- the MLflow run per check --------------------------------------------------------------
-def health_experiment(model: str) -> str:
-    """Where each check of `model`'s champion is logged as a run."""
-    return f"{model}{HEALTH_SUFFIX}"
-
-
-_METRIC_KEY = re.compile(r"[^A-Za-z0-9_\-. /:]")
-
-
-def metric_key(name: str) -> str:
-    """An MLflow metric name for a column name (`&` and the like are not allowed there)."""
-    return _METRIC_KEY.sub("_", name)
-
-
-def _log_run(ctx: Context, result: HealthResult, actor: str) -> str:
-    runs = ctx.store.runs(health_experiment(ctx.model))
-    history = runs.search_runs(max_results=100)
-    m = result.metric
-    metrics = {
-        m.name: m.value,
-        f"{m.name}_ci_low": m.ci_low,
-        f"{m.name}_ci_high": m.ci_high,
-        "rows": float(result.rows),
-        **({f"{m.name}_at_release": m.at_release} if m.at_release is not None else {}),
-        **({"psi_score": result.psi[SCORE]} if SCORE in result.psi else {}),
-        **({"psi_max": max(result.psi.values())} if result.psi else {}),
-        **{f"psi.{metric_key(k)}": v for k, v in result.psi.items() if k != SCORE},
-        **{f"unseen_rows.{metric_key(k)}": float(v) for k, v in result.unseen_levels.items()},
-    }
-    metrics = {k: v for k, v in metrics.items() if np.isfinite(v)}
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    run_id = runs.create_run(
-        f"health-v{result.version}-{stamp}",
-        {"mlflow.user": actor, keys.HEALTH_VERSION: str(result.version)},
-    )
-    status = "FAILED"
-    try:
-        runs.log_run_data(
-            run_id,
-            {
-                "model": result.model,
-                "version": result.version,
-                "data": result.data[:500],
-                "rows_note": result.rows_note[:500],
-                "psi_baseline": result.psi_baseline[:500],
-                "max_psi": result.max_psi,
-            },
-            metrics,
-            {
-                keys.HEALTH_PASSED: str(result.passed).lower(),
-                keys.HEALTH_FAILING: ", ".join(result.failing)[:5000],
-            },
-        )
-        with tempfile.TemporaryDirectory(prefix="magenta-health-run-") as tmp:
-            folder = Path(tmp)
-            (folder / "health.json").write_text(json.dumps(result.to_json(), indent=1))
-            plots.over_time(
-                history,
-                result.metric,
-                result.psi.get(SCORE, np.nan),
-                max(result.psi.values()) if result.psi else np.nan,
-                (result.model, result.version, result.max_psi),
-                folder / "over_time.png",
-            )
-            runs.log_artifacts(run_id, folder, "health")
-        status = "FINISHED"
-    finally:
-        runs.end_run(run_id, status)
-    return run_id
 
 
 # ---- shadow scoring ------------------------------------------------------------------------
