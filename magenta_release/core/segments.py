@@ -132,12 +132,14 @@ def segments_of(frame: pd.DataFrame, section: SegmentSection) -> list[Segment] |
     return found
 
 
-def _metric(name: str, y: np.ndarray, scores: np.ndarray) -> float | None:
+def _metric(name: str, y: np.ndarray, scores: np.ndarray, threshold: float) -> float | None:
+    """`name` on a segment's rows, a thresholded metric at the model's decision threshold
+    (the one its targeted rate is measured at)."""
     from magenta_release.core.metrics import metrics
 
     if len(y) == 0 or y.min() == y.max():
         return None  # a ranking metric needs both classes
-    value = metrics(y, scores, 0.5).get(name)
+    value = metrics(y, scores, threshold).get(name)
     return None if value is None or not math.isfinite(value) else float(value)
 
 
@@ -153,21 +155,25 @@ def measure(
 ) -> list[SegmentResult]:
     """Both models on each segment: the metric and the share of rows each model targets; on
     gated segments, the paired bootstrap CI of the challenger's gain (`bootstrap`: rounds and
-    confidence; the same resamples of the segment's rows for both models)."""
+    confidence; the same resamples of the segment's rows for both models). `thresholds`: the
+    challenger's and the champion's decision thresholds (`DEFAULT_THRESHOLD` for a champion
+    given none); a thresholded metric is scored at them, as the gates and reports do."""
     from magenta_release.core.gates import paired_bootstrap
+    from magenta_release.core.metrics import DEFAULT_THRESHOLD
 
     rounds, confidence = bootstrap
+    at = (thresholds[0], DEFAULT_THRESHOLD if thresholds[1] is None else thresholds[1])
     results = []
     for s in segments:
         yy, ours = y[s.mask], challenger[s.mask]
         theirs = None if champion is None else champion[s.mask]
-        a = _metric(metric, yy, ours)
-        b = None if theirs is None else _metric(metric, yy, theirs)
+        a = _metric(metric, yy, ours, at[0])
+        b = None if theirs is None else _metric(metric, yy, theirs, at[1])
         rows = int(s.mask.sum())
         gated = rows >= min_rows and a is not None and b is not None
         low = high = None
         if gated and theirs is not None and rounds > 0:
-            low, high, _ = paired_bootstrap(yy, ours, theirs, metric, rounds, confidence, 0)
+            low, high, _ = paired_bootstrap(yy, ours, theirs, metric, rounds, confidence, 0, at)
         results.append(
             SegmentResult(
                 column=s.column,

@@ -191,3 +191,27 @@ def test_a_segment_label_from_the_data_carries_no_control_characters() -> None:
     cut = segments_of(frame, SegmentSection(columns=("brand",)))
     assert not isinstance(cut, str)
     assert sorted(s.label for s in cut) == ["brand=?[2JEvil", "brand=iPhone"]
+
+
+def test_a_thresholded_segment_metric_is_scored_at_each_models_own_threshold() -> None:
+    """A thresholded primary metric on a segment is scored at each model's decision threshold
+    (`threshold_of` its run, as the regression gates and the reports score it), never at a
+    fixed 0.5. Worked by hand: of the 6 churners the challenger scores 3 at or above 0.65
+    (4 at or above 0.5); the champion scores all 6 at or above 0.15 (3 at or above 0.5)."""
+    from magenta_release.core.metrics import metrics
+
+    policy = Policy.model_validate(
+        {
+            "gates": {"primary_metric": "recall_at_threshold"},
+            "segments": {"bands": {"age": [18, 100]}, "min_rows": 4},
+        }
+    )
+    _, evidence = assess(policy, pd.DataFrame({"age": AGES}), Y, SCORES, CHAMPION, (0.65, 0.15))
+    assert evidence is not None
+    (row,) = evidence["segments"]
+    assert (row["challenger"], row["champion"]) == (3 / 6, 6 / 6)
+    # the positive control: at 0.5 both read otherwise, so a fixed 0.5 would fail the line above
+    assert metrics(Y, SCORES, 0.5)["recall_at_threshold"] == 4 / 6
+    assert metrics(Y, CHAMPION, 0.5)["recall_at_threshold"] == 3 / 6
+    # the drop's CI comes from the same thresholds: the challenger's recall is 0.5 lower
+    assert row["gain_low"] <= -0.5 / 2 and row["gain_high"] <= 0
