@@ -152,6 +152,8 @@ class MlflowServer:
     auth_db_uri: str
     plugin_env: dict[str, str] = field(default_factory=dict)
     app_name: str = "magenta-release-auth"
+    # the deploy image uses READ (deploy/mlflow-server/entrypoint.sh); the shared test server EDIT
+    default_permission: str = "EDIT"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
 
@@ -163,7 +165,7 @@ class MlflowServer:
         ini = self.root / "auth.ini"
         ini.write_text(
             "[mlflow]\n"
-            "default_permission = EDIT\n"
+            f"default_permission = {self.default_permission}\n"
             f"database_uri = {self.auth_db_uri}\n"
             "admin_username = admin\n"
             f"admin_password = {ADMIN_PASSWORD}\n"
