@@ -348,7 +348,7 @@ def test_swapped_model_files_are_never_served(
     digest. predict must refuse (exit 3) or keep serving the approved bytes."""
     import pandas as pd
 
-    from magenta_release.demo import write_customers
+    from magenta_release.cli.demo import write_customers
 
     carol = world.as_("carol")
     customers = write_customers(tmp_path / "customers.parquet", seed=11, rows=300)
