@@ -31,6 +31,9 @@ class Context:
     store: Store
     model: str
     by: str | None = None
+    # False inside the server's release authority: the caller's machine delivers the
+    # notifications of what it asked for (webhook secrets live with it, not with the server)
+    notifies: bool = True
     _log: Log | None = field(default=None, repr=False)
     _policy: tuple[policy_store.PolicyVersion, Policy] | None = field(default=None, repr=False)
 

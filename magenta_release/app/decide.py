@@ -6,8 +6,12 @@ decision's rules (`core.decisions`), write the event first (it is the decision),
 registry follow it (`lifecycle.sync`), and announce it after the lock is released.
 
 Two cases check first and read again under the lock: an interactive confirmation (the person
-answers before the lock is taken), and a tracking server, whose lock is itself a write (a
-refused decision must leave the store as it was). A SQLite store's lock writes nothing."""
+answers before the lock is taken), and a tracking server. In server mode the person's machine
+checks, re-computes the gates of a proposal it approves (so gate results forged into the store
+are caught by the second person), and asks the server's release authority, which runs the
+`commit_*` half below (lock, check again, event, registry) inside the MLflow server with the
+server's own store access: nobody else can write governed state there. A SQLite store's lock
+writes nothing."""
 
 from __future__ import annotations
 
@@ -19,17 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from magenta_release.app.context import Context
-from magenta_release.app.services import lifecycle, models, notify
+from magenta_release.app.services import evaluation, lifecycle, models, notify
 from magenta_release.core import decisions, faults, keys
 from magenta_release.core.audit import Event
-from magenta_release.core.errors import PolicyRefused
+from magenta_release.core.errors import PolicyRefused, StoreUnreachable
 from magenta_release.core.evidence import Evidence
 from magenta_release.core.lifecycle import IntegrityAlert, State, last_champion_move
 from magenta_release.core.limits import require_reason
 from magenta_release.core.policy import NotifyEvent
 from magenta_release.core.records import VersionInfo
-from magenta_release.core.states import CHAMPION_MOVES, Action, Status
+from magenta_release.core.states import Action, Status
 from magenta_release.io.lock import release_lock
+from magenta_release.io.model_files import Verified
 
 Confirm = Callable[[dict[str, Any]], bool]
 
@@ -42,6 +47,7 @@ class Transition:
     champion: int | None
     previous: int | None
     event: Event
+    recorded: bool = True  # False: a rerun found this very decision already made
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -52,6 +58,27 @@ class Transition:
             "previous": self.previous,
             "event": {"seq": self.event.seq, "hash": self.event.hash},
         }
+
+    def to_wire(self) -> dict[str, Any]:
+        """What the release authority answers: the whole event, and whether it is new."""
+        return {**self.to_json(), "event": self.event.to_json(), "recorded": self.recorded}
+
+    @classmethod
+    def from_wire(cls, doc: dict[str, Any]) -> Transition:
+        try:
+            return cls(
+                str(doc["action"]),
+                int(doc["version"]),
+                str(doc["status"]),
+                doc["champion"],
+                doc["previous"],
+                Event(**doc["event"]),
+                bool(doc.get("recorded", True)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreUnreachable(
+                f"the release authority answered something that is not a decision ({exc})"
+            ) from exc
 
 
 def _number(v: VersionInfo | None) -> int | None:
@@ -91,7 +118,9 @@ def _already(ctx: Context, action: Action, version: int, actor: str) -> Transiti
     last = last_champion_move(events)
     if last and last.action == action and last.version == version and last.actor == actor:
         state = lifecycle.state(ctx)
-        return Transition(action, version, Status.APPROVED, state.champion, state.previous, last)
+        return Transition(
+            action, version, Status.APPROVED, state.champion, state.previous, last, False
+        )
     return None
 
 
@@ -135,10 +164,13 @@ def _check_first(ctx: Context, confirm: Confirm | None) -> bool:
 def approve(
     ctx: Context, version: int | str, *, reason: str, confirm: Confirm | None = None
 ) -> Transition:
-    """Make a pending version the champion (four eyes, hashes re-checked, not stale)."""
+    """Make a pending version the champion (four eyes, hashes re-checked, gates re-computed,
+    not stale)."""
     actor = ctx.actor
     require_reason(reason, "this version should be released")
+    authority = ctx.authority
     first = _check_first(ctx, confirm)
+    v: VersionInfo | None = None
     if first:
         ctx.check_residency()
         lifecycle.check(ctx)
@@ -153,8 +185,36 @@ def approve(
                 f"version {v.version} not approved: confirmation declined (without a terminal, "
                 "confirm with --yes)"
             )
+    if authority is not None:
+        assert v is not None  # a server is always checked first
+        state = lifecycle.state(ctx)
+        with tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp:
+            recheck_gates(ctx, state, v, models.fetch(ctx, v, Path(tmp)))
+        t = Transition.from_wire(
+            authority.approve(ctx.model, v.version, reason=reason, champion=state.champion)
+        )
+    else:
+        t = commit_approve(ctx, version, reason=reason, actor=actor, reread=first, recheck=True)
+    if t.recorded:
+        notify.announce(ctx, NotifyEvent.APPROVED, t.version, actor, champion_before=t.previous)
+    return t
+
+
+def commit_approve(
+    ctx: Context,
+    version: int | str,
+    *,
+    reason: str,
+    actor: str,
+    reread: bool,
+    recheck: bool = False,
+) -> Transition:
+    """The approval itself, under the release lock: check again, verify the files (and with
+    `recheck`, re-compute the gates on them), write the event, let the registry follow. The
+    embedded store runs it in the approver's process; the server's release authority after
+    the approver's machine re-computed the gates."""
     with (
-        _decision(ctx, reread=first) as state,
+        _decision(ctx, reread=reread) as state,
         tempfile.TemporaryDirectory(prefix="magenta-approve-") as tmp,
     ):
         v = ctx.registry.version(version)
@@ -164,7 +224,9 @@ def approve(
             return done
         _check_approvable(ctx, state, v, actor)  # inside the lock: exactly one approval wins
         _require_permission(ctx, actor, "approve", ("MANAGE",))
-        models.fetch(ctx, v, Path(tmp))
+        verified = models.fetch(ctx, v, Path(tmp) / "challenger")
+        if recheck:
+            recheck_gates(ctx, state, v, verified)
         old = state.champion
         # The event first: it is the decision; the registry (status, aliases, who approved)
         # follows it in `sync`, so a failed write leaves no tag saying otherwise.
@@ -181,21 +243,49 @@ def approve(
         )
         faults.point("approve.after_audit")
         lifecycle.sync(ctx)
-    notify.announce(ctx, NotifyEvent.APPROVED, v.version, actor, champion_before=old)
     return Transition(Action.APPROVE, v.version, Status.APPROVED, v.version, old, event)
+
+
+def recheck_gates(ctx: Context, state: State, v: VersionInfo, verified: Verified) -> None:
+    """The approver's machine re-computes the gates of pending version `v` from its run's
+    recorded inputs (the evaluation rows re-read and checked against their digests, both
+    models scored) on `verified`, the very files that will be served, and refuses (exit 3)
+    when they disagree with the evidence recorded at proposal: passing gate results written
+    into the store for a model that fails them are caught by the second person."""
+    decisions.check_proposal_intact(v, state.proposals.get(v.version))
+    run = ctx.runs.get_run(v.run_id)
+    champion = ctx.registry.version(state.champion) if state.champion is not None else None
+    with tempfile.TemporaryDirectory(prefix="magenta-recheck-") as tmp:
+        gates, facts = evaluation.evaluate(ctx, run, verified.folder, champion, Path(tmp))
+    decisions.check_gates_agree(
+        v.version, Evidence.of(v), gates, facts, ctx.policy.gates.metric_tolerance
+    )
 
 
 def reject(ctx: Context, version: int | str, *, reason: str) -> Transition:
     """Turn down a pending proposal (an approver, or its proposer withdrawing it)."""
     actor = ctx.actor
     require_reason(reason, "this version is rejected")
+    authority = ctx.authority
     first = _check_first(ctx, None)
     if first:
         ctx.check_residency()
         lifecycle.check(ctx)
         v = ctx.registry.version(version)
         decisions.check_rejectable(ctx.policy, v, actor, _proposers(lifecycle.state(ctx), v))
-    with _decision(ctx, reread=first) as state:
+    if authority is not None:
+        t = Transition.from_wire(authority.reject(ctx.model, int(version), reason=reason))
+    else:
+        t = commit_reject(ctx, version, reason=reason, actor=actor, reread=first)
+    notify.announce(ctx, NotifyEvent.REJECTED, t.version, actor)
+    return t
+
+
+def commit_reject(
+    ctx: Context, version: int | str, *, reason: str, actor: str, reread: bool
+) -> Transition:
+    """The rejection itself, under the release lock."""
+    with _decision(ctx, reread=reread) as state:
         v = ctx.registry.version(version)
         decisions.check_rejectable(ctx.policy, v, actor, _proposers(state, v))
         _require_permission(ctx, actor, "reject", ("MANAGE",))
@@ -213,7 +303,6 @@ def reject(ctx: Context, version: int | str, *, reason: str) -> Transition:
         )
         lifecycle.sync(ctx)
         previous = lifecycle.state(ctx).previous
-    notify.announce(ctx, NotifyEvent.REJECTED, v.version, actor)
     return Transition(Action.REJECT, v.version, Status.REJECTED, champion, previous, event)
 
 
@@ -225,7 +314,8 @@ def _rollback_target(ctx: Context, state: State, to: int | str | None) -> Versio
         target = ctx.registry.version(to)
     elif state.previous is not None:
         target = ctx.registry.version(state.previous)
-    approved = {e.version for e in ctx.log.events if e.action in CHAMPION_MOVES and e.version}
+    # approved by an approve event: a rollback event approves nothing
+    approved = {e.version for e in ctx.log.events if e.action == Action.APPROVE and e.version}
     decisions.check_rollback_target(state.champion, target, approved)
     assert target is not None
     return target
@@ -237,6 +327,7 @@ def rollback(
     """Move @champion back to @previous (or to a version that was approved once)."""
     actor = ctx.actor
     require_reason(reason, "the champion is rolled back")
+    authority = ctx.authority
     asked: tuple[int | None, int] | None = None
     first = _check_first(ctx, confirm)
     if first:
@@ -255,8 +346,30 @@ def rollback(
             raise PolicyRefused(
                 "rollback not done: confirmation declined (without a terminal, confirm with --yes)"
             )
+    if authority is not None and asked is not None:
+        t = Transition.from_wire(
+            authority.rollback(ctx.model, to=asked[1], reason=reason, champion=asked[0])
+        )
+    else:
+        t = commit_rollback(ctx, reason=reason, to=to, actor=actor, reread=first, asked=asked)
+    if t.recorded:
+        notify.announce(ctx, NotifyEvent.ROLLED_BACK, t.version, actor, champion_before=t.previous)
+    return t
+
+
+def commit_rollback(
+    ctx: Context,
+    *,
+    reason: str,
+    to: int | str | None,
+    actor: str,
+    reread: bool,
+    asked: tuple[int | None, int] | None = None,
+) -> Transition:
+    """The rollback itself, under the release lock; `asked`: the (champion, target) the person
+    confirmed, refused if either changed meanwhile."""
     with (
-        _decision(ctx, reread=first) as state,
+        _decision(ctx, reread=reread) as state,
         tempfile.TemporaryDirectory(prefix="magenta-rollback-") as tmp,
     ):
         decisions.require_approver(ctx.policy.approval, ctx.model, actor, "roll back")
@@ -286,7 +399,6 @@ def rollback(
         )
         faults.point("rollback.after_audit")
         lifecycle.sync(ctx)
-    notify.announce(ctx, NotifyEvent.ROLLED_BACK, target.version, actor, champion_before=champion)
     return Transition(
         Action.ROLLBACK, target.version, Status.APPROVED, target.version, champion, event
     )

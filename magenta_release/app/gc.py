@@ -5,6 +5,7 @@ registered included), and deletes only inside the store it was given."""
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +42,11 @@ def gc(ctx: Context, *, older_than_days: float = 30, apply: bool = False) -> GcR
     else:
         ctx.check_residency()
         # Under the lock: propose registers under it too, so a run cannot gain a version
-        # between the check and the delete.
-        with release_lock(ctx.store, ctx.model):
+        # between the check and the delete. In server mode the release authority copies a
+        # proposed run's files where only it writes, so deleting a run's own never loses them
+        # (and only the authority takes the lock there).
+        lock = release_lock(ctx.store, ctx.model) if ctx.authority is None else nullcontext()
+        with lock:
             candidates = _candidates(ctx, older_than_days)
             for run, _ in candidates:
                 _check_inside(ctx, run)

@@ -3,7 +3,13 @@
 The gates run outside the release lock (they take seconds to minutes); the registration runs
 inside it after reading the log again, and is refused (evaluated again) when the champion
 moved meanwhile. So propose reads the log twice: once to check the store before the slow part,
-once under the lock."""
+once under the lock.
+
+In server mode the gates run the same way on the proposer's machine, and the registration is
+the server's release authority's (`magenta_release.server.authority`): it copies the model
+files to where only it writes, creates the version with `register` below and refuses (stale:
+evaluate again) when the champion or the policy moved. The approver's machine re-computes the
+gates before approving, so what a proposer's machine claims is checked by a second one."""
 
 from __future__ import annotations
 
@@ -17,7 +23,13 @@ from typing import Any
 from magenta_release.app.context import Context
 from magenta_release.app.services import candidate, cards, evaluation, lifecycle, notify
 from magenta_release.core import faults, integrity, keys
-from magenta_release.core.errors import BadInput, IntegrityViolation, PolicyRefused
+from magenta_release.core.errors import (
+    BadInput,
+    IntegrityViolation,
+    PolicyRefused,
+    Stale,
+    StoreUnreachable,
+)
 from magenta_release.core.evidence import Evidence
 from magenta_release.core.gates import Gate
 from magenta_release.core.limits import MAX_NOTE, check_text
@@ -25,6 +37,7 @@ from magenta_release.core.policy import NotifyEvent
 from magenta_release.core.records import RunInfo, VersionInfo
 from magenta_release.core.report import release_report
 from magenta_release.core.states import Action, Status
+from magenta_release.io import authority as release_authority
 from magenta_release.io.lock import release_lock
 
 GATED_PREFIX = "gated."
@@ -51,6 +64,24 @@ class Proposal:
             "report": self.report,
         }
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Proposal:
+        """A proposal as the release authority answered it."""
+        try:
+            return cls(
+                int(doc["version"]),
+                str(doc["status"]),
+                str(doc["run_id"]),
+                [Gate(**g) for g in doc.get("gates") or []],
+                doc.get("champion"),
+                bool(doc.get("existing")),
+                str(doc.get("report") or ""),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreUnreachable(
+                f"the release authority answered something that is not a proposal ({exc})"
+            ) from exc
+
 
 def _number(v: VersionInfo | None) -> int | None:
     return v.version if v else None
@@ -60,7 +91,7 @@ def _number(v: VersionInfo | None) -> int | None:
 REPROPOSABLE = frozenset({Status.REJECTED, Status.FAILED})
 
 
-def _judged_alike(before: Evidence, now: Evidence) -> bool:
+def judged_alike(before: Evidence, now: Evidence) -> bool:
     """A gates_failed version judged again the same way: same policy, champion and model
     files, and every gate with the same outcome and detail. Proposing it again would only
     repeat the failure, so the existing version is the answer."""
@@ -88,8 +119,9 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
             f"run {run_id} is {run.status}; only FINISHED runs can be proposed (train again)"
         )
     existing = ctx.registry.version_for_run(run_id)
+    authority = ctx.authority
     if existing is not None and existing.status not in REPROPOSABLE:
-        return _existing(ctx, existing)
+        return _existing(ctx, existing) if authority is None else existing_proposal(existing)
     # A rejected or gates_failed version is closed: proposing its run again registers a new
     # version, judged against today's champion, policy and data (the way out of a stale or
     # re-policied proposal, or of a table restored after a rebuild). The audit log counts
@@ -121,30 +153,85 @@ def propose(ctx: Context, run_id: str, *, note: str = "") -> Proposal:
             if (
                 existing is not None
                 and existing.status == Status.FAILED
-                and _judged_alike(Evidence.of(existing), evidence)
-            ):
-                return _existing(ctx, existing)  # failed before, and nothing changed since
-            with release_lock(ctx.store, ctx.model):
-                ctx.reread()
-                lifecycle.check_locked(ctx)
-                newest = ctx.registry.version_for_run(run_id)
-                raced = newest if _number(newest) != known else None
-                # the champion moved or the policy changed while the gates ran: evaluate again
-                moved = _number(ctx.registry.alias("champion")) != _number(champion) or (
-                    ctx.policy.sha256 != evidence.policy_sha256
+                and judged_alike(Evidence.of(existing), evidence)
+            ):  # failed before, and nothing changed since
+                return (
+                    _existing(ctx, existing) if authority is None else existing_proposal(existing)
                 )
-                if raced is None and not moved:
-                    proposal = _register(ctx, run, model, actor, note, evidence, files, known)
-            if raced is None and not moved:
-                # Outside the lock: a slow webhook must not hold up other releases.
-                passed = proposal.status == Status.PENDING
-                event = NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED
-                notify.announce(ctx, event, proposal.version, actor)
-                return proposal
-            if raced is not None:  # proposed meanwhile by another process
-                return _existing(ctx, raced)
+            done = (
+                _ask(ctx, authority, run, model, evidence, note)
+                if authority is not None
+                else _register_locked(ctx, run, model, actor, note, evidence, files, known)
+            )
+            if done is not None:
+                if not done.existing:
+                    # Outside the lock: a slow webhook must not hold up other releases.
+                    _announce(ctx, done, actor)
+                return done
             # else the champion or the policy moved while we evaluated: evaluate again
     raise PolicyRefused("the champion kept changing while the gates ran; propose again")
+
+
+def _register_locked(
+    ctx: Context,
+    run: RunInfo,
+    model: candidate.ModelRef,
+    actor: str,
+    note: str,
+    evidence: Evidence,
+    files: dict[str, str],
+    known: int | None,
+) -> Proposal | None:
+    """Under the release lock, with the log read again: the new proposal, the version another
+    process registered for the run meanwhile, or None when the champion or the policy moved
+    while the gates ran (evaluate again)."""
+    with release_lock(ctx.store, ctx.model):
+        ctx.reread()
+        lifecycle.check_locked(ctx)
+        newest = ctx.registry.version_for_run(run.run_id)
+        raced = newest if _number(newest) != known else None
+        moved = _number(ctx.registry.alias("champion")) != evidence.champion or (
+            ctx.policy.sha256 != evidence.policy_sha256
+        )
+        if raced is None and not moved:
+            return _register(ctx, run, model, actor, note, evidence, files, known)
+    if raced is not None:  # proposed meanwhile by another process
+        return _existing(ctx, raced)
+    return None
+
+
+def _ask(
+    ctx: Context,
+    authority: release_authority.Authority,
+    run: RunInfo,
+    model: candidate.ModelRef,
+    evidence: Evidence,
+    note: str,
+) -> Proposal | None:
+    """Server mode: the release authority registers the proposal (None: stale, evaluate
+    again); the run then gains its report, card and gated metrics as in embedded mode."""
+    try:
+        done = Proposal.from_json(
+            authority.propose(
+                ctx.model,
+                run_id=run.run_id,
+                source=model.source,
+                model_id=model.model_id,
+                evidence=evidence.dumps(),
+                note=note,
+            )
+        )
+    except Stale:
+        return None
+    if not done.existing:
+        _after_registration(ctx, run, model, evidence, done.version, describe=False)
+    return done
+
+
+def _announce(ctx: Context, proposal: Proposal, actor: str) -> None:
+    passed = proposal.status == Status.PENDING
+    event = NotifyEvent.PROPOSED if passed else NotifyEvent.GATES_FAILED
+    notify.announce(ctx, event, proposal.version, actor)
 
 
 def _register(
@@ -157,8 +244,28 @@ def _register(
     files: dict[str, str],
     earlier: int | None = None,
 ) -> Proposal:
-    """Create the version with every tag, record the propose event (naming the version of
-    the same run it follows, if any), then write the report."""
+    version = register(ctx, run, model, actor, note, evidence, files, earlier)
+    report = _after_registration(ctx, run, model, evidence, version, describe=True)
+    status = Status.PENDING if evidence.passed else Status.FAILED
+    return Proposal(
+        version, status, run.run_id, list(evidence.gates), evidence.champion, False, report
+    )
+
+
+def register(
+    ctx: Context,
+    run: RunInfo,
+    model: candidate.ModelRef,
+    actor: str,
+    note: str,
+    evidence: Evidence,
+    files: dict[str, str],
+    earlier: int | None = None,
+) -> int:
+    """Create the version (every tag in the one call), write its propose event (naming the
+    version of the same run it follows, if any), let the registry follow; under the release
+    lock, after the gates. The embedded store runs it in the proposer's process, a server's
+    release authority with the files it copied."""
     passed = evidence.passed
     status = Status.PENDING if passed else Status.FAILED
     evidence_json = evidence.dumps()
@@ -201,11 +308,23 @@ def _register(
     )
     faults.point("propose.after_audit")
     lifecycle.sync(ctx)
+    return version
+
+
+def _after_registration(
+    ctx: Context,
+    run: RunInfo,
+    model: candidate.ModelRef,
+    evidence: Evidence,
+    version: int,
+    *,
+    describe: bool,
+) -> str:
+    """What the run gains from its proposal (the gated metrics, the report and the card as
+    run artifacts); with `describe`, the report as the version's description too (in server
+    mode the authority writes that)."""
     _log_what_the_gates_saw(ctx, run, model, evidence)
-    report = publish_report(ctx, ctx.registry.version(version), run)
-    return Proposal(
-        version, status, run.run_id, list(evidence.gates), evidence.champion, False, report
-    )
+    return publish_report(ctx, ctx.registry.version(version), run, describe=describe)
 
 
 def _log_what_the_gates_saw(
@@ -226,29 +345,37 @@ def _log_what_the_gates_saw(
     )
 
 
-def publish_report(ctx: Context, v: VersionInfo, run: RunInfo | None = None) -> str:
-    """Write the release report (run artifacts + version description) from the version's tags;
-    idempotent, so a rerun after an interruption completes it."""
-    doc = Evidence.of(v)
-    run = run or ctx.runs.get_run(v.run_id)
+def report_text(model: str, v: VersionInfo, run: RunInfo) -> str:
+    """The release report of version `v` (of registered model `model`), from its tags."""
     base = v.tags.get(keys.BASELINE_VERSION, "none")
-    report = release_report(
-        ctx.model,
+    return release_report(
+        model,
         run,
         v.version,
         v.status,
         v.tags.get(keys.PROPOSED_BY, "?"),
         v.tags.get(keys.NOTE, ""),
-        doc,
+        Evidence.of(v),
         int(base) if base.isdigit() else None,
     )
+
+
+def publish_report(
+    ctx: Context, v: VersionInfo, run: RunInfo | None = None, *, describe: bool = True
+) -> str:
+    """Write the release report (run artifacts, and with `describe` the version description)
+    from the version's tags; idempotent, so a rerun after an interruption completes it."""
+    doc = Evidence.of(v)
+    run = run or ctx.runs.get_run(v.run_id)
+    report = report_text(ctx.model, v, run)
     with tempfile.TemporaryDirectory(prefix="magenta-report-") as tmp:
         folder = Path(tmp)
         (folder / "report.md").write_text(report)
         (folder / "gates.json").write_text(json.dumps(doc.to_json(), indent=1, default=str))
         cards.attach(ctx, v, folder)
         ctx.runs.log_artifacts(run.run_id, folder, "release")
-    ctx.registry.set_description(v.version, report)
+    if describe:
+        ctx.registry.set_description(v.version, report)
     return report
 
 
@@ -261,6 +388,11 @@ def _existing(ctx: Context, v: VersionInfo) -> Proposal:
         report = ""
         if not ctx.registry.description(v.version):
             report = publish_report(ctx, v)
+    return existing_proposal(v, report)
+
+
+def existing_proposal(v: VersionInfo, report: str = "") -> Proposal:
+    """The proposal a version records (what proposing its run again answers)."""
     baseline = v.tags.get(keys.BASELINE_VERSION, "none")
     return Proposal(
         v.version,

@@ -71,18 +71,43 @@ def _record_orphans(ctx: Context, problems: list[Drift]) -> list[str]:
 
 def repair(ctx: Context, reason: str) -> RepairReport:
     """Under the release lock: mark dead runs FAILED, record orphaned proposals, replay the log
-    onto the registry, and append a `repair` event with what was found and fixed."""
+    onto the registry, and append a `repair` event with what was found and fixed. In server
+    mode the runs of dead processes on this machine are marked here, and the server's release
+    authority does the rest (`commit_repair`)."""
     require_reason(reason, "the store is repaired (what happened)")
     actor = ctx.actor
     ctx.check_residency()  # before any write, repair included
     lifecycle.verified_log(ctx)  # a broken log is restored from a backup, never repaired
+    authority = ctx.authority
+    if authority is None:
+        return commit_repair(ctx, reason, actor=actor, failed_runs=None)
+    failed = _end_dead_runs(ctx)
+    doc = authority.repair(ctx.model, reason=reason, failed_runs=failed)
+    return RepairReport(
+        [str(f) for f in doc.get("found") or []],
+        failed,
+        [str(f) for f in doc.get("fixes") or []],
+        doc.get("event"),
+    )
+
+
+def _end_dead_runs(ctx: Context) -> list[str]:
+    failed = dead_runs(ctx.runs)
+    for run_id in failed:
+        ctx.runs.end_run(run_id, "FAILED")
+    return failed
+
+
+def commit_repair(
+    ctx: Context, reason: str, *, actor: str, failed_runs: list[str] | None
+) -> RepairReport:
+    """The repair itself, under the release lock. `failed_runs`: the runs the caller already
+    marked FAILED (the release authority's caller), None to find and mark them here."""
     with release_lock(ctx.store, ctx.model):
         ctx.reread()
         problems = lifecycle.drift(ctx)
         found = [d.message() for d in problems]
-        failed = dead_runs(ctx.runs)
-        for run_id in failed:
-            ctx.runs.end_run(run_id, "FAILED")
+        failed = _end_dead_runs(ctx) if failed_runs is None else failed_runs
         fixes = _record_orphans(ctx, problems)
         fixes += lifecycle.sync(ctx, lifecycle.drift(ctx) if fixes else problems)
         if not (fixes or failed):

@@ -32,9 +32,11 @@ def policy_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Store FILE as the new version of its model's policy ([model] registered_name), with an
-    audit event. Only the current policy's [approval] policy_owners may do it; the first
-    policy of a new model is stored by whoever may create a registered model. Versions
-    proposed under the old policy must be proposed again before they can be approved."""
+    audit event. Only the current policy's [approval] policy_owners may do it; on a tracking
+    server, under four eyes, one owner's call proposes the change and a second owner's or an
+    approver's call with the same file puts it in force. The first policy of a new model is
+    stored by whoever may create a registered model. Versions proposed under the old policy
+    must be proposed again before they can be approved."""
     from magenta_release.app.policies import set_policy
 
     result = run_action(
@@ -44,6 +46,14 @@ def policy_set(
     r = result.record
 
     def human() -> None:
+        if result.pending:
+            who = output_plain(result.pending["proposed_by"])
+            typer.echo(
+                f"{r.model}: policy change proposed by {who} (four eyes): policy v{r.version} "
+                "stays in force until another owner or an approver confirms it with "
+                "`magenta-release policy set` and the same file"
+            )
+            return
         if not result.changed:
             typer.echo(f"{r.model}: policy v{r.version} is already this file; nothing changed")
             return

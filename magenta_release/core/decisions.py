@@ -5,12 +5,15 @@ release lock; the server's release authority calls the same ones before it write
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime
+from typing import Any
 
 from magenta_release.core import identity, keys
 from magenta_release.core.audit import Event
 from magenta_release.core.errors import IntegrityViolation, PolicyRefused
 from magenta_release.core.evidence import Evidence
+from magenta_release.core.gates import Gate
 from magenta_release.core.integrity import sha256_text
 from magenta_release.core.policy import ApprovalSection, Policy
 from magenta_release.core.records import VersionInfo
@@ -170,4 +173,67 @@ def check_proposal_intact(v: VersionInfo, proposed: Event | None) -> None:
         raise IntegrityViolation(
             f"{where}: its gate outcome ({v.tags.get(keys.PASSED_GATES)!r}) disagrees with "
             f"the evidence and the propose event ({proposed.status}); the tags were edited"
+        )
+
+
+# Appended by propose after the gates ran (the files' hashes, not a gate of the evaluation).
+MANIFEST_GATE = "sha256_manifest"
+# What the gates saw that must be the same on every machine: where the rows came from.
+SAME_FACTS = ("source", "dataset_sha256", "eval_sha256")
+
+
+def gates_disagreement(
+    recorded: Evidence, gates: list[Gate], facts: dict[str, Any], tolerance: float
+) -> str | None:
+    """The first way the gates re-computed from a run's recorded inputs (`gates`, `facts`)
+    differ from the evidence recorded at proposal, or None when they agree: the same gates
+    with the same outcome, on rows from the same source, with the same recomputed metrics
+    (within `tolerance`)."""
+    was = {g.name: g.passed for g in recorded.gates if g.name != MANIFEST_GATE}
+    now = {g.name: g.passed for g in gates if g.name != MANIFEST_GATE}
+    if not was:
+        return "the proposal records no gate results"
+    for name in sorted(set(was) | set(now)):
+        if name not in now:
+            return f"gate {name} is recorded but the policy's gates do not produce it"
+        if name not in was:
+            return f"gate {name} is missing from the recorded results"
+        if was[name] is not now[name]:
+            shown = {True: "passes", False: "fails"}
+            return (
+                f"gate {name} {shown[now[name]]} here but is recorded as {shown[bool(was[name])]}"
+            )
+    for key in SAME_FACTS:
+        if recorded.facts.get(key) != facts.get(key):
+            here, then = facts.get(key), recorded.facts.get(key)
+            return f"the evaluation {key} is {here!r} here, {then!r} recorded"
+    then = recorded.metrics
+    for name, value in sorted((facts.get("metrics") or {}).items()):
+        old = then.get(name)
+        if not _close(value, old, tolerance):
+            return f"{name} is {value!r} here but {old!r} recorded"
+    return None
+
+
+def _close(a: object, b: object, tolerance: float) -> bool:
+    if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float):
+        return a == b
+    if not isinstance(b, int | float):
+        return False
+    if math.isnan(a) or math.isnan(b):
+        return math.isnan(a) and math.isnan(b)
+    return abs(a - b) <= max(tolerance, 1e-9) * max(1.0, abs(a))
+
+
+def check_gates_agree(
+    version: int, recorded: Evidence, gates: list[Gate], facts: dict[str, Any], tolerance: float
+) -> None:
+    """IntegrityViolation (exit 3) unless the re-computed gates agree with the evidence."""
+    problem = gates_disagreement(recorded, gates, facts, tolerance)
+    if problem is not None:
+        raise IntegrityViolation(
+            f"version {version}: the gates re-computed on this machine from the run's recorded "
+            f"inputs disagree with the evidence recorded at proposal ({problem}); the recorded "
+            f"results are not what its model and data give — do not approve it: reject it "
+            f"(magenta-release reject {version} --reason ...) and propose its run again"
         )

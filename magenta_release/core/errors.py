@@ -19,6 +19,11 @@ class PolicyRefused(ReleaseError):
     exit_code = 1
 
 
+class Stale(PolicyRefused):
+    """The champion or the policy moved since the caller evaluated its proposal: evaluate the
+    gates again (propose does, up to three times)."""
+
+
 class BadInput(ReleaseError):
     """Unknown run or version, bad arguments, schema mismatch, unreadable file."""
 

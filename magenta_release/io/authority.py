@@ -20,6 +20,7 @@ from magenta_release.core.errors import (
     IntegrityViolation,
     PolicyRefused,
     ReleaseError,
+    Stale,
     StoreUnreachable,
 )
 
@@ -34,11 +35,6 @@ ERRORS: dict[int, type[ReleaseError]] = {
     3: IntegrityViolation,
     4: StoreUnreachable,
 }
-
-
-class Stale(PolicyRefused):
-    """The champion or the policy moved since the caller evaluated its proposal: evaluate
-    again (propose does, up to three times)."""
 
 
 def of(store: Store) -> Authority | None:

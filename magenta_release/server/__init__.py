@@ -1,3 +1,5 @@
 """Server-side plugin for the MLflow tracking server (runs inside `mlflow server`, never in the
-CLI): the IAP identity (`auth`) and the rules that keep protected aliases and the audit log
-honest (`guard`). Installed as the `mlflow.app` entry point `magenta-release-auth`."""
+CLI): the IAP identity (`auth`), the release authority, the one writer of governed state
+(`authority`, through the server's own store access: `store`), and what keeps every other
+writer off it (`guard`, `requests`). Installed as the `mlflow.app` entry point
+`magenta-release-auth`; `ui` is the local UI's variant (no login, no Assistant)."""

@@ -4,11 +4,13 @@ Why an `mlflow.app` entry point of our own (`magenta-release-auth`) that wraps t
 rather than only an `authorization_function`: MLflow's auth module lets the function decide *who*
 the caller is, and nothing else. Its per-endpoint validators decide *what* a user may do from
 READ/EDIT/MANAGE grants, and setting an alias needs only EDIT; admins skip the validators
-entirely (`mlflow.server.auth._before_request`). No grant can say "only after the audit log
-authorizes it". So the factory builds MLflow's own basic-auth app unchanged (users, grants, the UI,
-the FastAPI middleware) and registers one more Flask `before_request` hook after MLflow's
-(`guard.check`), which runs for every user, admins included, on both `/api/` and `/ajax-api/`
-routes (it matches Flask endpoints, not paths).
+entirely (`mlflow.server.auth._before_request`). No grant can say "only the release authority
+writes this". So the factory builds MLflow's own basic-auth app unchanged (users, grants, the
+UI, the FastAPI middleware), adds the release authority's endpoints (`authority`), and the
+guard's hooks, which run for every user, admins included: the request-shape rule first of all
+(`requests`), the governed-state rule after authentication (`guard.check`, matching Flask
+endpoints, so `/api/` and `/ajax-api/` alike), and an ASGI middleware for MLflow's native
+FastAPI artifact upload.
 
 Identity, chosen by `MAGENTA_RELEASE_AUTH`:
 - `iap` (production): the e-mail in IAP's signed header `x-goog-iap-jwt-assertion` (ES256;
@@ -147,11 +149,12 @@ def authenticate() -> Authorization | Response:
 
 
 def create_app(app: Flask | None = None) -> Any:
-    """`mlflow.app` factory: MLflow's basic-auth app plus the release guard."""
+    """`mlflow.app` factory: MLflow's basic-auth app, the release authority's endpoints and
+    the guard that keeps every other writer off governed state."""
     from mlflow.server import app as mlflow_app
     from mlflow.server.auth import create_app as create_basic_auth_app
 
-    from magenta_release.server import guard
+    from magenta_release.server import authority, guard
 
     flask_app = app if app is not None else mlflow_app
     if auth_mode() == "iap" and not os.environ.get("MAGENTA_RELEASE_IAP_AUDIENCE"):
@@ -159,8 +162,13 @@ def create_app(app: Flask | None = None) -> Any:
             "MAGENTA_RELEASE_AUTH=iap needs MAGENTA_RELEASE_IAP_AUDIENCE (the IAP audience, "
             "/projects/NUMBER/locations/REGION/services/SERVICE for IAP on Cloud Run)"
         )
+    authority.register(flask_app)
     served = create_basic_auth_app(flask_app)
-    # Registered after MLflow's own hook, so it sees the authenticated user. The rules of each
-    # model come from its own audit log (the stored policy), never from a file on the server.
+    # First of all hooks: a request MLflow's readers would read differently is refused before
+    # anything reads it. After MLflow's authentication: any write of governed state, whoever
+    # sends it (the rules of a model come from its own audit log, never a file on the server).
+    flask_app.before_request_funcs.setdefault(None, []).insert(0, guard.check_shape)
     flask_app.before_request(guard.check)
+    if served is not flask_app:  # uvicorn: MLflow's FastAPI app with its native artifact routes
+        served.add_middleware(guard.AsgiGuard)
     return served

@@ -1,403 +1,443 @@
-"""What the server refuses, whoever asks: alias moves the audit log does not authorize, policy
-changes by anyone but the policy's owners, and any edit of an audit log other than appending
-its next event.
+"""Who may write governed state through the REST API: nobody. The release authority
+(`server.authority`) writes it with the server's own store access; every request that would
+write it through MLflow's API is refused, for every user, admins included.
 
-- The rules of a model come from its own audit log: the latest `policy_set` event names the
-  stored policy's approvers, owners and four-eyes switch (the log is append-only and chained,
-  so nobody can bring their own). A model whose log has no `policy_set` is not governed.
-- A protected alias (`@champion`, `@previous`) of a governed model moves only to where the
-  audit log's latest champion move (an
-  `approve` or `rollback` event) puts it, and only when the caller is the user who wrote that
-  event, is one of the policy's approvers, and (for `approve`, under four eyes) did not propose
-  the version. The event authorizes one move: from its `champion_before` to its
-  `champion_after` (and `@previous` to what it implies); any later move needs a later event.
-  Deleting the model, renaming it, or deleting a version that holds a protected alias would
-  move an alias too, so they are refused.
-- An audit log (`<model>-audit-log`) only grows: the one tag that may be written is the next
-  event, chained to the last one (seq + 1, prev_hash, its own hash), written by the user it
-  names in `mlflow_user`. Overwriting or deleting a tag, deleting or renaming the log, and
-  creating it with events already in it are refused. An `approve` or `rollback` event is also
-  checked against the policy when it is written, and a `policy_set` event must be written by
-  one of the current policy's owners (the first one, which creates the log, by anyone allowed
-  to create it).
+Governed state, and how a request is seen to touch it:
+
+- a governed registered model (one with an audit log `<model>-audit-log`, or the audit head it
+  records), its versions, their tags and aliases, its description: any registry write naming
+  it (create, rename from or to it, update, delete, tags, aliases, versions, stages);
+- the names the tool uses for itself (`core.policy.reserved_name`): audit logs, release locks
+  and their break markers, whatever they are called, governed or not (a hand-made lock with a
+  start time in the future blocks every release; a decoy log hides the real one);
+- the stored policies and the released model files: the runs, logged models and artifacts of
+  the experiments `magenta-release-policies` and `magenta-release-releases`, and those names.
+
+The fields of a request are read by MLflow's own parser (`_get_request_message` with the
+handler's request class, `view_args`, the artifact path as the handler canonicalises it), after
+`server.requests` has refused every request MLflow's readers would read differently. Matching
+Flask endpoint names, not paths, covers `/api/` and `/ajax-api/` alike. MLflow's FastAPI
+artifact upload (`PUT .../mlflow-artifacts/artifacts/{path}`) never passes Flask's hooks: the
+ASGI middleware `AsgiGuard` refuses it for the governed experiments.
 
 Refusals are HTTP 403 with error code PERMISSION_DENIED and a message saying why."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import posixpath
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from magenta_release.core import identity
-from magenta_release.io.audit_log import EVENT_PREFIX, GENESIS, HEAD_TAG, LOG_SUFFIX, Event
-from magenta_release.io.policy_store import SET_ACTION as POLICY_SET
+from magenta_release.core.audit import HEAD_TAG, LOG_SUFFIX
+from magenta_release.core.policy import RESERVED_EXPERIMENTS, reserved_name
 
 if TYPE_CHECKING:
     from flask import Response
 
-PROTECTED_ALIASES = ("champion", "previous")
-CHAMPION_MOVES = ("approve", "rollback")
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
+UNREADABLE = "?"
 
 
 class Refused(Exception):
     """The request is refused; the text says why."""
 
 
-class Registry(Protocol):
-    """The two reads the rules need (the server's own registry store in production)."""
+class Names(Protocol):
+    """What the rules read of the store (the server's own in production, a fake in tests)."""
 
-    def tags(self, name: str) -> dict[str, str] | None: ...
+    def model_governed(self, name: str) -> bool:
+        """Whether registered model `name` has an audit log or records an audit head."""
+        ...
 
-    def aliases(self, name: str) -> dict[str, int]: ...
+    def reserved_experiment_ids(self) -> set[str]: ...
 
-    def is_admin(self, user: str) -> bool: ...
+    def experiment_of_run(self, run_id: str) -> str | None: ...
+
+    def experiment_of_logged_model(self, model_id: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
-class Rules:
-    """What the latest `policy_set` event of a model's log says the server must enforce."""
+class Target:
+    """What a write names, as MLflow's handler will read it."""
 
-    model: str
-    approvers: tuple[str, ...]
-    policy_owners: tuple[str, ...]
-    four_eyes: bool
+    models: tuple[str, ...] = ()  # registered models
+    experiment_names: tuple[str, ...] = ()  # experiments created or renamed to
+    experiments: tuple[str, ...] = ()  # experiment ids
+    runs: tuple[str, ...] = ()
+    logged_models: tuple[str, ...] = ()
+    artifact_paths: tuple[str, ...] = ()  # paths in the artifact destination
+    unreadable: str | None = None  # a write whose target cannot be read is refused
 
-    @property
-    def log(self) -> str:
-        return f"{self.model}{LOG_SUFFIX}"
 
-    @classmethod
-    def from_log(cls, model: str, log: list[Event]) -> Rules | None:
-        """The rules in force after `log`; None if no policy was ever set (not governed)."""
-        for event in reversed(log):
-            if event.action == POLICY_SET:
-                return cls.from_event(model, event)
-        return None
-
-    @classmethod
-    def from_event(cls, model: str, event: Event) -> Rules:
-        d = event.details
-        approvers, owners = _names(d.get("approvers")), _names(d.get("policy_owners"))
-        four_eyes = d.get("four_eyes")
-        if not (approvers and owners and isinstance(four_eyes, bool)):
-            raise Refused(  # written by hand, not by `policy set`
-                f"event {event.seq} of {model}{LOG_SUFFIX} sets a policy without approvers, "
-                "policy_owners and four_eyes"
+def decide(names: Names, target: Target) -> None:
+    """Refused if the write touches governed state; else None."""
+    if target.unreadable:
+        raise Refused(f"the request cannot be read as MLflow reads it ({target.unreadable})")
+    for model in target.models:
+        if reserved_name(model):
+            raise Refused(
+                f"{model} is a name magenta-release uses for itself (audit logs, release locks); "
+                "only its release authority writes it"
             )
-        return cls(model, approvers, owners, four_eyes)
+        if names.model_governed(model):
+            raise Refused(
+                f"{model} is governed by magenta-release: its versions, tags, aliases and "
+                "description change only through the release authority (magenta-release "
+                "propose / approve / reject / rollback / repair)"
+            )
+    for name in target.experiment_names:
+        if name.casefold().strip() in RESERVED_EXPERIMENTS:
+            raise Refused(f"experiment {name} is magenta-release's own; nobody else writes it")
+    reserved = names.reserved_experiment_ids()
+    for what, found in _experiments_of(names, target):
+        if found == UNREADABLE:
+            raise Refused(f"{what} is not a path MLflow accepts")
+        if found is not None and found in reserved:
+            raise Refused(
+                f"{what} is in an experiment of magenta-release (stored policies or released "
+                "model files); only its release authority writes there"
+            )
 
 
-def _names(value: object) -> tuple[str, ...]:
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    return ()
+def _experiments_of(names: Names, target: Target) -> Iterable[tuple[str, str | None]]:
+    for experiment in target.experiments:
+        yield f"experiment {experiment}", experiment
+    for run in target.runs:
+        yield f"run {run}", names.experiment_of_run(run)
+    for model in target.logged_models:
+        yield f"logged model {model}", names.experiment_of_logged_model(model)
+    for path in target.artifact_paths:
+        yield f"artifact {path[:100]}", artifact_experiment(path)
 
 
-# ---- the log ------------------------------------------------------------------------------
-def chain(tags: Mapping[str, str]) -> list[Event]:
-    """The log's events in order; Refused if the stored chain itself does not verify."""
-    out: list[Event] = []
-    prev = GENESIS
-    for i, (key, raw) in enumerate(
-        sorted((k, v) for k, v in tags.items() if k.startswith(EVENT_PREFIX)), start=1
-    ):
-        try:
-            event = Event(**json.loads(raw))
-        except (TypeError, ValueError):
-            raise Refused(f"audit event {key} is not a valid event; run `audit verify`") from None
-        if (
-            key != f"{EVENT_PREFIX}{i:08d}"
-            or event.seq != i
-            or event.prev_hash != prev
-            or event.compute_hash() != event.hash
-        ):
-            raise Refused(f"the audit log does not verify at {key}; run `audit verify`")
-        out.append(event)
-        prev = event.hash
-    return out
+def artifact_experiment(path: str) -> str | None:
+    """The experiment id an artifact-destination path lies in (its first segment, after
+    MLflow's own canonicalisation); UNREADABLE when MLflow would refuse the path."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.utils.uri import validate_path_is_safe
+
+    try:
+        canonical = str(validate_path_is_safe(path))  # type: ignore[no-untyped-call]
+    except MlflowException:
+        return UNREADABLE
+    # the artifact repository resolves `./` and `//` (a local destination: the file system)
+    first = posixpath.normpath(canonical).strip("/").split("/", 1)[0]
+    return None if first in {"", "."} else first
 
 
-def proposers(log: list[Event], version: int | None) -> set[str]:
-    return {
-        who
-        for e in log
-        if e.action == "propose" and e.version == version
-        for who in (e.actor, e.mlflow_user)
-        if who
+# ---- reading a Flask request -----------------------------------------------------------------
+def _registry(cls: str, *fields: str) -> tuple[str, str, tuple[str, ...]]:
+    return ("mlflow.protos.model_registry_pb2", cls, fields)
+
+
+def _service(cls: str, *fields: str) -> tuple[str, str, tuple[str, ...]]:
+    return ("mlflow.protos.service_pb2", cls, fields)
+
+
+# Flask endpoint -> (module, request class, fields naming registered models)
+MODEL_WRITES = {
+    "_create_registered_model": _registry("CreateRegisteredModel", "name"),
+    "_rename_registered_model": _registry("RenameRegisteredModel", "name", "new_name"),
+    "_update_registered_model": _registry("UpdateRegisteredModel", "name"),
+    "_delete_registered_model": _registry("DeleteRegisteredModel", "name"),
+    "_set_registered_model_tag": _registry("SetRegisteredModelTag", "name"),
+    "_delete_registered_model_tag": _registry("DeleteRegisteredModelTag", "name"),
+    "_set_registered_model_alias": _registry("SetRegisteredModelAlias", "name"),
+    "_delete_registered_model_alias": _registry("DeleteRegisteredModelAlias", "name"),
+    "_create_model_version": _registry("CreateModelVersion", "name"),
+    "_update_model_version": _registry("UpdateModelVersion", "name"),
+    "_transition_stage": _registry("TransitionModelVersionStage", "name"),
+    "_delete_model_version": _registry("DeleteModelVersion", "name"),
+    "_set_model_version_tag": _registry("SetModelVersionTag", "name"),
+    "_delete_model_version_tag": _registry("DeleteModelVersionTag", "name"),
+}
+RUN_WRITES = {
+    "_update_run": _service("UpdateRun", "run_id", "run_uuid"),
+    "_delete_run": _service("DeleteRun", "run_id"),
+    "_restore_run": _service("RestoreRun", "run_id"),
+    "_set_tag": _service("SetTag", "run_id", "run_uuid"),
+    "_delete_tag": _service("DeleteTag", "run_id"),
+    "_log_batch": _service("LogBatch", "run_id"),
+    "_log_metric": _service("LogMetric", "run_id", "run_uuid"),
+    "_log_param": _service("LogParam", "run_id", "run_uuid"),
+    "_log_inputs": _service("LogInputs", "run_id"),
+    "_log_outputs": _service("LogOutputs", "run_id"),
+    "_log_model": _service("LogModel", "run_id"),
+}
+EXPERIMENT_WRITES = {
+    "_create_run": _service("CreateRun", "experiment_id"),
+    "_create_logged_model": _service("CreateLoggedModel", "experiment_id"),
+    "_update_experiment": _service("UpdateExperiment", "experiment_id"),
+    "_delete_experiment": _service("DeleteExperiment", "experiment_id"),
+    "_restore_experiment": _service("RestoreExperiment", "experiment_id"),
+    "_set_experiment_tag": _service("SetExperimentTag", "experiment_id"),
+    "_delete_experiment_tag": _service("DeleteExperimentTag", "experiment_id"),
+}
+EXPERIMENT_NAMES = {
+    "_create_experiment": _service("CreateExperiment", "name"),
+    "_update_experiment": _service("UpdateExperiment", "new_name"),
+}
+LOGGED_MODEL_WRITES = frozenset(
+    {
+        "_finalize_logged_model",
+        "_delete_logged_model",
+        "_set_logged_model_tags",
+        "_delete_logged_model_tag",
+        "_log_logged_model_params",
     }
-
-
-def authorize_move(event: Event, log: list[Event], user: str, rules: Rules) -> None:
-    """Refused unless `user` may make the champion move `event` records."""
-    where = f"event {event.seq} ({event.action} of version {event.version})"
-    if event.mlflow_user != user:
-        raise Refused(f"{where} was written by {event.mlflow_user}, not by {user}")
-    if not any(identity.same(user, a) for a in rules.approvers):
-        raise Refused(f"{user} is not one of the stored policy's approvers ({where})")
-    if event.action == "approve":
-        if event.champion_after != event.version:
-            raise Refused(f"{where} does not make its version the champion")
-        if rules.four_eyes and any(identity.same(user, p) for p in proposers(log, event.version)):
-            raise Refused(
-                f"{user} proposed version {event.version} and cannot approve it too (four eyes)"
-            )
-
-
-def expected_aliases(log: list[Event]) -> dict[str, int | None]:
-    """Where @champion and @previous must point after the log's champion moves: the same
-    replay the client uses (`lifecycle.expected_state`), so the two can never disagree."""
-    from magenta_release.core.lifecycle import expected_state
-
-    state = expected_state(log)
-    return {"champion": state.champion, "previous": state.previous}
-
-
-# ---- the decisions --------------------------------------------------------------------------
-def alias_move(rules: Rules, registry: Registry, user: str, alias: str, target: int | None) -> None:
-    """Refused unless the audit log's latest champion move, made by `user`, puts `@alias` at
-    `target` (None: deleted)."""
-    what = f"@{alias} -> {target}" if target is not None else f"deleting @{alias}"
-    log = chain(registry.tags(rules.log) or {})
-    moves = [e for e in log if e.action in CHAMPION_MOVES]
-    if not moves:
-        raise Refused(
-            f"{what} on {rules.model}: no approve or rollback event in {rules.log} authorizes "
-            "it; use `magenta-release approve` or `rollback`"
-        )
-    latest = moves[-1]
-    authorize_move(latest, log, user, rules)
-    if expected_aliases(log)[alias] != target:
-        raise Refused(
-            f"{what} on {rules.model}: the latest champion move (event {latest.seq}, "
-            f"{latest.action} of version {latest.version}) does not authorize it"
-        )
-    current = registry.aliases(rules.model).get("champion")
-    if alias == "champion" and current not in {latest.champion_before, latest.champion_after}:
-        raise Refused(
-            f"{what} on {rules.model}: event {latest.seq} moves @champion from "
-            f"{latest.champion_before}, but it is at {current}; an event authorizes one move"
-        )
-
-
-def append(registry: Registry, user: str, log_name: str, key: str, value: str) -> None:
-    """Refused unless (key, value) is the next valid event of `log_name`, written by `user`
-    and, for a champion move or a policy change, allowed by the policy in force."""
-    tags = registry.tags(log_name) or {}
-    if key in tags:
-        raise Refused(f"{log_name} is append-only: {key} exists and cannot be overwritten")
-    if not key.startswith(EVENT_PREFIX):
-        return  # not an event: the chain does not read it
-    log = chain(tags)
-    seq = len(log) + 1
-    prev = log[-1].hash if log else GENESIS
-    try:
-        event = Event(**json.loads(value))
-    except (TypeError, ValueError):
-        raise Refused(f"{log_name}: {key} is not a valid audit event") from None
-    if key != f"{EVENT_PREFIX}{seq:08d}" or event.seq != seq:
-        raise Refused(f"{log_name} is append-only: the next event is {EVENT_PREFIX}{seq:08d}")
-    if event.prev_hash != prev:
-        raise Refused(f"{log_name}: event {seq} is not chained to event {seq - 1}'s hash")
-    if event.compute_hash() != event.hash:
-        raise Refused(f"{log_name}: event {seq}'s hash does not match its content")
-    if event.mlflow_user != user:
-        raise Refused(
-            f"{log_name}: event {seq} names {event.mlflow_user!r} as its MLflow user, but "
-            f"{user!r} is writing it"
-        )
-    _authorize_event(registry, log_name[: -len(LOG_SUFFIX)], event, log, user)
-
-
-def _authorize_event(
-    registry: Registry, model: str, event: Event, log: list[Event], user: str
-) -> None:
-    """A policy change by an owner of the policy in force; a champion move as it allows."""
-    rules = Rules.from_log(model, log)
-    if event.action == POLICY_SET:
-        Rules.from_event(model, event)  # it must say what the server will enforce
-        if rules is None and log and not registry.is_admin(user):
-            # a log from before stored policies: its first policy is an admin's to store
-            raise Refused(
-                f"{model}{LOG_SUFFIX} has events from before stored policies; an MLflow admin "
-                "stores its first policy (magenta-release init or policy set)"
-            )
-        if rules is not None and not any(identity.same(user, o) for o in rules.policy_owners):
-            raise Refused(
-                f"{user} is not one of the policy owners of {model} "
-                f"({', '.join(rules.policy_owners)}); only they may set its policy"
-            )
-    elif event.action in CHAMPION_MOVES:
-        if rules is None:
-            raise Refused(f"{model} has no policy in its audit log: nobody may move its champion")
-        authorize_move(event, log, user, rules)
-
-
-def _is_log(name: str) -> bool:
-    return name.endswith(LOG_SUFFIX)
-
-
-def _version(raw: Any) -> int | None:
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise Refused(f"version {raw!r} is not a version number") from None
-
-
-def decide(registry: Registry, user: str, op: str, params: Mapping[str, Any]) -> None:
-    """Refused if the operation `op` with request `params` breaks a rule; else None."""
-    name = str(params.get("name", ""))
-    if op == "rename_model":
-        new = str(params.get("new_name", ""))
-        if _governed(registry, name) or _is_log(name) or _is_log(new) or _governed(registry, new):
-            raise Refused(
-                f"renaming {name} to {new} is refused: released models and audit logs keep "
-                "their names"
-            )
-    elif _is_log(name):
-        _log_request(registry, user, op, name, params)
-    else:
-        rules = _governed(registry, name)
-        if rules is None:
-            return  # not governed by magenta-release
-        if op in {"set_alias", "delete_alias"}:
-            alias = str(params.get("alias", ""))
-            if alias in PROTECTED_ALIASES:
-                target = _version(params.get("version")) if op == "set_alias" else None
-                alias_move(rules, registry, user, alias, target)
-        else:
-            _model_request(registry, op, name, params)
-
-
-def _governed(registry: Registry, model: str) -> Rules | None:
-    """The rules of `model` if its audit log has set a policy, else None."""
-    if not model or _is_log(model):
-        return None
-    tags = registry.tags(f"{model}{LOG_SUFFIX}")
-    return None if tags is None else Rules.from_log(model, chain(tags))
-
-
-def _log_request(
-    registry: Registry, user: str, op: str, name: str, params: Mapping[str, Any]
-) -> None:
-    if op == "set_tag":
-        append(registry, user, name, str(params.get("key", "")), str(params.get("value")))
-    elif op == "delete_tag":
-        raise Refused(f"{name} is append-only: its tags cannot be deleted")
-    elif op == "delete_model":
-        raise Refused(f"{name} is an audit log and cannot be deleted")
-    elif op == "create_model":
-        keys = [str(t.get("key", "")) for t in params.get("tags") or [] if isinstance(t, dict)]
-        if any(k.startswith(EVENT_PREFIX) for k in keys):
-            raise Refused(f"{name} must start empty: events are appended one at a time")
-
-
-def _model_request(registry: Registry, op: str, name: str, params: Mapping[str, Any]) -> None:
-    if str(params.get("key", "")) == HEAD_TAG:
-        if op == "delete_tag":
-            raise Refused(f"{HEAD_TAG} of {name} records the audit log's head; it stays")
-        if op == "set_tag":
-            log = chain(registry.tags(f"{name}{LOG_SUFFIX}") or {})
-            head = f"{len(log)}:{log[-1].hash}" if log else None
-            if str(params.get("value", "")) != head:
-                raise Refused(f"{HEAD_TAG} of {name} may only name the log's last event ({head})")
-    if op == "delete_model":
-        raise Refused(f"{name} is protected by the release policy and cannot be deleted")
-    if op == "delete_version":
-        version = _version(params.get("version"))
-        held = [
-            a for a, v in registry.aliases(name).items() if a in PROTECTED_ALIASES and v == version
-        ]
-        if held:
-            raise Refused(
-                f"version {version} of {name} holds @{', @'.join(held)}; it cannot be deleted"
-            )
-
-
-# ---- Flask glue -------------------------------------------------------------------------------
-# Flask endpoint names of MLflow's registry handlers: the same for /api/ and /ajax-api/ routes
-# and for every API version, so no path can slip past a prefix match.
-ENDPOINTS = {
-    "_set_registered_model_alias": "set_alias",
-    "_delete_registered_model_alias": "delete_alias",
-    "_set_registered_model_tag": "set_tag",
-    "_delete_registered_model_tag": "delete_tag",
-    "_delete_registered_model": "delete_model",
-    "_rename_registered_model": "rename_model",
-    "_create_registered_model": "create_model",
-    "_delete_model_version": "delete_version",
+)
+ARTIFACT_WRITES = frozenset(
+    {
+        "_upload_artifact",
+        "_delete_artifact_mlflow_artifacts",
+        "_create_multipart_upload_artifact",
+        "_complete_multipart_upload_artifact",
+        "_abort_multipart_upload_artifact",
+    }
+)
+# Any other write naming these fields at the top of its body (either spelling protobuf's JSON
+# parser accepts) is judged by them too: traces, scorers, datasets, jobs of an experiment.
+GENERIC = {
+    "experiment_id": "experiments",
+    "experimentId": "experiments",
+    "run_id": "runs",
+    "runId": "runs",
+    "run_uuid": "runs",
+    "runUuid": "runs",
 }
 
 
-class ServerRegistry:
-    """The server's own registry store (no HTTP round trip, no client credentials)."""
+def _message(spec: tuple[str, str, tuple[str, ...]]) -> dict[str, str]:
+    """The named fields of the request, as the handler's parser reads them."""
+    import importlib
 
-    def __init__(self) -> None:
-        from mlflow.server.handlers import _get_model_registry_store
+    from mlflow.server.handlers import _get_request_message
 
-        self._store = _get_model_registry_store()
-
-    def _model(self, name: str) -> Any:
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self._store.get_registered_model(name)  # type: ignore[no-untyped-call]
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                return None
-            raise
-
-    def tags(self, name: str) -> dict[str, str] | None:
-        model = self._model(name)
-        return None if model is None else dict(model.tags or {})
-
-    def is_admin(self, user: str) -> bool:
-        from mlflow.exceptions import MlflowException
-        from mlflow.server.auth import store as users
-
-        try:
-            return bool(users.get_user(user).is_admin)
-        except MlflowException:  # unknown user
-            return False
-
-    def aliases(self, name: str) -> dict[str, int]:
-        model = self._model(name)
-        raw = {} if model is None else (model.aliases or {})
-        if not isinstance(raw, dict):  # older entities: a list of alias objects
-            raw = {a.alias: a.version for a in raw}
-        return {str(a): int(v) for a, v in raw.items()}
+    module, cls, fields = spec
+    message = _get_request_message(getattr(importlib.import_module(module), cls)())  # type: ignore[no-untyped-call]
+    return {f: str(getattr(message, f)) for f in fields if getattr(message, f, "")}
 
 
-def _params() -> dict[str, Any]:
-    """The request's parameters, read the way MLflow's handlers read them."""
+def target_of(endpoint: str) -> Target:  # noqa: C901 - one branch per family of routes
+    """What the current Flask request writes (empty for a read or an unrelated route)."""
     from flask import request
+    from mlflow.exceptions import MlflowException
 
-    if request.method == "GET" or (request.method == "DELETE" and not request.is_json):
-        return dict(request.args)
-    body = request.get_json(silent=True)
-    return body if isinstance(body, dict) else {}
+    try:
+        if endpoint in MODEL_WRITES:
+            return Target(models=tuple(_message(MODEL_WRITES[endpoint]).values()))
+        if endpoint in LOGGED_MODEL_WRITES:
+            return Target(logged_models=(str((request.view_args or {}).get("model_id", "")),))
+        if endpoint in ARTIFACT_WRITES:
+            path = (request.view_args or {}).get("artifact_path") or ""
+            return Target(artifact_paths=(str(path),))
+        if endpoint == "serve_upload_artifact":  # the UI's upload: ?run_uuid=&path=
+            return Target(runs=(request.args.get("run_uuid", ""),))
+        found: dict[str, list[str]] = {"runs": [], "experiments": [], "names": []}
+        if endpoint in RUN_WRITES:
+            found["runs"] += _message(RUN_WRITES[endpoint]).values()
+        if endpoint in EXPERIMENT_WRITES:
+            found["experiments"] += _message(EXPERIMENT_WRITES[endpoint]).values()
+        if endpoint in EXPERIMENT_NAMES:
+            found["names"] += _message(EXPERIMENT_NAMES[endpoint]).values()
+        body = request.get_json(force=True, silent=True)
+        if isinstance(body, dict):
+            if endpoint == "_create_presigned_upload_url":
+                return Target(artifact_paths=(str(body.get("path", "")),))
+            for key, kind in GENERIC.items():
+                value = body.get(key)
+                if isinstance(value, str | int) and value != "":
+                    found[kind].append(str(value))
+    except MlflowException as exc:
+        return Target(unreadable=str(exc.message)[:200])
+    return Target(
+        experiment_names=tuple(found["names"]),
+        experiments=tuple(dict.fromkeys(found["experiments"])),
+        runs=tuple(dict.fromkeys(found["runs"])),
+    )
 
 
-def _forbidden(why: str) -> Response:
+@dataclass
+class ServerNames:
+    """The rules' reads against the server's own stores. The ids of the reserved experiments
+    are cached briefly (they never change once created; a new one is seen within seconds),
+    a run's or a logged model's experiment for the process (it never changes)."""
+
+    ttl: float = 5.0
+    _reserved: tuple[float, set[str]] = (0.0, set())
+    _experiment_of: dict[str, str] = field(default_factory=dict)
+
+    def model_governed(self, name: str) -> bool:
+        if _model_tags(f"{name}{LOG_SUFFIX}") is not None:
+            return True
+        own = _model_tags(name)
+        return own is not None and HEAD_TAG in own
+
+    def reserved_experiment_ids(self) -> set[str]:
+        from mlflow.server.handlers import _get_tracking_store
+
+        at, ids = self._reserved
+        if time.monotonic() - at < self.ttl and ids:
+            return ids
+        store = _get_tracking_store()
+        found = {
+            str(e.experiment_id)
+            for name in RESERVED_EXPERIMENTS
+            if (e := store.get_experiment_by_name(name)) is not None  # type: ignore[no-untyped-call]
+        }
+        self._reserved = (time.monotonic(), found)
+        return found
+
+    def experiment_of_run(self, run_id: str) -> str | None:
+        from mlflow.server.handlers import _get_tracking_store
+
+        return self._cached(
+            f"run:{run_id}",
+            lambda: _missing_is_none(
+                lambda: _get_tracking_store().get_run(run_id)  # type: ignore[no-untyped-call]
+            ),
+            lambda run: str(run.info.experiment_id),
+        )
+
+    def experiment_of_logged_model(self, model_id: str) -> str | None:
+        from mlflow.server.handlers import _get_tracking_store
+
+        return self._cached(
+            f"model:{model_id}",
+            lambda: _missing_is_none(lambda: _get_tracking_store().get_logged_model(model_id)),
+            lambda model: str(model.experiment_id),
+        )
+
+    def _cached(
+        self, key: str, fetch: Callable[[], Any], experiment: Callable[[Any], str]
+    ) -> str | None:
+        if key in self._experiment_of:
+            return self._experiment_of[key]
+        found = fetch()
+        if found is None:
+            return None  # an unknown id may exist later: its absence is never cached
+        if len(self._experiment_of) > 10_000:
+            self._experiment_of.clear()
+        self._experiment_of[key] = experiment(found)
+        return self._experiment_of[key]
+
+
+def _missing_is_none(call: Callable[[], Any]) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return call()
+    except MlflowException as exc:
+        if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}:
+            return None
+        raise
+
+
+def _model_tags(name: str) -> dict[str, str] | None:
+    from mlflow.server.handlers import _get_model_registry_store
+
+    found = _missing_is_none(
+        lambda: _get_model_registry_store().get_registered_model(name)  # type: ignore[no-untyped-call]
+    )
+    return None if found is None else dict(found.tags or {})
+
+
+NAMES = ServerNames()
+
+
+def _forbidden(why: str, status: int = 403, code: str = "PERMISSION_DENIED") -> Response:
     from flask import make_response
 
-    res = make_response(json.dumps({"error_code": "PERMISSION_DENIED", "message": why}))
-    res.status_code = 403
+    res = make_response(json.dumps({"error_code": code, "message": why}))
+    res.status_code = status
     res.mimetype = "application/json"
     return res
 
 
-def check(registry: Callable[[], Registry] = ServerRegistry) -> Response | None:
-    """Flask `before_request` hook, after MLflow's authentication: 403 when a rule is broken."""
-    from flask import g, request
+def check_shape() -> Response | None:
+    """Flask `before_request`, first of all hooks: refuse what MLflow's readers read
+    differently (`server.requests`)."""
+    from magenta_release.server import requests
 
-    op = ENDPOINTS.get(request.endpoint or "")
-    if op is None or request.method == "OPTIONS":
+    found = requests.problem(requests.of_flask())
+    if found is None:
         return None
-    user = str(getattr(g, "mlflow_authenticated_user", "") or "")
+    return _forbidden(
+        f"magenta-release: refused {found}", status=400, code="INVALID_PARAMETER_VALUE"
+    )
+
+
+def check(names: Names | None = None) -> Response | None:
+    """Flask `before_request`, after MLflow's authentication: 403 for a write that touches
+    governed state, whoever sends it."""
+    from flask import request
+
+    if request.method in READS:
+        return None
     try:
-        decide(registry(), user, op, _params())
+        decide(names or NAMES, target_of(request.endpoint or ""))
     except Refused as exc:
         return _forbidden(f"magenta-release release policy: {exc}")
     return None
+
+
+class AsgiGuard:
+    """ASGI middleware for MLflow's native FastAPI artifact routes, which Flask's hooks never
+    see: a write to the artifacts of a governed experiment is 403 for everyone (added last, it
+    runs first, before authentication: nobody may write there, so who asks does not matter)."""
+
+    def __init__(self, app: Any, names: Names | None = None) -> None:
+        self.app = app
+        self.names = names or NAMES
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope.get("type") == "http" and scope.get("method", "GET") not in READS:
+            path = _artifact_path(str(scope.get("path", "")))
+            if path is not None:
+                from starlette.concurrency import run_in_threadpool
+
+                why = await run_in_threadpool(self._refusal, path)
+                if why is not None:
+                    await _send_forbidden(send, why)
+                    return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, path: str) -> str | None:
+        try:
+            decide(self.names, Target(artifact_paths=(path,)))
+        except Refused as exc:
+            return f"magenta-release release policy: {exc}"
+        return None
+
+
+def _artifact_path(path: str) -> str | None:
+    """The destination path of an artifact-proxy URL, None for any other URL."""
+    from magenta_release.server.requests import static_prefix, strip_prefix
+
+    bare = strip_prefix(path, static_prefix())
+    for prefix in ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/"):
+        if bare.startswith(prefix):
+            rest = bare[len(prefix) :]
+            for kind in ("artifacts/", "mpu/create/", "mpu/complete/", "mpu/abort/"):
+                if rest.startswith(kind):
+                    return rest[len(kind) :]
+            return rest
+    return None
+
+
+async def _send_forbidden(send: Any, why: str) -> None:
+    body = json.dumps({"error_code": "PERMISSION_DENIED", "message": why}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 403,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

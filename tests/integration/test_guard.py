@@ -1,196 +1,154 @@
-"""The server guard's decisions, on an in-memory registry (the rules are pure; the server-mode
-tests in test_identity.py run them inside a real `mlflow server`)."""
+"""The guard's rules, pure, on an in-memory store (`Names`): which requests MLflow's readers
+would read differently (`server.requests`), and which writes touch governed state
+(`server.guard.decide`). The attack tests (test_attacks.py) run the same rules inside a real
+`mlflow server`; these pin each rule's edges."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
-from magenta_release.io.audit_log import EVENT_PREFIX, GENESIS, Event
-from magenta_release.server.guard import Refused, decide
+from magenta_release.server.guard import UNREADABLE, Refused, Target, artifact_experiment, decide
+from magenta_release.server.requests import Shape, problem
 
 MODEL = "churn-classifier"
-LOG = f"{MODEL}-audit-log"
-# what `policy set` writes into its event: the rules the guard reads from the log
-POLICY = {"approvers": ["alice", "bob"], "policy_owners": ["dora"], "four_eyes": True}
+POLICIES, RELEASES = "11", "12"  # the ids of magenta-release-policies and -releases
 
 
 @dataclass
 class Memory:
-    models: dict[str, dict[str, str]] = field(default_factory=dict)
-    alias: dict[str, int] = field(default_factory=dict)
-
-    def tags(self, name: str) -> dict[str, str] | None:
-        return self.models.get(name)
-
-    def aliases(self, name: str) -> dict[str, int]:
-        return dict(self.alias) if name == MODEL else {}
-
-    def is_admin(self, user: str) -> bool:
-        return user == "admin"
-
-    def last(self) -> Event | None:
-        keys = sorted(self.models.get(LOG, {}))
-        return Event(**json.loads(self.models[LOG][keys[-1]])) if keys else None
-
-    def event(self, action: str, user: str, **fields: Any) -> tuple[str, str]:
-        """The next chained event (not yet stored)."""
-        last = self.last()
-        draft = Event(
-            **{
-                "seq": last.seq + 1 if last else 1,
-                "time": "2026-11-27T00:00:00.000+00:00",
-                "actor": user,
-                "action": action,
-                "version": None,
-                "status": None,
-                "champion_before": None,
-                "champion_after": None,
-                "reason": "",
-                "evidence_sha256": "",
-                "manifest_sha256": "",
-                "policy_sha256": "",
-                "mlflow_user": user,
-                "prev_hash": last.hash if last else GENESIS,
-                **fields,
-            }
-        )
-        done = Event(**{**draft.body(), "hash": draft.compute_hash()})
-        return f"{EVENT_PREFIX}{done.seq:08d}", json.dumps(done.to_json())
-
-    def append(self, action: str, user: str, **fields: Any) -> None:
-        key, value = self.event(action, user, **fields)
-        decide(self, user, "set_tag", {"name": LOG, "key": key, "value": value})
-        self.models.setdefault(LOG, {})[key] = value
-
-
-def _move(reg: Memory, user: str, alias: str, version: int | None) -> None:
-    op = "set_alias" if version is not None else "delete_alias"
-    decide(reg, user, op, {"name": MODEL, "alias": alias, "version": version})
-
-
-@pytest.fixture
-def approved() -> Memory:
-    """carol proposed 1 and 2; alice approved 1, then 2 (aliases moved accordingly)."""
-    reg = Memory()
-    reg.append("policy_set", "dora", details={"run_id": "r1", **POLICY})
-    reg.append("propose", "carol", version=1)
-    reg.append("approve", "alice", version=1, champion_before=None, champion_after=1)
-    reg.alias = {"champion": 1}
-    reg.append("propose", "carol", version=2)
-    reg.append("approve", "alice", version=2, champion_before=1, champion_after=2)
-    return reg
-
-
-def test_the_approver_may_make_exactly_the_approved_move(approved: Memory) -> None:
-    _move(approved, "alice", "champion", 2)
-    _move(approved, "alice", "previous", 1)
-    with pytest.raises(Refused, match="does not authorize"):
-        _move(approved, "alice", "champion", 1)
-    with pytest.raises(Refused, match="does not authorize"):
-        _move(approved, "alice", "previous", None)
-
-
-@pytest.mark.parametrize("user", ["carol", "bob", "mallory"])
-def test_nobody_else_may_make_it(approved: Memory, user: str) -> None:
-    with pytest.raises(Refused, match="written by alice"):
-        _move(approved, user, "champion", 2)
-
-
-def test_an_event_authorizes_one_move(approved: Memory) -> None:
-    approved.alias = {"champion": 7}  # somewhere the event does not start from
-    with pytest.raises(Refused, match="an event authorizes one move"):
-        _move(approved, "alice", "champion", 2)
-
-
-def test_a_rollback_supersedes_the_approval(approved: Memory) -> None:
-    approved.alias = {"champion": 2, "previous": 1}
-    approved.append("rollback", "bob", version=1, champion_before=2, champion_after=1)
-    with pytest.raises(Refused, match="written by bob"):
-        _move(approved, "alice", "champion", 2)  # replaying alice's approval
-    _move(approved, "bob", "champion", 1)
-    # @previous follows the rollback to the champion it replaced; deleting it is not the move
-    with pytest.raises(Refused):
-        _move(approved, "bob", "previous", None)
-    _move(approved, "bob", "previous", 2)
-
-
-def test_self_approval_is_refused_when_written(approved: Memory) -> None:
-    approved.append("propose", "alice", version=3)
-    with pytest.raises(Refused, match="four eyes"):
-        approved.append("approve", "alice", version=3, champion_before=2, champion_after=3)
-    with pytest.raises(Refused, match="approvers"):
-        approved.append("approve", "carol", version=3, champion_before=2, champion_after=3)
-
-
-def test_the_log_only_grows(approved: Memory) -> None:
-    key, value = approved.event("repair", "carol")
-    first = sorted(approved.models[LOG])[0]
-    cases = [
-        ("set_tag", {"key": first, "value": value}, "overwritten"),
-        ("delete_tag", {"key": first}, "cannot be deleted"),
-        ("delete_model", {}, "cannot be deleted"),
-        ("rename_model", {"new_name": "x"}, "keep"),
-    ]
-    for op, params, why in cases:
-        with pytest.raises(Refused, match=why):
-            decide(approved, "carol", op, {"name": LOG, **params})
-    with pytest.raises(Refused, match="names 'carol'"):
-        decide(approved, "mallory", "set_tag", {"name": LOG, "key": key, "value": value})
-    with pytest.raises(Refused, match="start empty"):
-        decide(
-            Memory(),
-            "carol",
-            "create_model",
-            {"name": LOG, "tags": [{"key": key, "value": value}]},
-        )
-    decide(approved, "carol", "set_tag", {"name": LOG, "key": key, "value": value})
-
-
-def test_a_tampered_log_authorizes_nothing(approved: Memory) -> None:
-    last = sorted(approved.models[LOG])[-1]
-    approved.models[LOG][last] = approved.models[LOG][last].replace('"reason": ""', '"reason": "x"')
-    with pytest.raises(Refused, match="does not verify"):
-        _move(approved, "alice", "champion", 2)
-
-
-def test_other_aliases_and_models_are_free(approved: Memory) -> None:
-    _move(approved, "mallory", "challenger", 5)
-    decide(
-        approved,
-        "mallory",
-        "set_alias",
-        {"name": "other", "alias": "champion", "version": 1},
+    governed: set[str] = field(default_factory=lambda: {MODEL})
+    runs: dict[str, str] = field(
+        default_factory=lambda: {"policy-run": POLICIES, "copy-run": RELEASES, "team-run": "3"}
     )
-    decide(approved, "mallory", "delete_model", {"name": "other"})
-    with pytest.raises(Refused, match="holds @champion"):
-        decide(approved, "mallory", "delete_version", {"name": MODEL, "version": "1"})
+    logged: dict[str, str] = field(default_factory=lambda: {"m-released": RELEASES, "m-team": "3"})
+
+    def model_governed(self, name: str) -> bool:
+        return name in self.governed
+
+    def reserved_experiment_ids(self) -> set[str]:
+        return {POLICIES, RELEASES}
+
+    def experiment_of_run(self, run_id: str) -> str | None:
+        return self.runs.get(run_id)
+
+    def experiment_of_logged_model(self, model_id: str) -> str | None:
+        return self.logged.get(model_id)
 
 
-def test_only_a_policy_owner_may_change_the_policy(approved: Memory) -> None:
-    loose = {**POLICY, "approvers": ["alice"], "four_eyes": False}
-    for user in ("alice", "carol", "mallory"):
-        with pytest.raises(Refused, match="not one of the policy owners"):
-            approved.append("policy_set", user, details={"run_id": "r2", **loose})
-    with pytest.raises(Refused, match="without approvers"):
-        approved.append("policy_set", "dora", details={"run_id": "r2"})
-    approved.append("policy_set", "dora", details={"run_id": "r2", **loose})
-    # the new rules hold from the next event on: alice may now approve her own proposal
-    approved.append("propose", "alice", version=3)
-    approved.append("approve", "alice", version=3, champion_before=2, champion_after=3)
+def shape(
+    method: str = "POST",
+    path: str = "/api/2.0/mlflow/registered-models/set-tag",
+    query: bytes = b"",
+    content_type: str | None = "application/json",
+    body_is_object: bool = True,
+) -> Shape:
+    return Shape(method, path, query, content_type, body_is_object)
 
 
-def test_a_model_without_a_policy_is_not_governed() -> None:
-    reg = Memory()
-    decide(reg, "mallory", "set_alias", {"name": MODEL, "alias": "champion", "version": 1})
-    reg.append("propose", "carol", version=1)  # a log with events but no policy
-    with pytest.raises(Refused, match="no policy"):
-        reg.append("approve", "alice", version=1, champion_before=None, champion_after=1)
-    # a log from before stored policies: only an MLflow admin stores its first policy
-    with pytest.raises(Refused, match="an MLflow admin stores its first policy"):
-        reg.append("policy_set", "mallory", details={"run_id": "r", **POLICY})
-    reg.append("policy_set", "admin", details={"run_id": "r", **POLICY})
-    reg.append("approve", "alice", version=1, champion_before=None, champion_after=1)
+# ---- the request shape -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("request_shape", "why"),
+    [
+        (shape("DELETE", content_type="text/plain"), "Content-Type"),
+        (shape("DELETE", content_type="text/plain;charset=UTF-8"), "Content-Type"),
+        (shape("DELETE", content_type=None), "Content-Type"),
+        (shape(content_type="application/json-seq"), "Content-Type"),
+        (shape(content_type="Application/JSON"), "Content-Type"),  # MLflow compares exactly
+        (shape(content_type=" application/json"), "Content-Type"),
+        (shape(body_is_object=False), "not a JSON object"),  # double-encoded, a list, empty
+        (shape(query=b"name=churn-classifier-audit-log"), "query string"),
+        (shape("DELETE", query=b"name=x"), "query string"),
+        (
+            shape("PATCH", "/ajax-api/2.0/mlflow/model-versions/update", body_is_object=False),
+            "JSON",
+        ),
+        (shape(path="/api/2.0/preview/mlflow/registered-models/set-tag", query=b"a=1"), "query"),
+    ],
+)
+def test_what_mlflow_reads_differently_is_refused(request_shape: Shape, why: str) -> None:
+    found = problem(request_shape)
+    assert found is not None and why in found, found
+
+
+@pytest.mark.parametrize(
+    "request_shape",
+    [
+        shape(),
+        shape(content_type="application/json; charset=utf-8"),
+        shape(content_type="application/json;charset=UTF-16"),
+        shape("DELETE", "/ajax-api/2.0/mlflow/registered-models/delete"),
+        # reads and routes that are not JSON by design keep their own shape
+        shape("GET", query=b"name=x", content_type=None, body_is_object=False),
+        shape(
+            "PUT", "/api/2.0/mlflow-artifacts/artifacts/3/r/artifacts/m.skops", content_type=None
+        ),
+        shape("POST", "/ajax-api/2.0/mlflow/upload-artifact", query=b"run_uuid=r&path=x"),
+        shape("POST", "/api/2.0/mlflow/users/create-ui", content_type="multipart/form-data"),
+        shape("POST", "/graphql", content_type="text/plain", body_is_object=False),
+    ],
+)
+def test_the_one_shape_every_reader_agrees_on_passes(request_shape: Shape) -> None:
+    assert problem(request_shape) is None
+
+
+# ---- governed state --------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "name",
+    [
+        MODEL,
+        f"{MODEL}-audit-log",
+        f"{MODEL}-release-lock",
+        f"{MODEL}-release-lock-break-1764000000000",
+        "decoy-audit-log",  # nobody creates a log, governed or not
+        "Churn-Classifier-AUDIT-LOG",
+    ],
+)
+def test_every_write_naming_a_governed_or_reserved_model_is_refused(name: str) -> None:
+    with pytest.raises(Refused):
+        decide(Memory(), Target(models=(name,)))
+
+
+def test_a_rename_to_or_from_a_governed_name_is_refused() -> None:
+    with pytest.raises(Refused, match="governed"):
+        decide(Memory(), Target(models=("mine", MODEL)))
+    with pytest.raises(Refused, match="uses for itself"):
+        decide(Memory(), Target(models=("mine", "x-audit-log")))
+
+
+def test_other_models_experiments_and_runs_are_free() -> None:
+    """Positive control: the rules refuse only governed state."""
+    names = Memory()
+    decide(names, Target(models=("team-model", "other-scratch")))
+    decide(names, Target(experiment_names=("churn", "churn-health")))
+    decide(names, Target(experiments=("3",), runs=("team-run", "unknown-run")))
+    decide(names, Target(logged_models=("m-team",), artifact_paths=("3/team-run/artifacts/m",)))
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        Target(experiment_names=("magenta-release-policies",)),
+        Target(experiment_names=("Magenta-Release-Releases ",)),
+        Target(experiments=(POLICIES,)),
+        Target(runs=("policy-run",)),
+        Target(runs=("copy-run",)),
+        Target(logged_models=("m-released",)),
+        Target(artifact_paths=(f"{RELEASES}/copy-run/artifacts/model/model.skops",)),
+        Target(artifact_paths=(f"./{POLICIES}/policy-run/artifacts/release-policy.toml",)),
+        Target(artifact_paths=(f"3/../{RELEASES}/copy-run/artifacts/model",)),
+        Target(artifact_paths=(f"%2e%2e/{RELEASES}/x",)),
+        Target(unreadable="Invalid boolean value"),
+    ],
+)
+def test_stored_policies_and_released_files_are_written_by_nobody(target: Target) -> None:
+    with pytest.raises(Refused):
+        decide(Memory(), target)
+
+
+def test_artifact_paths_are_read_as_mlflow_canonicalises_them() -> None:
+    assert artifact_experiment("12/run/artifacts/model") == "12"
+    assert artifact_experiment("./12//run/artifacts") == "12"
+    assert artifact_experiment("../12/x") == UNREADABLE  # refused, never guessed
+    assert artifact_experiment("./") is None

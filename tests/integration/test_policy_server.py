@@ -1,11 +1,11 @@
-"""The stored policy on a real PostgreSQL-backed `mlflow server` with basic-auth (issue 19 item
-1): only a policy owner changes it, through the CLI or past it (the server's guard refuses a
-hand-written `policy_set` event), and the approvers of the new version are the ones the server
-enforces from then on. Uses its own model, `policy-guard`, on the session's shared server."""
+"""The stored policy on a real PostgreSQL-backed `mlflow server` with basic-auth: only a policy
+owner proposes a change, and under four eyes a second person (another owner or an approver)
+confirms it before it is in force (issue 25 item 4); nobody writes a `policy_set` event past
+the release authority; the approvers of the new version are the ones the authority enforces
+from then on. Uses its own model, `policy-guard`, on the session's shared server."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Iterator
@@ -34,6 +34,9 @@ pytestmark = [pytest.mark.server, pytest.mark.xdist_group(name="server")]
 MODEL, LOG = "policy-guard", "policy-guard-audit-log"
 DORA = "dora"  # not an approver at first; the owner's new policy adds her
 DORA_PASSWORD = "dora-Pass-1-long"  # basic-auth wants 12 characters or more
+BOB = "bob"  # an approver: the second person who confirms the owner's policy change
+BOB_PASSWORD = "bob-Pass-1-long"
+PASSWORDS = {DORA: DORA_PASSWORD, BOB: BOB_PASSWORD}
 
 
 @dataclass
@@ -44,8 +47,8 @@ class Guarded:
     run_id: str
 
     def creds(self, user: str) -> dict[str, str]:
-        if user == DORA:
-            return {"MLFLOW_TRACKING_USERNAME": DORA, "MLFLOW_TRACKING_PASSWORD": DORA_PASSWORD}
+        if user in PASSWORDS:
+            return {"MLFLOW_TRACKING_USERNAME": user, "MLFLOW_TRACKING_PASSWORD": PASSWORDS[user]}
         return self.server.creds(user)
 
     def draft(self, name: str, approvers: list[str], owners: list[str]) -> Path:
@@ -63,8 +66,9 @@ class Guarded:
 
 @pytest.fixture(scope="module")
 def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded:
-    """MODEL governed on the server (init by carol: alice the only approver and owner), dora
-    known to the server with MANAGE on MODEL, and one run of carol's to propose."""
+    """MODEL governed on the server (init by carol: alice the owner, alice and bob the
+    approvers, four eyes on), dora and bob known to the server, one run of carol's to
+    propose. Nobody holds an MLflow grant on MODEL: the authority decides by the policy."""
     from mlflow.server import get_app_client
 
     from magenta_release.io.store import TEMPLATE_DIR
@@ -74,35 +78,22 @@ def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded
     policy = write_policy(
         folder,
         model={"registered_name": MODEL, "experiment": MODEL},
-        approval={"approvers": [ALICE], "policy_owners": [ALICE], "four_eyes": True},
+        approval={"approvers": [ALICE, BOB], "policy_owners": [ALICE], "four_eyes": True},
         **SMALL_DATA_GATES,
     )
     state = Guarded(Cli(folder, {}), server, folder, "")
     state.cli = make_server_cli(server.url, policy, state.creds)
     state.cli.env["MAGENTA_RELEASE_MODEL"] = MODEL
     with as_admin():
-        get_app_client("basic-auth", tracking_uri=server.url).create_user(DORA, DORA_PASSWORD)
+        for user, password in PASSWORDS.items():
+            get_app_client("basic-auth", tracking_uri=server.url).create_user(user, password)
     init = state.cli("init", "--json", by=CAROL)
     assert init.exit_code == 0, init.stderr
     assert json.loads(init.stdout)["model"] == MODEL
     state.run_id = state.cli.json(
         "train", "--rows", str(SMALL), "--seed", "7", "--param", "max_depth=3", by=CAROL
     )["run_id"]
-    # clearing @challenger on approve/reject needs MANAGE: alice has it, dora only EDIT (yet)
-    for user, permission in ((ALICE, "MANAGE"), (DORA, "EDIT")):
-        _grant(server, user, permission)
     return state
-
-
-def _grant(server: Server, user: str, permission: str) -> None:
-    from mlflow.exceptions import MlflowException
-    from mlflow.server import get_app_client
-
-    with as_admin():
-        client = get_app_client("basic-auth", tracking_uri=server.url)
-        with contextlib.suppress(MlflowException):  # a grant replaces nothing: revoke first
-            client.revoke_user_permission(user, "registered_model", MODEL)
-        client.grant_user_permission(user, "registered_model", MODEL, permission)
 
 
 @contextmanager
@@ -164,11 +155,11 @@ def _refused_by_server(g: Guarded, user: str, key: str, value: str) -> str:
     return str(info.value.message)
 
 
-def test_only_a_policy_owner_may_change_the_policy(guarded: Guarded) -> None:
+def test_only_a_policy_owner_may_propose_a_change(guarded: Guarded) -> None:
     history = guarded.cli.json("policy", "history", by=ALICE)
     log = _log(guarded)
     loose = guarded.draft("loose", approvers=[MALLORY], owners=[MALLORY])
-    for who in (MALLORY, CAROL):  # nobody, and the person who ran init
+    for who in (MALLORY, CAROL, BOB):  # nobody, the person who ran init, an approver
         result = guarded.cli("policy", "set", str(loose), "--reason", "mine", by=who)
         assert result.exit_code == 1, (result.stdout, result.stderr)
         assert f"{who} is not one of the policy owners of '{MODEL}'" in result.stderr
@@ -187,13 +178,15 @@ def test_only_a_policy_owner_may_change_the_policy(guarded: Guarded) -> None:
             "four_eyes": False,
         },
     )
-    assert "not one of the policy owners" in _refused_by_server(guarded, MALLORY, key, value)
+    assert "only its release authority writes it" in _refused_by_server(
+        guarded, MALLORY, key, value
+    )
     assert _log(guarded) == log
     assert guarded.cli.json("policy", "history", by=ALICE) == history
     assert guarded.cli.json("audit", "verify", by=ALICE)["ok"] is True
 
 
-def test_the_owners_new_approvers_take_effect_on_the_server(guarded: Guarded) -> None:
+def test_a_change_is_in_force_once_a_second_person_confirms_it(guarded: Guarded) -> None:
     g = guarded
     version = g.cli.json("propose", g.run_id, by=CAROL)["version"]
     # dora is not an approver yet: the CLI refuses, and so does the server when she writes
@@ -201,36 +194,38 @@ def test_the_owners_new_approvers_take_effect_on_the_server(guarded: Guarded) ->
     result = g.cli("approve", str(version), "--reason", "x", "--yes", by=DORA)
     assert result.exit_code == 1 and "approver" in result.stderr, result.stderr
     key, value = _next_event(g, DORA, action="approve", version=version, champion_after=version)
-    assert "approvers" in _refused_by_server(g, DORA, key, value)
+    assert "PERMISSION_DENIED" in _refused_by_server(g, DORA, key, value)
 
     before = g.cli.json("policy", "history", by=ALICE)["versions"]
-    wider = g.draft("wider", approvers=[ALICE, DORA], owners=[ALICE])
-    done = g.cli.json("policy", "set", str(wider), "--reason", "dora approves too", by=ALICE)
-    assert (done["changed"], done["version"], done["set_by"]) == (True, len(before) + 1, ALICE)
+    in_force = g.cli.json("policy", "show", by=ALICE)["toml"]
+    wider = g.draft("wider", approvers=[ALICE, BOB, DORA], owners=[ALICE])
+    proposed = g.cli.json("policy", "set", str(wider), "--reason", "dora approves too", by=ALICE)
+    assert proposed["changed"] is False and proposed["pending"]["proposed_by"] == ALICE
+    assert g.cli.json("policy", "show", by=DORA)["toml"] == in_force  # not in force yet
+    alone = g.cli("policy", "set", str(wider), "--reason", "mine alone", by=ALICE)
+    assert alone.exit_code == 1 and "cannot confirm it too" in alone.stderr, alone.stderr
+    for who in (CAROL, DORA):  # neither an owner nor an approver of the policy in force
+        refused = g.cli("policy", "set", str(wider), "--reason", "me too", by=who)
+        assert refused.exit_code == 1, refused.stderr
+    done = g.cli.json("policy", "set", str(wider), "--reason", "confirmed", by=BOB)
+    assert (done["changed"], done["version"], done["set_by"]) == (True, len(before) + 1, BOB)
     newest = g.cli.json("policy", "history", by=DORA)["versions"][0]
-    assert (newest["version"], newest["reason"]) == (len(before) + 1, "dora approves too")
+    assert (newest["version"], newest["set_by"]) == (len(before) + 1, BOB)
     assert g.cli.json("policy", "show", by=DORA)["toml"] == wider.read_text()
+    events = g.cli.json("history", by=DORA)["events"]
+    assert [e["action"] for e in events[:2]] == ["policy_set", "policy_propose"]
+    assert events[0]["details"]["proposed_by"] == ALICE
 
     # the proposal was judged under the old version: re-propose, then dora's approval counts
     stale = g.cli("approve", str(version), "--reason", "x", "--yes", by=DORA)
     assert stale.exit_code == 1 and "re-propose" in stale.stderr, stale.stderr
     g.cli.json("reject", str(version), "--reason", "policy changed", by=ALICE)
-    again = g.cli.json("propose", g.run_id, by=CAROL)
-    assert again["status"] == "pending_approval" and again["version"] != version
-
-    # an approver by the policy whom MLflow would not let clear @challenger: refused before
-    # the write-ahead event, so no half-written approval exists for anyone to complete
-    log = _log(g)
-    short = g.cli("approve", str(again["version"]), "--reason", "ok", "--yes", by=DORA)
-    assert short.exit_code == 1, short.stderr
-    assert "has EDIT on policy-guard in MLflow" in short.stderr and "MANAGE" in short.stderr
-    assert _log(g) == log
-    assert g.cli.json("status", by=DORA)["pending"][0]["version"] == again["version"]
-    _grant(g.server, DORA, "MANAGE")
-    approved = g.cli.json("approve", str(again["version"]), "--reason", "ok", "--yes", by=DORA)
-    assert approved["champion"] == again["version"]
+    again_v = g.cli.json("propose", g.run_id, by=CAROL)
+    assert again_v["status"] == "pending_approval" and again_v["version"] != version
+    approved = g.cli.json("approve", str(again_v["version"]), "--reason", "ok", "--yes", by=DORA)
+    assert approved["champion"] == again_v["version"]
     with acting_as(g, DORA) as client:
-        assert client.get_registered_model(MODEL).aliases["champion"] == str(again["version"])
+        assert client.get_registered_model(MODEL).aliases["champion"] == str(again_v["version"])
     last = g.cli.json("history", by=DORA)["events"][0]
     assert (last["action"], last["mlflow_user"]) == ("approve", DORA)
     assert g.cli.json("audit", "verify", by=DORA)["ok"] is True

@@ -152,7 +152,11 @@ def unknown_policies(ctx: Context, log: Log) -> list[str]:
             problems.append(str(exc))
     # The policy runs are a second record of every `policy set`: one the log does not name
     # had its event deleted (or its `policy set` was interrupted before the event).
-    named = {r.run_id for r in recorded}
+    named = {r.run_id for r in recorded} | {
+        str(e.details.get("run_id"))
+        for e in log.events
+        if e.action == Action.POLICY_PROPOSE  # a proposed change names its stored text too
+    }
     for run_id, number in policy_store.stored_runs(ctx.store.client, ctx.model):
         if run_id not in named:
             problems.append(

@@ -87,7 +87,7 @@ def announce(
     """Tell the webhooks about an event of a version that a command has just recorded, then
     record the outcome as the version tag `release.notify.<event>`. Returns None when no webhook
     subscribes. Called after the state change is complete: nothing here can undo it."""
-    if not subscribed(ctx.policy.notify, event):
+    if not ctx.notifies or not subscribed(ctx.policy.notify, event):
         return None
     # A notification bug must never turn a completed release into a failed command: anything
     # unexpected is logged and the release stands (the missing tag shows nothing was sent).
@@ -105,9 +105,15 @@ def announce(
             commands=commands,
         )
         outcome = deliver(ctx.policy.notify, message)
-        ctx.registry.set_version_tags(
-            version, {TAG_PREFIX + str(event): json.dumps(outcome.to_json())}
-        )
+        authority = ctx.authority
+        if authority is not None:  # server mode: only the release authority writes versions
+            authority.record_notification(
+                ctx.model, version, event=str(event), outcome=outcome.to_json()
+            )
+        else:
+            ctx.registry.set_version_tags(
+                version, {TAG_PREFIX + str(event): json.dumps(outcome.to_json())}
+            )
     except Exception:
         log.exception("notification of %s for version %s failed", event, version)
         return None
@@ -118,7 +124,7 @@ def alert(ctx: Context, exc: IntegrityAlert) -> Outcome | None:
     """Send an integrity alert found by a read command. Sent, never recorded: reads never
     write (the alert itself is the record, and it repeats until `repair`)."""
     event = NotifyEvent.INTEGRITY_ALERT
-    if not subscribed(ctx.policy.notify, event):
+    if not ctx.notifies or not subscribed(ctx.policy.notify, event):
         return None
     try:
         facts = tuple(d.message().removeprefix("registry: ") for d in exc.problems[:8])
