@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from magenta_release.cli.base import (
+    ModelOpt,
     UriOpt,
     app,
     connect,
@@ -16,15 +17,20 @@ from magenta_release.cli.base import (
     settings,
 )
 
+# A host the MLflow UI bundle does not call local (it offers the Assistant to localhost,
+# 127.0.0.1 and ::1); browsers resolve every *.localhost name to the loopback address.
+UI_HOST = "mlflow.localhost"
+
 
 @app.command()
 def ui(
     port: Annotated[int, typer.Option(help="Port on 127.0.0.1.", min=1024, max=65535)] = 5000,
+    model_name: ModelOpt = None,
     tracking_uri: UriOpt = None,
 ) -> None:
-    """Open the MLflow UI for the store on 127.0.0.1 (telemetry, AI Gateway, remote Assistant
-    and jobs off). Prints the URL once the server answers; Ctrl-C or SIGTERM stops it and all
-    its workers."""
+    """Open the MLflow UI for the store on 127.0.0.1, on the model's training runs: telemetry
+    (the UI's too), AI Gateway, the MLflow Assistant (remote and local) and jobs off. Prints
+    the URL once the server answers; Ctrl-C or SIGTERM stops it and all its workers."""
     import os
 
     chosen = settings(tracking_uri)
@@ -33,7 +39,7 @@ def ui(
         sys.executable,
         "-m",
         "mlflow",
-        "ui",
+        "server",
         "--host",
         "127.0.0.1",
         "--port",
@@ -44,6 +50,13 @@ def ui(
         "1",
         "--x-frame-options",
         "DENY",
+        # MLflow's UI and API without the Assistant's routes and UI telemetry (server/ui.py)
+        "--app-name",
+        "magenta-release-ui",
+        "--allowed-hosts",
+        f"{UI_HOST}:{port},127.0.0.1:{port},localhost:{port}",
+        "--cors-allowed-origins",
+        f"http://{UI_HOST}:{port},http://127.0.0.1:{port},http://localhost:{port}",
     ]
     if chosen.is_local:
         cmd += ["--default-artifact-root", chosen.artifact_root.as_uri()]
@@ -60,7 +73,20 @@ def ui(
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "DO_NOT_TRACK": "true",
     }
-    raise typer.Exit(_serve(cmd, env, port))
+    raise typer.Exit(_serve(cmd, env, port, _training_view(tracking_uri, model_name)))
+
+
+def _training_view(tracking_uri: str | None, model: str | None) -> str:
+    """The page the UI opens on: the model's training runs (MLflow's model-training view of its
+    experiment), or the list of experiments when no one model can be named; not the home
+    page, which carries MLflow's telemetry notice."""
+    from magenta_release.cli.base import open_context
+    from magenta_release.core.errors import ReleaseError
+
+    try:
+        return f"#/experiments/{open_context(tracking_uri, model).runs.experiment_id()}/runs"
+    except ReleaseError:
+        return "#/experiments"
 
 
 def _port_free(port: int) -> bool:
@@ -74,7 +100,7 @@ def _port_free(port: int) -> bool:
     return True
 
 
-def _serve(cmd: list[str], env: dict[str, str], port: int) -> int:
+def _serve(cmd: list[str], env: dict[str, str], port: int, view: str) -> int:
     """Run the server in its own process group; say the URL once it answers; stop the whole
     group (MLflow's workers included) on Ctrl-C or SIGTERM, leaving nothing listening."""
     import os
@@ -95,7 +121,11 @@ def _serve(cmd: list[str], env: dict[str, str], port: int) -> int:
         while proc.poll() is None and time.monotonic() < deadline:
             try:
                 with urllib.request.urlopen(f"{url}/health", timeout=2):  # noqa: S310
-                    typer.echo(f"MLflow UI on {url} (Ctrl-C to stop)", err=True)
+                    typer.echo(
+                        f"MLflow UI on http://{UI_HOST}:{port}/{view} (Ctrl-C to stop; served "
+                        f"on {url})",
+                        err=True,
+                    )
                     break
             except OSError:
                 time.sleep(0.3)
