@@ -23,7 +23,8 @@ fi
 export MLFLOW_AUTH_CONFIG_PATH=/tmp/basic_auth.ini
 umask 077
 # People IAP lets through are created on first sight with default_permission (READ); an admin
-# grants EDIT/MANAGE per registered model. Who may move @champion is the plugin's decision.
+# grants EDIT on experiments. Governed models need no grant: their release authority (in the
+# plugin) is the only writer, and it decides by the stored policy who may release.
 cat > "$MLFLOW_AUTH_CONFIG_PATH" <<INI
 [mlflow]
 default_permission = READ
