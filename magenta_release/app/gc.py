@@ -70,7 +70,7 @@ def _candidates(ctx: Context, older_than_days: float) -> list[tuple[RunInfo, int
     cutoff = (time.time() - older_than_days * 86400) * 1000
     proposed = ctx.registry.registered_runs()  # any model's versions, not only this one's
     found: list[tuple[RunInfo, int]] = []
-    for run in ctx.runs.search_runs("attributes.status != 'RUNNING'", max_results=50_000):
+    for run in ctx.runs.all_runs("attributes.status != 'RUNNING'"):
         if run.run_id in proposed or run.start_time > cutoff:
             continue
         if any(k.startswith(keys.POLICY_PREFIX) for k in run.tags):

@@ -12,7 +12,7 @@ import typer
 
 # Importing the command modules registers their commands on the one Typer app.
 from magenta_release.cli import demo, policies, releases, setup, ui
-from magenta_release.cli.base import app
+from magenta_release.cli.base import app, quiet_start
 from magenta_release.core.telemetry import disable_telemetry
 
 __all__ = ["app", "demo", "main", "policies", "releases", "run", "setup", "ui"]
@@ -43,6 +43,7 @@ def run(argv: list[str] | None = None) -> int:
 
 def main() -> None:
     """Console-script entry point."""
+    quiet_start()
     sys.exit(run())
 
 

@@ -7,15 +7,17 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
 from magenta_release.core import integrity, keys
 from magenta_release.core.contract import as_category
 from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.io.store import Registry, VersionInfo
+
+if TYPE_CHECKING:  # pandas is imported where rows are (`runs` and `status` need none)
+    import pandas as pd
 
 
 def recorded_manifest(version: VersionInfo, proposed_sha256: str | None) -> dict[str, str]:
@@ -113,6 +115,8 @@ NUMERIC_KINDS = frozenset({"double", "float", "long", "integer", "boolean"})
 def conform(frame: pd.DataFrame, inputs: list[tuple[str, str]]) -> pd.DataFrame:
     """Select and type the model's inputs; BadInput naming missing or mistyped columns.
     Numbers are checked as one float matrix (one pass over 100k rows, not one per column)."""
+    import pandas as pd
+
     missing = [n for n, _ in inputs if n not in frame.columns]
     if missing:
         raise BadInput(f"input is missing model columns: {', '.join(missing)}")

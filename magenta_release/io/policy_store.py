@@ -21,6 +21,8 @@ from magenta_release.core.errors import BadInput, IntegrityViolation
 from magenta_release.core.policy import POLICY_EXPERIMENT, Policy, parse_policy
 from magenta_release.core.states import Action
 from magenta_release.io.store.errors import translate
+from magenta_release.io.store.registry import all_registered_models
+from magenta_release.io.store.runs import search_all_runs
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -57,9 +59,7 @@ class PolicyVersion:
 def governed_models(client: MlflowClient) -> list[str]:
     """Every registered model that has an audit log in this store, sorted."""
     with translate("listing the models in the store"):
-        found = client.search_registered_models(
-            filter_string=f"name LIKE '%{LOG_SUFFIX}'", max_results=1000
-        )
+        found = all_registered_models(client, f"name LIKE '%{LOG_SUFFIX}'")
     return sorted(m.name[: -len(LOG_SUFFIX)] for m in found if m.name.endswith(LOG_SUFFIX))
 
 
@@ -68,8 +68,8 @@ def models_with_head(client: MlflowClient) -> list[str]:
     whether or not their log still exists: what `governed_models` cannot see once a log is
     deleted."""
     with translate("listing the models in the store"):
-        found = client.search_registered_models(max_results=1000)
-    return sorted(m.name for m in found if HEAD_TAG in (m.tags or {}))
+        found = all_registered_models(client)
+        return sorted(m.name for m in found if HEAD_TAG in (m.tags or {}))
 
 
 def default_model(client: MlflowClient, requested: str | None) -> str:
@@ -113,7 +113,7 @@ def stored_runs(client: MlflowClient, model: str) -> list[tuple[str, str]]:
         experiment = client.get_experiment_by_name(EXPERIMENT)
         if experiment is None:
             return []
-        runs = client.search_runs([experiment.experiment_id], max_results=10_000)
+        runs = search_all_runs(client, [experiment.experiment_id])
     return [
         (r.info.run_id, r.data.tags.get(keys.POLICY_VERSION, "?"))
         for r in runs

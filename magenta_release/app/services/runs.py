@@ -16,7 +16,7 @@ def dead_runs(runs: Runs) -> list[str]:
     """RUNNING runs whose training process is gone (same host) or that are a day old."""
     now = time.time() * 1000
     dead = []
-    for run in runs.search_runs("attributes.status = 'RUNNING'", max_results=1000):
+    for run in runs.all_runs("attributes.status = 'RUNNING'"):
         gone = process_gone(run.tags.get(keys.RUN_HOST), run.tags.get(keys.RUN_PID))
         if gone or now - run.start_time > STALE_RUN_HOURS * 3600 * 1000:
             dead.append(run.run_id)

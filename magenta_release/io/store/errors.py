@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import sys
 from collections.abc import Callable, Iterator
 from typing import TypeVar
 
@@ -15,27 +16,47 @@ MISSING, EXISTS = "RESOURCE_DOES_NOT_EXIST", "RESOURCE_ALREADY_EXISTS"
 T = TypeVar("T")
 
 
+def error_code(exc: BaseException) -> str | None:
+    """The MLflow error code of `exc`, None if it is no MLflow error. MLflow is not imported
+    for it: an exception of MLflow's exists only once MLflow is (the embedded store's reads
+    raise `NotFound`, with MLflow's code, without it)."""
+    mlflow_errors = sys.modules.get("mlflow.exceptions")
+    known: tuple[type, ...] = (NotFound,)
+    if mlflow_errors is not None:
+        known += (mlflow_errors.MlflowException,)
+    if isinstance(exc, known):
+        return str(getattr(exc, "error_code", ""))
+    return None
+
+
+class NotFound(LookupError):
+    """The resource does not exist: MLflow's RESOURCE_DOES_NOT_EXIST, raised by the embedded
+    store's reads without importing MLflow."""
+
+    error_code = MISSING
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
 def or_none(call: Callable[[], T]) -> T | None:
     """`call()`, or None when MLflow answers that the resource does not exist (the one
     answer that is not an error here; `translate` turns every other one)."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return call()
-    except MlflowException as exc:
-        if exc.error_code == MISSING:
+    except Exception as exc:
+        if error_code(exc) == MISSING:
             return None
         raise
 
 
 def _done(call: Callable[[], object], *refusals: str) -> bool:
     """True if `call()` succeeded; False when MLflow refused it with one of `refusals`."""
-    from mlflow.exceptions import MlflowException
-
     try:
         call()
-    except MlflowException as exc:
-        if exc.error_code in refusals:
+    except Exception as exc:
+        if error_code(exc) in refusals:
             return False
         raise
     return True
@@ -44,28 +65,32 @@ def _done(call: Callable[[], object], *refusals: str) -> bool:
 @contextlib.contextmanager
 def translate(what: str) -> Iterator[None]:
     """Turn MLflow and connection errors into ReleaseErrors that say what failed."""
-    from mlflow.exceptions import MlflowException
-
     try:
         yield
     except ReleaseError:
         raise
-    except MlflowException as exc:
-        code = str(exc.error_code)
-        text = str(exc.message).splitlines()[0][:300] if exc.message else code
+    except Exception as exc:
+        code = error_code(exc)
+        if code is None:
+            _translate_other(what, exc)
+            raise
+        message = getattr(exc, "message", None) or str(exc)
+        text = str(message).splitlines()[0][:300] if message else code
         if code == MISSING:
             raise BadInput(f"{what}: not found ({text})") from exc
         raise _translate_code(what, code, text) from exc
-    except (OSError, sqlite3.Error) as exc:
+
+
+def _translate_other(what: str, exc: Exception) -> None:
+    """Connection errors (OS, SQLite, SQLAlchemy, HTTP) as StoreUnreachable."""
+    if isinstance(exc, OSError | sqlite3.Error):
         raise StoreUnreachable(f"{what}: the store cannot be used ({exc})") from exc
-    except Exception as exc:
-        # SQLAlchemy and requests errors surface here; they mean the store is not usable.
-        if type(exc).__module__.split(".")[0] in {"sqlalchemy", "requests", "urllib3"}:
-            raise StoreUnreachable(
-                f"{what}: the store cannot be reached ({type(exc).__name__}); check "
-                "--tracking-uri / MLFLOW_TRACKING_URI"
-            ) from exc
-        raise
+    # SQLAlchemy and requests errors surface here; they mean the store is not usable.
+    if type(exc).__module__.split(".")[0] in {"sqlalchemy", "requests", "urllib3"}:
+        raise StoreUnreachable(
+            f"{what}: the store cannot be reached ({type(exc).__name__}); check "
+            "--tracking-uri / MLFLOW_TRACKING_URI"
+        ) from exc
 
 
 def _translate_code(what: str, code: str, text: str) -> ReleaseError:

@@ -26,6 +26,39 @@ def filter_literal(value: str) -> str:
     raise BadInput(f"name {value!r} holds both quote characters; rename it")
 
 
+VERSION_PAGE = 10_000  # versions per search page
+MODEL_PAGE = 1_000  # registered models per search page (MLflow's most)
+
+
+def all_versions(client: MlflowClient, filter_string: str | None) -> list[Any]:
+    """Every model version matching `filter_string`, page by page: no cap."""
+    out: list[Any] = []
+    token: str | None = None
+    while True:
+        page = client.search_model_versions(
+            filter_string, max_results=VERSION_PAGE, page_token=token
+        )
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
+
+
+def all_registered_models(client: MlflowClient, filter_string: str | None = None) -> list[Any]:
+    """Every registered model matching `filter_string`, page by page: no cap. From the
+    embedded store the entries carry their names and read their tags only when asked."""
+    out: list[Any] = []
+    token: str | None = None
+    while True:
+        page = client.search_registered_models(
+            filter_string=filter_string, max_results=MODEL_PAGE, page_token=token
+        )
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
+
+
 def ensure_registered_model(client: MlflowClient, name: str, description: str = "") -> None:
     """Create the registered model `name` unless it exists."""
     with translate(f"creating registered model {name!r}"):
@@ -44,12 +77,11 @@ class Registry:
         self.tracking_uri = tracking_uri
 
     def versions(self) -> list[VersionInfo]:
-        """Every version of the registered model, newest first (empty if none)."""
+        """Every version of the registered model, newest first (empty if none), however many
+        there are (page by page)."""
         with translate(f"listing versions of {self.name!r}"):
             found = or_none(
-                lambda: self.client.search_model_versions(
-                    f"name = {filter_literal(self.name)}", max_results=10_000
-                )
+                lambda: all_versions(self.client, f"name = {filter_literal(self.name)}")
             )
             if found is None:
                 return []
@@ -61,7 +93,7 @@ class Registry:
         """The runs behind any version of any registered model in the store (every model's,
         not only this one's: models may share an experiment)."""
         with translate("listing the versions of every model"):
-            found = self.client.search_model_versions(max_results=10_000)
+            found = all_versions(self.client, None)
         return {str(v.run_id) for v in found if v.run_id}
 
     def _alias_map(self) -> dict[str, int]:

@@ -11,11 +11,14 @@ from typing import TYPE_CHECKING, Any
 from magenta_release.core import keys
 from magenta_release.core.errors import BadInput, StoreUnreachable
 from magenta_release.core.settings import Settings
+from magenta_release.io.store.embedded import EmbeddedClient
 from magenta_release.io.store.errors import EXISTS, _done, translate
 from magenta_release.io.store.records import DatasetInput, LoggedModelInfo, RunInfo
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+RUN_PAGE = 10_000  # runs per search page (MLflow allows up to 50,000)
 
 
 class Runs:
@@ -169,8 +172,6 @@ class Runs:
             raise BadInput(f"run id {run_id!r} is malformed; list runs with `magenta-release runs`")
         if len(run_id) < 32:
             run_id = self._expand_prefix(run_id)
-        from mlflow.exceptions import MlflowException
-
         try:
             with translate(f"reading run {run_id}"):
                 run = self.client.get_run(run_id)
@@ -178,23 +179,30 @@ class Runs:
             raise BadInput(
                 f"run {run_id} does not exist; list runs with `magenta-release runs`"
             ) from None
-        except MlflowException as exc:  # pragma: no cover - translate handles all codes
-            raise StoreUnreachable(str(exc)) from exc
         if run.info.experiment_id != self.experiment_id():
             raise BadInput(f"run {run_id} is not in experiment {self.experiment!r}")
         return _run_info(run)
 
     def _expand_prefix(self, prefix: str) -> str:
+        """The one run of the experiment whose id starts with `prefix`, at any number of runs:
+        an indexed range query on the embedded store, every page of runs on a server (MLflow's
+        search filters cannot match a prefix of the id)."""
         if len(prefix) < 8:
             raise BadInput(
                 f"run id {prefix!r} is too short; give at least 8 characters of it "
                 "(see: magenta-release runs)"
             )
-        matches = [
-            r.run_id
-            for r in self.search_runs(max_results=50_000)
-            if r.run_id.startswith(prefix.lower())
-        ]
+        prefix = prefix.lower()
+        try:
+            exp_id = self.experiment_id()
+        except BadInput:
+            exp_id = None
+        if exp_id is None:
+            matches: list[str] = []
+        elif isinstance(self.client, EmbeddedClient):
+            matches = self.client.run_ids_with_prefix(exp_id, prefix, limit=6)
+        else:
+            matches = [r.run_id for r in self.all_runs() if r.run_id.startswith(prefix)]
         if len(matches) > 1:
             raise BadInput(
                 f"run id prefix {prefix!r} is ambiguous: {', '.join(m[:16] for m in matches[:5])}"
@@ -254,6 +262,16 @@ class Runs:
             )
         return [_run_info(r) for r in runs]
 
+    def all_runs(self, filter_string: str = "") -> list[RunInfo]:
+        """Every run of the experiment matching `filter_string`, newest first, page by page
+        (no cap: a store with 100,000 runs lists 100,000)."""
+        try:
+            exp_id = self.experiment_id()
+        except BadInput:
+            return []
+        with translate("searching runs"):
+            return [_run_info(r) for r in search_all_runs(self.client, [exp_id], filter_string)]
+
     def top_runs(self, metric: str, k: int, lower_is_better: bool) -> list[RunInfo]:
         """The k best finished runs by `metric` without ordering by a metric in SQL (a full
         join without an index: 2.2 s at 10k runs). Start from the newest runs' k-th best value
@@ -275,11 +293,7 @@ class Runs:
         candidates = best(self.search_runs(base, max_results=max(k, 50)))
         if len(candidates) < k:  # fewer than k recent runs with the metric: look at all
             anything = "1e308" if lower_is_better else "-1e308"  # every run with the metric
-            return best(
-                self.search_runs(
-                    f"{base} and metrics.`{metric}` {op} {anything}", max_results=50_000
-                )
-            )
+            return best(self.all_runs(f"{base} and metrics.`{metric}` {op} {anything}"))
         for _ in range(20):
             bar = candidates[-1].metrics[metric]
             found = self.search_runs(
@@ -291,10 +305,7 @@ class Runs:
             if candidates[-1].metrics[metric] == bar:  # ties fill the page; cannot raise it
                 break
         return best(
-            self.search_runs(
-                f"{base} and metrics.`{metric}` {op} {candidates[-1].metrics[metric]!r}",
-                max_results=50_000,
-            )
+            self.all_runs(f"{base} and metrics.`{metric}` {op} {candidates[-1].metrics[metric]!r}")
         )
 
     def download(self, run_id: str, path: str, dst: Path) -> Path:
@@ -322,6 +333,26 @@ class Runs:
             self.client.set_tag(run.run_id, keys.RUN_ARTIFACTS_DELETED, "true")
 
 
+def search_all_runs(
+    client: MlflowClient, experiment_ids: list[str], filter_string: str = ""
+) -> list[Any]:
+    """Every run of the experiments matching `filter_string`, newest first, page by page."""
+    out: list[Any] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs(
+            experiment_ids,
+            filter_string=filter_string,
+            max_results=RUN_PAGE,
+            order_by=["attributes.start_time DESC"],
+            page_token=token,
+        )
+        out += list(page)
+        token = page.token
+        if not token:
+            return out
+
+
 def _dataset_inputs(run: Any) -> tuple[DatasetInput, ...]:
     found = []
     for item in getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []:
@@ -339,7 +370,8 @@ def _dataset_inputs(run: Any) -> tuple[DatasetInput, ...]:
                 source if isinstance(source, dict) else {},
             )
         )
-    return tuple(found)
+    # MLflow lists a run's inputs in no defined order: one order, whoever answers
+    return tuple(sorted(found, key=lambda d: (d.context, d.name, d.digest, d.source_type)))
 
 
 def _run_info(run: Any) -> RunInfo:

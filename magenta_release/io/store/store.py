@@ -7,14 +7,15 @@ knows no policy and no governed model: those travel in the use case's context.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from magenta_release.core.errors import BadInput, StoreUnreachable
 from magenta_release.core.extras import require
 from magenta_release.core.policy import ResidencySection
 from magenta_release.core.settings import Settings, disable_telemetry
-from magenta_release.io.store.errors import translate
+from magenta_release.io.store.embedded import SCHEMA_REVISION, EmbeddedClient
+from magenta_release.io.store.errors import error_code, translate
 from magenta_release.io.store.local import db_revision
 from magenta_release.io.store.registry import Registry
 from magenta_release.io.store.residency import check_residency
@@ -55,12 +56,17 @@ class Store:
                 f"no store at {settings.home_dir}; run `magenta-release init` first "
                 "(or set MAGENTA_RELEASE_HOME / MLFLOW_TRACKING_URI)"
             )
-        if settings.is_local and db_revision(settings.db_path) is None:
+        revision = db_revision(settings.db_path) if settings.is_local else None
+        if settings.is_local and revision is None:
             raise StoreUnreachable(
                 f"{settings.db_path} is not a readable MLflow database; "
                 "restore it from a backup or move it away and run init"
             )
-        return _client(settings.resolved_tracking_uri())
+        uri = settings.resolved_tracking_uri()
+        if revision == SCHEMA_REVISION:  # reads without MLflow; writes build its client
+            reader = EmbeddedClient(settings.db_path, uri, lambda: _client(uri))
+            return cast("MlflowClient", reader)
+        return _client(uri)
 
     @property
     def is_local(self) -> bool:
@@ -96,7 +102,6 @@ class Store:
         """The caller's effective MLflow permission on registered model `model` (READ, EDIT,
         MANAGE, ...) where the server has permissions; None in embedded mode or against a
         server without authentication. A dry probe: it writes nothing."""
-        from mlflow.exceptions import MlflowException
         from mlflow.server import get_app_client
 
         user = self.whoami()
@@ -106,8 +111,11 @@ class Store:
         with translate(f"reading your permission on {model!r}"):
             try:
                 found = client.get_user_permission(user, "registered_model", model)
-            except MlflowException as exc:
-                if exc.error_code == "ENDPOINT_NOT_FOUND" or "404" in str(exc.message):
+            except Exception as exc:
+                code = error_code(exc)
+                if code is None:
+                    raise
+                if code == "ENDPOINT_NOT_FOUND" or "404" in str(getattr(exc, "message", exc)):
                     return None  # no authentication on this server: nothing to probe
                 raise
         return str(found.permission)
