@@ -32,6 +32,7 @@ class Comparison:
     not_rescored: dict[str, str] = field(default_factory=dict)
     # run_id -> how many of that run's evaluation rows the champion was trained on
     champion_trained_on: dict[str, int] = field(default_factory=dict)
+    plot: str | None = None  # the PNG written by `compare --plot`
 
     @property
     def comparable(self) -> bool:
@@ -59,7 +60,7 @@ class Comparison:
         return None if base is None else run.metrics[metric] - base
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "metric": self.metric,
             "runs": [
                 {
@@ -88,13 +89,35 @@ class Comparison:
             "best": self.best,
             "comparable": self.comparable,
         }
+        return doc if self.plot is None else {**doc, "plot": self.plot}
 
 
-def runs(ctx: Context, last: int = 10) -> list[RunInfo]:
+@dataclass(frozen=True)
+class RunList:
+    """`runs`: the most recent runs, newest first."""
+
+    runs: list[RunInfo]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runs": [
+                {
+                    "run_id": r.run_id,
+                    "run_name": r.name,
+                    "status": r.status,
+                    "metrics": r.metrics,
+                    "dataset_digest": r.dataset_sha256,
+                }
+                for r in self.runs
+            ]
+        }
+
+
+def runs(ctx: Context, last: int = 10) -> RunList:
     """The most recent runs, newest first (a team's metric names shown under ours)."""
     if not 1 <= last <= MAX_RUNS:
         raise BadInput(f"--last {last} is out of range; use 1 to {MAX_RUNS}")
-    return _canonical(ctx, ctx.runs.search_runs(max_results=last))
+    return RunList(_canonical(ctx, ctx.runs.search_runs(max_results=last)))
 
 
 def _canonical(ctx: Context, found: list[RunInfo]) -> list[RunInfo]:
@@ -112,8 +135,10 @@ def compare(
     last: int | None = None,
     top: int | None = None,
     metric: str | None = None,
+    plot: Path | None = None,
 ) -> Comparison:
-    """Compare named runs, the `last` most recent, or the `top` best by `metric`."""
+    """Compare named runs, the `last` most recent, or the `top` best by `metric`; with `plot`,
+    also write their ROC and PR curves overlaid into that PNG (`write_plot`)."""
     metric = metric or ctx.policy.gates.primary_metric
     if not metric.replace("_", "").isalnum():
         raise BadInput(f"--metric {metric!r} is not a metric name; e.g. --metric roc_auc")
@@ -142,7 +167,7 @@ def compare(
     differing = [k for k in keys if len({r.params.get(k) for r in selected}) > 1]
     champion = _champion(ctx)
     rescore = _rescore_champion(ctx, selected) if champion else Rescored({}, {}, {})
-    return Comparison(
+    found = Comparison(
         selected,
         metric,
         champion,
@@ -152,6 +177,10 @@ def compare(
         rescore.problems,
         rescore.trained_on,
     )
+    if plot is None:
+        return found
+    write_plot(ctx, found, plot)
+    return replace(found, plot=str(plot))
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""`status`, `show`, `history`: what the release process looks like now. Reads only: an alias
-or status that disagrees with the audit log is an IntegrityAlert (exit 3), never a repair."""
+"""`status`, `show`, `history`, `audit verify`: what the release process looks like now. Reads
+only: an alias or status that disagrees with the audit log is an IntegrityAlert (exit 3), never
+a repair."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +76,20 @@ def show(ctx: Context, version: int | str) -> dict[str, Any]:
     }
 
 
+def status_each(contexts: list[Context]) -> StatusEach:
+    """`status` of each model (`status --model`: one)."""
+    return StatusEach([status(ctx) for ctx in contexts])
+
+
+@dataclass(frozen=True)
+class StatusEach:
+    models: list[dict[str, Any]]  # `status` of each model, sorted by name
+
+    def to_json(self) -> dict[str, Any]:
+        """One model's status as it is; several under "models"."""
+        return self.models[0] if len(self.models) == 1 else {"models": self.models}
+
+
 def history(ctx: Context, limit: int = 20) -> list[Event]:
     """The newest `limit` audit events, newest first. The stored policy is read too: an
     edited one is an integrity alert (exit 3) here as everywhere."""
@@ -83,7 +99,42 @@ def history(ctx: Context, limit: int = 20) -> list[Event]:
     return list(reversed(ctx.log.events))[:limit]
 
 
-def verify_each(contexts: list[Context]) -> list[tuple[str, Verification]]:
+@dataclass(frozen=True)
+class History:
+    """`history`: the newest events, each with what its gates said (propose events)."""
+
+    events: list[Event]
+
+    def entries(self) -> list[dict[str, Any]]:
+        return [{**e.to_json(), "gate_outcome": gate_outcome(e)} for e in self.events]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"events": self.entries()}
+
+
+def history_of(ctx: Context, limit: int = 20) -> History:
+    """`history` as the command shows it."""
+    return History(history(ctx, limit))
+
+
+@dataclass(frozen=True)
+class Verifications:
+    """`audit verify` of one model or several."""
+
+    results: list[tuple[str, Verification]]  # (model, its verification), sorted by name
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for _, r in self.results)
+
+    def to_json(self) -> dict[str, Any]:
+        """One model's verification as it is; several under "models" with "ok" for all."""
+        if len(self.results) == 1:
+            return self.results[0][1].to_json()
+        return {"ok": self.ok, "models": {name: r.to_json() for name, r in self.results}}
+
+
+def verify_each(contexts: list[Context]) -> Verifications:
     """`audit verify` for each model: its chain, head, policy versions and registry. A model
     whose stored policy was edited cannot even be opened: that is its (failed) result."""
     out = []
@@ -92,7 +143,7 @@ def verify_each(contexts: list[Context]) -> list[tuple[str, Verification]]:
             out.append((ctx.model, lifecycle.verify(ctx)))
         except IntegrityViolation as exc:
             out.append((ctx.model, Verification(False, 0, [str(exc)])))
-    return out
+    return Verifications(out)
 
 
 def gate_outcome(e: Event) -> str | None:

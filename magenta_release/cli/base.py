@@ -18,6 +18,7 @@ from magenta_release.core.telemetry import disable_telemetry
 
 if TYPE_CHECKING:
     from magenta_release.app.context import Context
+    from magenta_release.app.decide import Transition
     from magenta_release.core.settings import Settings
 
 app = typer.Typer(
@@ -278,11 +279,11 @@ def show_summary(summary: dict[str, Any]) -> None:
         gates_table("Gates at proposal", summary["gates"])
 
 
-def transition_doc(t: Any) -> dict[str, Any]:
-    return t.to_json()  # type: ignore[no-any-return]
+def transition_doc(t: Transition) -> dict[str, Any]:
+    return t.to_json()
 
 
-def say_transition(t: Any) -> None:
+def say_transition(t: Transition) -> None:
     from magenta_release.cli.render import safe
 
     typer.echo(

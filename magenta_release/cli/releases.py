@@ -3,7 +3,7 @@ card, repair, history, audit verify."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -30,6 +30,11 @@ from magenta_release.cli.base import (
     warn_unverified,
 )
 
+if TYPE_CHECKING:
+    from magenta_release.app.decide import Transition
+    from magenta_release.app.propose import Proposal
+    from magenta_release.app.repair import RepairReport
+
 
 @app.command()
 def propose(
@@ -46,7 +51,7 @@ def propose(
     from magenta_release.cli.render import gates_table, progress
     from magenta_release.core.states import Status
 
-    def action() -> Any:
+    def action() -> Proposal:
         ctx = open_context(tracking_uri, model_name, by)
         warn_unverified(ctx)
         with progress() as say:
@@ -97,7 +102,7 @@ def approve(
     approvers and not its proposer; artifacts must still match their SHA-256."""
     from magenta_release.app.decide import approve as do_approve
 
-    def action() -> Any:
+    def action() -> Transition:
         ctx = open_context(tracking_uri, model_name, by)
         warn_unverified(ctx)
         return do_approve(
@@ -177,21 +182,16 @@ def status(
     magenta-release, or an interrupted command), it exits 3 naming what moved; restore with
     `magenta-release repair --reason ...`.
     """
-    from magenta_release.app.status import status as do_status
+    from magenta_release.app.status import status_each
     from magenta_release.cli.render import status_table
 
-    docs = run_action(
-        as_json, lambda: [do_status(ctx) for ctx in each_context(tracking_uri, model_name)]
-    )
-    if len(docs) == 1:
-        emit(as_json, docs[0], lambda: status_table(docs[0]))
-        return
+    found = run_action(as_json, lambda: status_each(each_context(tracking_uri, model_name)))
 
     def human() -> None:
-        for doc in docs:
+        for doc in found.models:
             status_table(doc)
 
-    emit(as_json, {"models": docs}, human)
+    emit(as_json, found.to_json(), human)
 
 
 @app.command()
@@ -271,7 +271,7 @@ def repair(
     what was found."""
     from magenta_release.app.repair import repair as do_repair
 
-    def action() -> Any:
+    def action() -> RepairReport:
         return do_repair(open_context(tracking_uri, model_name, by), reason)
 
     result = run_action(as_json, action)
@@ -298,18 +298,11 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the release log: who did what, when, why, with which evidence."""
-    from magenta_release.app.status import gate_outcome
-    from magenta_release.app.status import history as do_history
+    from magenta_release.app.status import history_of
     from magenta_release.cli.render import history_table
 
-    found = run_action(
-        as_json,
-        lambda: [
-            {**e.to_json(), "gate_outcome": gate_outcome(e)}
-            for e in do_history(open_context(tracking_uri, model_name), limit)
-        ],
-    )
-    emit(as_json, {"events": found}, lambda: history_table(found))
+    found = run_action(as_json, lambda: history_of(open_context(tracking_uri, model_name), limit))
+    emit(as_json, found.to_json(), lambda: history_table(found.entries()))
 
 
 @audit_app.command("verify")
@@ -324,8 +317,8 @@ def audit_verify(
     results = run_action(as_json, lambda: verify_each(each_context(tracking_uri, model_name)))
 
     def human() -> None:
-        for name, result in results:
-            where = f"{name}: " if len(results) > 1 else ""
+        for name, result in results.results:
+            where = f"{name}: " if len(results.results) > 1 else ""
             if result.ok:
                 typer.echo(
                     f"{where}audit log ok: {result.events} events, chain and registry consistent"
@@ -339,13 +332,6 @@ def audit_verify(
                 for extra in result.problems[1:]:
                     typer.echo(f"  also: {output_plain(extra)}", err=True)
 
-    if len(results) == 1:
-        doc = results[0][1].to_json()
-    else:
-        doc = {
-            "ok": all(r.ok for _, r in results),
-            "models": {name: r.to_json() for name, r in results},
-        }
-    emit(as_json, doc, human)
-    if not all(r.ok for _, r in results):
+    emit(as_json, results.to_json(), human)
+    if not results.ok:
         raise typer.Exit(3)

@@ -4,7 +4,7 @@ health, predict."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -22,6 +22,10 @@ from magenta_release.cli.base import (
     settings,
 )
 from magenta_release.core.limits import MAX_ROWS, MAX_RUNS, MIN_ROWS
+
+if TYPE_CHECKING:
+    from magenta_release.app.predict import Prediction
+    from magenta_release.app.train import TrainResult
 
 
 @app.command()
@@ -102,7 +106,7 @@ def train(
     """
     from magenta_release.cli.render import progress
 
-    def action() -> Any:
+    def action() -> TrainResult:
         from magenta_release.app.train import train as do_train
 
         ctx = open_context(tracking_uri, model_name, by)
@@ -148,22 +152,7 @@ def runs(
     from magenta_release.cli.render import runs_table
 
     found = run_action(as_json, lambda: do_runs(open_context(tracking_uri, model_name), last))
-    emit(
-        as_json,
-        {
-            "runs": [
-                {
-                    "run_id": r.run_id,
-                    "run_name": r.name,
-                    "status": r.status,
-                    "metrics": r.metrics,
-                    "dataset_digest": r.dataset_sha256,
-                }
-                for r in found
-            ]
-        },
-        lambda: runs_table(found),
-    )
+    emit(as_json, found.to_json(), lambda: runs_table(found.runs))
 
 
 @app.command()
@@ -191,27 +180,26 @@ def compare(
     """Compare runs side by side: metrics (best highlighted, Δ vs champion), differing params,
     and whether they were trained on the same data."""
     from magenta_release.app.compare import compare as do_compare
-    from magenta_release.app.compare import write_plot
     from magenta_release.cli.render import comparison_table
 
-    def action() -> Any:
-        ctx = open_context(tracking_uri, model_name)
-        result = do_compare(ctx, run_ids or [], last=last, top=top, metric=metric)
-        if plot is not None:
-            write_plot(ctx, result, plot)
-        return result
-
-    result = run_action(as_json, action)
-    doc = result.to_json()
-    if plot is not None:
-        doc["plot"] = str(plot)
+    result = run_action(
+        as_json,
+        lambda: do_compare(
+            open_context(tracking_uri, model_name),
+            run_ids or [],
+            last=last,
+            top=top,
+            metric=metric,
+            plot=plot,
+        ),
+    )
 
     def human() -> None:
         comparison_table(result)
-        if plot is not None:
-            typer.echo(f"plot: {plot}")
+        if result.plot is not None:
+            typer.echo(f"plot: {result.plot}")
 
-    emit(as_json, doc, human)
+    emit(as_json, result.to_json(), human)
 
 
 @app.command()
@@ -344,7 +332,7 @@ def predict(
     model version that scored it, in input order."""
     from magenta_release.app.predict import predict as do_predict
 
-    def action() -> Any:
+    def action() -> Prediction:
         name, selector = model_selector(model)
         return do_predict(open_context(tracking_uri, name), input, output, selector)
 
