@@ -239,7 +239,8 @@ def test_server_gets_the_iap_audience_jwks_and_ai_features_off() -> None:
     env = _env(run)
     local = {k: _s(v) for k, v in _locals().items()}
     assert _s(run["name"]) == "${local.service_name}" and local["service_name"] == "mlflow"
-    assert env["MAGENTA_RELEASE_IAP_AUDIENCE"] == "${local.iap_audience}"
+    assert env["MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"] == "${local.iap_audience}"
+    assert "MAGENTA_RELEASE_IAP_AUDIENCE" not in env  # the old name, read by neither side
     # Google's format for IAP on Cloud Run, with the project *number*.
     assert local["iap_audience"] == (
         "/projects/${data.google_project.this.number}/locations/${var.region}"
@@ -258,8 +259,8 @@ def test_server_gets_the_iap_audience_jwks_and_ai_features_off() -> None:
     # MLflow's webhook delivery refuses 169.254.169.254 and other non-public peers unless this is
     # true (CVE-2026-64849); pinned so an env change cannot reopen the metadata server.
     assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "false"
-    # The one variable name MAGENTA_RELEASE_IAP_AUDIENCE means two audiences; Terraform names
-    # them apart: the server's signed-header audience and the clients' token audience.
+    # Two audiences with two variable names: the server's signed-header audience and the
+    # clients' token audience; Terraform outputs them apart.
     outputs = {k: v for doc in _docs() for block in doc.get("output", []) for k, v in block.items()}
     assert _s(outputs['"iap_signed_header_audience"']["value"]) == "${local.iap_audience}"
     assert _s(outputs['"iap_client_audience"']["value"]) == "${var.iap_client_audience}"

@@ -87,3 +87,27 @@ def test_whoami_is_the_iap_email_in_server_mode(
     assert server.whoami() == "alice@magenta.example"
     monkeypatch.delenv(iap.AUDIENCE_ENV)
     assert server.whoami() == RELEASE_MANAGER
+
+
+def test_the_old_shared_variable_is_refused_on_both_sides_naming_the_new_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`MAGENTA_RELEASE_IAP_AUDIENCE` once meant two audiences (the client's token, the server's
+    signed header); set alone it is an error naming the variable each side now reads, never
+    requests without a token or a server that checks nothing."""
+    from magenta_release.server import auth
+
+    monkeypatch.delenv(iap.AUDIENCE_ENV, raising=False)
+    monkeypatch.delenv(auth.HEADER_AUDIENCE_ENV, raising=False)
+    monkeypatch.setenv(iap.OLD_AUDIENCE_ENV, CLIENT_ID)
+    iap._cache.clear()
+    assert iap.IapRequestHeaderProvider().in_context() is True  # not silently unauthenticated
+    with pytest.raises(iap.IapCredentialsError, match="MAGENTA_RELEASE_IAP_CLIENT_ID"):
+        iap.id_token()
+    with pytest.raises(ValueError, match="MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"):
+        auth.check_iap_settings()
+    monkeypatch.delenv(iap.OLD_AUDIENCE_ENV)
+    with pytest.raises(ValueError, match="needs MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"):
+        auth.check_iap_settings()
+    monkeypatch.setenv(auth.HEADER_AUDIENCE_ENV, "/projects/1/locations/europe-west3/services/m")
+    auth.check_iap_settings()  # the server's own variable is enough

@@ -7,7 +7,7 @@
 #   MLFLOW_FLASK_SERVER_SECRET_KEY session signing key (secret)
 #   MLFLOW_ARTIFACTS_DESTINATION gs://BUCKET/artifacts   (regional, CMEK)
 #   MLFLOW_ALLOWED_HOSTS       the run.app host, e.g. mlflow-123456789.europe-west3.run.app
-#   MAGENTA_RELEASE_IAP_AUDIENCE  /projects/PROJECT_NUMBER/locations/europe-west3/services/mlflow
+#   MAGENTA_RELEASE_IAP_HEADER_AUDIENCE  /projects/PROJECT_NUMBER/locations/europe-west3/services/mlflow
 #                                 (the `aud` IAP puts in x-goog-iap-jwt-assertion on Cloud Run)
 #   MAGENTA_RELEASE_IAP_ADMINS    optional: comma-separated e-mails that are MLflow admins
 #   MAGENTA_RELEASE_AUTH          iap (set in the image); basic only for a local server
@@ -16,7 +16,7 @@ set -eu
 : "${MLFLOW_AUTH_ADMIN_PASSWORD:?}" "${MLFLOW_FLASK_SERVER_SECRET_KEY:?}" "${MLFLOW_ALLOWED_HOSTS:?}"
 export MAGENTA_RELEASE_AUTH="${MAGENTA_RELEASE_AUTH:-iap}"
 if [ "$MAGENTA_RELEASE_AUTH" = "iap" ]; then
-  : "${MAGENTA_RELEASE_IAP_AUDIENCE:?}"
+  : "${MAGENTA_RELEASE_IAP_HEADER_AUDIENCE:?}"
   export MAGENTA_RELEASE_IAP_JWKS_URL="${MAGENTA_RELEASE_IAP_JWKS_URL:-https://www.gstatic.com/iap/verify/public_key-jwk}"
 fi
 

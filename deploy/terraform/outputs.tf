@@ -3,8 +3,8 @@ output "mlflow_url" {
   value       = "https://${local.run_host}"
 }
 
-# Two audiences that the code reads from one variable name, MAGENTA_RELEASE_IAP_AUDIENCE, named
-# apart here (docs/architecture.md, "How clients reach the server"):
+# Two audiences, two variables (docs/architecture.md, "How clients reach the server"): the server
+# reads MAGENTA_RELEASE_IAP_HEADER_AUDIENCE, a client MAGENTA_RELEASE_IAP_CLIENT_ID.
 output "iap_signed_header_audience" {
   description = "SERVER side: the aud the plugin expects in x-goog-iap-jwt-assertion (set in the Cloud Run env)."
   value       = local.iap_audience

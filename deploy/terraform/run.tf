@@ -77,7 +77,7 @@ resource "google_cloud_run_v2_service" "mlflow" {
         value = local.run_host
       }
       env {
-        name  = "MAGENTA_RELEASE_IAP_AUDIENCE"
+        name  = "MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"
         value = local.iap_audience
       }
       env {

@@ -58,7 +58,7 @@ variable "iap_programmatic_clients" {
 }
 
 variable "iap_client_audience" {
-  description = "The audience clients request their ID token for (MAGENTA_RELEASE_IAP_AUDIENCE on a client): one of iap_programmatic_clients. Not the server's signed-header audience."
+  description = "The audience clients request their ID token for (MAGENTA_RELEASE_IAP_CLIENT_ID on a client): one of iap_programmatic_clients. Not the server's signed-header audience."
   type        = string
   default     = ""
 }

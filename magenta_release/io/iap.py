@@ -1,6 +1,6 @@
 """Getting through Google IAP: an MLflow request-header provider (entry point group
 `mlflow.request_header_provider`) that adds `Proxy-Authorization: Bearer <OIDC ID token>` to every
-request the MLflow client sends when `MAGENTA_RELEASE_IAP_AUDIENCE` is set.
+request the MLflow client sends when `MAGENTA_RELEASE_IAP_CLIENT_ID` is set.
 
 Why `Proxy-Authorization`: the MLflow client sends one `Authorization` header (basic-auth or a
 bearer token), so IAP's token cannot ride in it; IAP also accepts the token in
@@ -8,8 +8,9 @@ bearer token), so IAP's token cannot ride in it; IAP also accepts the token in
 person's identity as its own signed header, which the server plugin verifies
 (`magenta_release.server.auth`).
 
-Where the ID token comes from (audience = `MAGENTA_RELEASE_IAP_AUDIENCE`, the OAuth client id or
-Cloud Run audience IAP expects):
+Where the ID token comes from (audience = `MAGENTA_RELEASE_IAP_CLIENT_ID`, the OAuth client id of
+one of IAP's programmatic clients; the server checks a different audience, the signed header's,
+`MAGENTA_RELEASE_IAP_HEADER_AUDIENCE` in `magenta_release.server.auth`):
 1. `MAGENTA_RELEASE_IAP_TOKEN_FILE`: a file holding a ready ID token (CI jobs whose Workload
    Identity Federation step writes one, and tests).
 2. A service account: `google.oauth2.id_token.fetch_id_token` (a key file named by
@@ -29,7 +30,10 @@ from pathlib import Path
 
 from magenta_release.core.extras import require
 
-AUDIENCE_ENV = "MAGENTA_RELEASE_IAP_AUDIENCE"
+AUDIENCE_ENV = "MAGENTA_RELEASE_IAP_CLIENT_ID"
+# The one name both sides read before the audiences were split: set alone, it is an error that
+# names the new variables, never a silent switch to unauthenticated requests.
+OLD_AUDIENCE_ENV = "MAGENTA_RELEASE_IAP_AUDIENCE"
 TOKEN_FILE_ENV = "MAGENTA_RELEASE_IAP_TOKEN_FILE"  # noqa: S105 - a variable name
 HEADER = "Proxy-Authorization"
 REFRESH_BEFORE_SECONDS = 300
@@ -43,7 +47,7 @@ class IapCredentialsError(Exception):
 
 def active() -> bool:
     """True when the tracking server sits behind IAP (the client knows IAP's audience)."""
-    return bool(os.environ.get(AUDIENCE_ENV, "").strip())
+    return bool(os.environ.get(AUDIENCE_ENV, "").strip() or os.environ.get(OLD_AUDIENCE_ENV))
 
 
 def _claims(token: str) -> dict[str, object]:
@@ -96,6 +100,12 @@ def _fetch(audience: str) -> str:
 def id_token() -> str:
     """An ID token for IAP's audience, cached until shortly before it expires."""
     audience = os.environ.get(AUDIENCE_ENV, "").strip()
+    if not audience and os.environ.get(OLD_AUDIENCE_ENV):
+        raise IapCredentialsError(
+            f"{OLD_AUDIENCE_ENV} is no longer read: a client sets {AUDIENCE_ENV} (the OAuth "
+            "client id its ID token is issued for); only the server sets "
+            "MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"
+        )
     if not audience:
         raise IapCredentialsError(f"{AUDIENCE_ENV} is not set")
     key = f"{audience}\0{os.environ.get(TOKEN_FILE_ENV, '')}"

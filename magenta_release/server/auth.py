@@ -14,7 +14,7 @@ FastAPI artifact upload.
 
 Identity, chosen by `MAGENTA_RELEASE_AUTH`:
 - `iap` (production): the e-mail in IAP's signed header `x-goog-iap-jwt-assertion` (ES256;
-  signature, audience `MAGENTA_RELEASE_IAP_AUDIENCE`, issuer, expiry checked; keys from
+  signature, audience `MAGENTA_RELEASE_IAP_HEADER_AUDIENCE`, issuer, expiry checked; keys from
   `MAGENTA_RELEASE_IAP_JWKS_URL`, cached). Basic-auth credentials are ignored. A person IAP lets
   through but MLflow's user table does not know yet is created on first sight with a random,
   never-disclosed password (MLflow's validators and after-request hooks look every user up in
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 IAP_HEADER = "x-goog-iap-jwt-assertion"
 IAP_ISSUER = "https://cloud.google.com/iap"
 GOOGLE_IAP_JWKS_URL = "https://www.gstatic.com/iap/verify/public_key-jwk"
+HEADER_AUDIENCE_ENV = "MAGENTA_RELEASE_IAP_HEADER_AUDIENCE"  # the signed header's `aud`
 # IAP prefixes identities with their namespace, e.g. `accounts.google.com:alice@example.com`.
 IDENTITY_PREFIX = "accounts.google.com:"
 JWKS_CACHE_SECONDS = 3600
@@ -127,6 +128,23 @@ def _ensure_user(email: str) -> None:
             raise
 
 
+def check_iap_settings() -> None:
+    """IAP mode needs the signed header's audience; the client's variable is not it."""
+    if os.environ.get(HEADER_AUDIENCE_ENV):
+        return
+    if os.environ.get("MAGENTA_RELEASE_IAP_AUDIENCE"):
+        raise ValueError(
+            "MAGENTA_RELEASE_IAP_AUDIENCE is no longer read: the server sets "
+            f"{HEADER_AUDIENCE_ENV} (the signed header's audience, "
+            "/projects/NUMBER/locations/REGION/services/SERVICE); clients set "
+            "MAGENTA_RELEASE_IAP_CLIENT_ID"
+        )
+    raise ValueError(
+        f"MAGENTA_RELEASE_AUTH=iap needs {HEADER_AUDIENCE_ENV} (the IAP signed header's "
+        "audience, /projects/NUMBER/locations/REGION/services/SERVICE for IAP on Cloud Run)"
+    )
+
+
 def authenticate() -> Authorization | Response:
     """MLflow `authorization_function`: the authenticated user of the current Flask request."""
     from flask import request
@@ -139,7 +157,7 @@ def authenticate() -> Authorization | Response:
     try:
         email = verify_iap_assertion(
             request.headers.get(IAP_HEADER),
-            audience=os.environ["MAGENTA_RELEASE_IAP_AUDIENCE"],
+            audience=os.environ[HEADER_AUDIENCE_ENV],
             jwks_url=os.environ.get("MAGENTA_RELEASE_IAP_JWKS_URL", GOOGLE_IAP_JWKS_URL),
         )
     except IapTokenError as exc:
@@ -157,11 +175,8 @@ def create_app(app: Flask | None = None) -> Any:
     from magenta_release.server import authority, guard
 
     flask_app = app if app is not None else mlflow_app
-    if auth_mode() == "iap" and not os.environ.get("MAGENTA_RELEASE_IAP_AUDIENCE"):
-        raise ValueError(
-            "MAGENTA_RELEASE_AUTH=iap needs MAGENTA_RELEASE_IAP_AUDIENCE (the IAP audience, "
-            "/projects/NUMBER/locations/REGION/services/SERVICE for IAP on Cloud Run)"
-        )
+    if auth_mode() == "iap":
+        check_iap_settings()
     authority.register(flask_app)
     served = create_basic_auth_app(flask_app)
     # First of all hooks: a request MLflow's readers would read differently is refused before

@@ -75,7 +75,7 @@ class Iap:
             "MLFLOW_TRACKING_URI": url or self.proxy.url,
             "MLFLOW_TRACKING_USERNAME": None,
             "MLFLOW_TRACKING_PASSWORD": None,
-            "MAGENTA_RELEASE_IAP_AUDIENCE": CLIENT_ID,
+            "MAGENTA_RELEASE_IAP_CLIENT_ID": CLIENT_ID,
             "MAGENTA_RELEASE_IAP_TOKEN_FILE": str(self.token_file(email)),
             "MAGENTA_RELEASE_POLICY": str(self.policy),
             "MAGENTA_RELEASE_USER": email,
@@ -125,7 +125,7 @@ def iap(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ia
         server.postgres.create_db("iap_mlflow_auth"),
         plugin_env={
             "MAGENTA_RELEASE_AUTH": "iap",
-            "MAGENTA_RELEASE_IAP_AUDIENCE": AUDIENCE,
+            "MAGENTA_RELEASE_IAP_HEADER_AUDIENCE": AUDIENCE,
             "MAGENTA_RELEASE_IAP_JWKS_URL": jwks.url,
             "MAGENTA_RELEASE_IAP_ADMINS": ADMIN,
         },
