@@ -9,7 +9,7 @@ export DO_NOT_TRACK := true
 export DAGSTER_DISABLE_TELEMETRY := true
 PYTEST_ARGS ?=
 
-.PHONY: help setup lock demo test test-fast test-compat wheel lint bench dagster ui template clean slides
+.PHONY: help setup lock demo test test-all test-fast test-compat wheel lint bench dagster ui template clean slides
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,11 +36,14 @@ setup: $(STAMP) ## create .venv and install the pinned dependencies
 demo: $(STAMP) ## run the whole release loop in a throwaway store (./demo)
 	$(BIN)/magenta-release demo
 
-test: $(STAMP) ## run the whole test suite (server-mode tests included)
-	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+test: $(STAMP) ## the default suite: every test but the `slow` end-to-end ones (server mode included)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
 
-test-fast: $(STAMP) ## the suite without server-mode tests
-	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not server" $(PYTEST_ARGS)
+test-all: $(STAMP) ## everything `make test` runs plus the `slow` end-to-end tests (what CI runs)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the default suite without server-mode tests
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not server" $(PYTEST_ARGS)
 
 wheel: $(STAMP) ## build dist/magenta_release-VERSION-py3-none-any.whl (what `uv tool install` takes)
 	rm -rf dist

@@ -8,6 +8,10 @@ Jobs:
     predict-raw HOME INPUT         read the parquet into pandas, pipeline.predict_proba once
     train HOME DATA                magenta_release.app.train.train(store, data=DATA)
     train-raw DATA                 pandas read of the parquet + the same pipeline's fit
+    train-data HOME DATA           train's data phase alone: read, validate, split, digests
+    read-raw DATA                  pandas read_parquet of the whole file (its baseline)
+    propose HOME RUN               magenta_release.app.propose.propose (re-reads the rows)
+    health HOME DATA               magenta_release.app.health.check on a labelled table
 """
 
 from __future__ import annotations
@@ -73,14 +77,14 @@ def _warm_training_imports() -> None:
     del matplotlib, mlflow, pandera, skops, sklearn, xgboost
 
 
-def train(home: str, source: str) -> dict[str, float]:
+def train(home: str, source: str) -> dict[str, Any]:
     from magenta_release.app.train import train as run_train
 
     store = _store(home)
     _warm_training_imports()
     start = time.perf_counter()
     result = run_train(store, data=source, seed=7)
-    return {"seconds": time.perf_counter() - start, **result.seconds}
+    return {"seconds": time.perf_counter() - start, **result.seconds, "run_id": result.run_id}
 
 
 def train_raw(source: str) -> dict[str, float]:
@@ -105,11 +109,62 @@ def train_raw(source: str) -> dict[str, float]:
     return {"seconds": end - start, "data": read - start, "fit": end - read, "rows": len(frame)}
 
 
-JOBS: dict[str, Callable[..., dict[str, float]]] = {
+def train_data(home: str, source: str) -> dict[str, float]:
+    """What `train` does before the fit (app/train.py), nothing else: the data phase alone, so
+    that its peak memory is its own."""
+    from magenta_release.io import datasets as dataset
+
+    store = _store(home)
+    contract = store.policy.data
+    import pandera.pandas  # imported lazily by validation: not part of the work
+
+    del pandera
+    start = time.perf_counter()
+    table = dataset.load(source, contract)
+    parts = dataset.split(table, contract)
+    dataset.evidence(table, parts, contract)
+    return {"seconds": time.perf_counter() - start, "rows": table.rows}
+
+
+def read_raw(source: str) -> dict[str, float]:
+    import pandas as pd
+
+    start = time.perf_counter()
+    frame = pd.read_parquet(source)
+    return {"seconds": time.perf_counter() - start, "rows": len(frame)}
+
+
+def propose(home: str, run_id: str) -> dict[str, float]:
+    from magenta_release.app.context import Context
+    from magenta_release.app.propose import propose as run_propose
+    from magenta_release.core.settings import Settings
+
+    ctx = Context.open(Settings(home=Path(home)), by="data-scientist")
+    _warm_training_imports()
+    start = time.perf_counter()
+    done = run_propose(ctx, run_id)
+    return {"seconds": time.perf_counter() - start, "version": float(done.version)}
+
+
+def health(home: str, source: str) -> dict[str, float]:
+    from magenta_release.app.health import check
+
+    ctx = _store(home)
+    _warm_training_imports()
+    start = time.perf_counter()
+    done = check(ctx, source)
+    return {"seconds": time.perf_counter() - start, "rows": done.rows}
+
+
+JOBS: dict[str, Callable[..., dict[str, Any]]] = {
     "predict": predict,
     "predict-raw": predict_raw,
     "train": train,
     "train-raw": train_raw,
+    "train-data": train_data,
+    "read-raw": read_raw,
+    "propose": propose,
+    "health": health,
 }
 
 

@@ -1,5 +1,7 @@
-"""Each benchmark runs (tiny sizes, one repetition) and the report has every row. No timing
-is asserted here: timings belong to `make bench`."""
+"""Each benchmark runs (tiny sizes, one repetition) and the report has every row; the scale
+store the benchmarks build is a consistent one. No timing is asserted here, and no test waits
+on a clock: timings belong to `make bench`. The whole smoke run is `slow` (`make test-all` and
+CI run it; `make test` does not)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,6 @@ def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=600,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
@@ -36,19 +37,32 @@ def test_every_benchmark_runs_and_is_reported(tmp_path: Path) -> None:
         "propose latency",
         "approve latency",
         "propose latency with the value gate",
-        "streaming predict 50,000 rows: throughput",
-        "streaming predict 50,000 rows: peak RSS",
+        "streaming predict 100,000 rows: throughput",
         "streaming predict 10,000 rows: peak RSS",
-        "train from a 20,000-row parquet: wall",
-        "train from a 20,000-row parquet: peak RSS",
+        "streaming predict 50,000 rows: peak RSS",
+        "streaming predict 100,000 rows: peak RSS",
+        "health on 10,000 labelled rows",
+        "train's data phase, 20,000-row parquet: time",
+        "train's data phase, 20,000-row parquet: peak RSS",
+        "train from a 20,000-row parquet",
+        "propose with 4,000 evaluation rows: time",
+        "propose with 4,000 evaluation rows: peak RSS",
         "read command: magenta-release status",
         "read command: magenta-release history",
         "read command: magenta-release runs",
+        "status at 300 events, 20 versions, 1,000 runs",
+        "history at 300 events",
+        "audit verify at 300 events",
+        "runs at 300 events",
+        "show at 300 events",
+        "propose at 300 events",
+        "approve at 300 events",
+        "run-id prefix of the oldest of 1,000 runs",
         ".venv size after the switch to xgboost-cpu",
         "MLflow server image: Python dependencies",
     ):
         assert f"| {row}" in text, row
-    assert text.count("\n| ") >= 20
+    assert text.count("\n| ") >= 30
 
 
 FILL = "b = bytearray({mb} * 2**20); b[::4096] = b'x' * len(b[::4096]); print('{{}}')"
@@ -80,3 +94,22 @@ def test_parquet_fixture_tiles_with_fresh_identifiers(tmp_path: Path) -> None:
     assert tiles == ["0"] * 1000 + ["1"] * 1000 + ["2"] * 500
     features = table.drop_columns(["rating_account_id", "customer_id"])
     assert features.slice(0, 500).equals(features.slice(2000, 500))  # tiles repeat the rows
+
+
+@pytest.mark.slow
+def test_the_scale_store_is_consistent(tmp_path: Path) -> None:
+    """The copied versions and events verify, the registry agrees with the log, and the oldest
+    run is found by its prefix among the bulk runs: the scale rows measure a valid store."""
+    from benchmarks.scale import scale_store
+    from magenta_release.app.context import Context
+    from magenta_release.app.services import lifecycle
+    from magenta_release.core.settings import Settings
+
+    scale = scale_store(tmp_path / "store", events=60, versions=6, runs=300)
+    ctx = Context.open(Settings(home=scale.home))
+    assert ctx.log.problems() == []
+    assert len(ctx.log.events) == 60
+    assert len(ctx.registry.versions()) == 6
+    assert lifecycle.drift(ctx) == []
+    assert ctx.runs.get_run(scale.oldest_run[:10]).run_id == scale.oldest_run
+    assert len(ctx.runs.all_runs()) >= 302
