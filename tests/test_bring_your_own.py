@@ -72,14 +72,14 @@ def log_run(
     import mlflow.sklearn
     from mlflow import MlflowClient
 
-    from magenta_release.io import fluent as byo
+    from magenta_release.io import fluent
 
     rows = team.eval_rows if rows is None else rows
     source = team.tmp / f"{name}.parquet"
     rows.to_parquet(source, index=False)
     experiment = MlflowClient(team.uri).get_experiment_by_name("churn")
     assert experiment is not None
-    with byo.tracking(team.uri), mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+    with fluent.tracking(team.uri), mlflow.start_run(experiment_id=experiment.experiment_id) as run:
         if pickle:
             mlflow.sklearn.log_model(
                 pipe or team.pipe,
@@ -88,9 +88,9 @@ def log_run(
                 pip_requirements=["scikit-learn", "xgboost"],
             )
         else:
-            byo.log_skops_model(pipe or team.pipe, "model", pip_requirements=["scikit-learn"])
+            fluent.log_skops_model(pipe or team.pipe, "model", pip_requirements=["scikit-learn"])
         if evaluation:
-            byo.log_evaluation_rows(
+            fluent.log_evaluation_rows(
                 pd.read_parquet(source), str(source), target, name=f"evaluation-{name}"
             )
         if metrics:

@@ -216,7 +216,7 @@ def _log(cli: Cli, tmp: Path, name: str, pipe: Any, rows: pd.DataFrame, target: 
     import mlflow
     from mlflow import MlflowClient
 
-    from magenta_release.io import fluent as byo
+    from magenta_release.io import fluent
 
     uri = f"sqlite:///{cli.home / 'mlflow.db'}"
     source = tmp / f"{name}.parquet"
@@ -227,9 +227,9 @@ def _log(cli: Cli, tmp: Path, name: str, pipe: Any, rows: pd.DataFrame, target: 
 
     stored = pd.read_parquet(source)
     scores = pipe.predict_proba(stored[list(pipe.feature_names_in_)])[:, 1]
-    with byo.tracking(uri), mlflow.start_run(experiment_id=experiment.experiment_id) as run:
-        byo.log_skops_model(pipe, "model", pip_requirements=["scikit-learn", "xgboost"])
-        byo.log_evaluation_rows(stored, str(source), target, name=f"evaluation-{name}")
+    with fluent.tracking(uri), mlflow.start_run(experiment_id=experiment.experiment_id) as run:
+        fluent.log_skops_model(pipe, "model", pip_requirements=["scikit-learn", "xgboost"])
+        fluent.log_evaluation_rows(stored, str(source), target, name=f"evaluation-{name}")
         # a logged metric for metrics_reproducible to compare (it fails when there is none)
         mlflow.log_metric("roc_auc", float(roc_auc_score(stored[target], scores)))
     return str(run.info.run_id)
