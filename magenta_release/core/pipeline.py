@@ -15,8 +15,16 @@ if TYPE_CHECKING:
 
 # The only types skops has to trust to load this pipeline (found by `skops.io.get_untrusted_types`
 # on a saved pipeline; tests/test_train.py loads one with exactly these). Anything else in a
-# model file makes loading fail instead of executing it.
-SKOPS_TRUSTED_TYPES = ["numpy.dtype", "xgboost.core.Booster", "xgboost.sklearn.XGBClassifier"]
+# model file makes loading fail instead of executing it. scikit-learn 1.5 and 1.6 keep a
+# ColumnTransformer's remainder columns in `_RemainderColsList` (a list of column names; gone
+# in 1.7): without it a pipeline saved at the floor of the supported range (make test-compat)
+# cannot be saved or loaded.
+SKOPS_TRUSTED_TYPES = [
+    "numpy.dtype",
+    "xgboost.core.Booster",
+    "xgboost.sklearn.XGBClassifier",
+    "sklearn.compose._column_transformer._RemainderColsList",
+]
 
 
 class XGBParams(BaseModel):

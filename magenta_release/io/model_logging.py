@@ -17,11 +17,14 @@ from magenta_release.io import datasets as dataset
 
 def pip_requirements() -> list[str]:
     """Exact versions of what loading the model needs: skips MLflow's 2.9 s inference.
-    XGBoost is named by the distribution installed here (`xgboost-cpu` or `xgboost`)."""
+    XGBoost and MLflow are named by the distribution installed here (`xgboost-cpu` or
+    `xgboost`; `mlflow`, or `mlflow-skinny` in a base install)."""
     from importlib.metadata import packages_distributions
 
-    xgboost = (packages_distributions().get("xgboost") or ["xgboost"])[0]
-    names = ["mlflow", "scikit-learn", xgboost, "skops", "pandas", "numpy", "scipy"]
+    found = packages_distributions()
+    xgboost = (found.get("xgboost") or ["xgboost"])[0]
+    mlflow = "mlflow" if "mlflow" in (found.get("mlflow") or []) else "mlflow-skinny"
+    names = [mlflow, "scikit-learn", xgboost, "skops", "pandas", "numpy", "scipy"]
     return [f"{n}=={pkg_version(n)}" for n in names]
 
 

@@ -87,8 +87,11 @@ class DuckDBTable:
         batch_rows: int,
     ) -> Iterator[pa.RecordBatch]:
         with connect(source) as con:
-            reader = con.sql(_select(source, columns)).to_arrow_reader(batch_rows)
-            yield from reader
+            relation = con.sql(_select(source, columns))
+            # DuckDB 1.4 added to_arrow_reader; fetch_arrow_reader is its name before that
+            # (duckdb 1.2 is the floor of the supported range, make test-compat)
+            stream = getattr(relation, "to_arrow_reader", None) or relation.fetch_arrow_reader
+            yield from stream(batch_rows)
 
     def diagnose(self, source: Source) -> str:
         return ""

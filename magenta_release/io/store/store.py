@@ -102,11 +102,13 @@ class Store:
         """The caller's effective MLflow permission on registered model `model` (READ, EDIT,
         MANAGE, ...) where the server has permissions; None in embedded mode or against a
         server without authentication. A dry probe: it writes nothing."""
-        from mlflow.server import get_app_client
-
         user = self.whoami()
         if self.settings.is_local or not user:
             return None
+        # MLflow's auth client lives in mlflow.server, which imports Flask (full `mlflow`)
+        require("flask", "probing your MLflow permission on the server")
+        from mlflow.server import get_app_client
+
         client = get_app_client("basic-auth", tracking_uri=self.tracking_uri)
         with translate(f"reading your permission on {model!r}"):
             try:
