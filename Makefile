@@ -49,8 +49,8 @@ wheel: $(STAMP) ## build dist/magenta_release-VERSION-py3-none-any.whl (what `uv
 	rm -rf dist
 	$(BIN)/uv build --wheel --out-dir dist -q
 
-test-compat: $(STAMP) ## the team's floor pins (tests/compat/floor.txt) + the wheel: resolve, install, test
-	$(BIN)/python -m pytest -p no:cacheprovider tests/compat $(PYTEST_ARGS)
+test-compat: $(STAMP) ## the wheel beside a team's pins (tests/compat/): resolve, base install, uv tool, floors
+	MAGENTA_RELEASE_COMPAT=1 $(BIN)/python -m pytest -p no:cacheprovider -ra tests/compat $(PYTEST_ARGS)
 
 lint: $(STAMP) ## ruff + mypy --strict + import-linter layers
 	$(BIN)/ruff format --check magenta_release dagster_assets examples tests benchmarks

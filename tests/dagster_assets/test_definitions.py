@@ -69,7 +69,7 @@ def test_dagster_cli_validates_the_code_location(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     said = done.stdout + done.stderr
-    # dagster 1.13 says "passed validation"; 1.9 (the floor, make test-compat) "Validation successful"
+    # dagster 1.13: "passed validation"; 1.9 (the floor, make test-compat): "Validation successful"
     assert "passed validation" in said or "Validation successful for code location" in said
 
 
