@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import Requirement
 from packaging.version import Version
@@ -34,8 +35,8 @@ TOOLS = ["pytest", "pytest-xdist", "typer", "rich", "matplotlib", "tomli-w"]
 
 def floors() -> dict[str, str]:
     """{distribution: lowest version} of the base install and `[dagster]` (pyproject.toml)."""
-    meta = project()
-    deps = [*meta["dependencies"], *meta["optional-dependencies"]["dagster"]]  # type: ignore[index]
+    meta: dict[str, Any] = project()
+    deps: list[str] = [*meta["dependencies"], *meta["optional-dependencies"]["dagster"]]
     out = {}
     for line in deps:
         req = Requirement(line)
