@@ -8,6 +8,8 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := true
 export DAGSTER_DISABLE_TELEMETRY := true
 PYTEST_ARGS ?=
+# the uv that builds .venv is the one the locks hold (a base dependency: io/environments)
+UV_VERSION := 0.13.8
 
 .PHONY: help setup lock demo test test-all test-fast test-compat wheel lint bench dagster ui template clean slides
 
@@ -17,7 +19,7 @@ help: ## list the targets
 $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	# sync, not install: the environment is exactly the lock (hashes checked), nothing stale
 	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements-dev.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
@@ -25,7 +27,7 @@ $(STAMP): pyproject.toml requirements.lock requirements-dev.lock
 
 lock: ## re-resolve the hashed locks: runtime (every extra), dev tools, the server image's [server]
 	$(BIN)/uv pip compile pyproject.toml --extra all --generate-hashes --python-version 3.11 \
-	  -o requirements.lock -q
+	  -c <(echo uv==$(UV_VERSION)) -o requirements.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra all --extra dev -c requirements.lock \
 	  --generate-hashes --python-version 3.11 -o requirements-dev.lock -q
 	$(BIN)/uv pip compile pyproject.toml --extra server -c requirements.lock --generate-hashes \

@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from magenta_release.core.card import environment_text
+
 if TYPE_CHECKING:
     from rich.console import Console
     from rich.text import Text
@@ -320,6 +322,8 @@ def show_version(doc: dict[str, Any]) -> None:
     if doc.get("note"):
         out.print(plain(f"note: {doc['note']}"))
     gates_table(f"Gates at proposal (against champion {doc['baseline_version']})", doc["gates"])
+    for role, entry in sorted(((doc.get("evidence") or {}).get("environments") or {}).items()):
+        out.print(plain(environment_text(role, entry)))
     if doc.get("report"):
         out.print(Markdown(safe(doc["report"], newlines=True)))
     for path in doc.get("plots", []):

@@ -75,6 +75,7 @@ def markdown(card: dict[str, Any]) -> str:
     )
     lines = [head, "", f"_{_t(state)}_", ""]
     lines += _about(card) + _data_lines(card) + _metric_lines(card)
+    lines += _environment_lines(card.get("environments"))
     lines += ["## Gate results", "", gates_markdown(card["gates"]), ""]
     lines += _people_lines(card) + _segment_lines(card["segments"])
     lines += ["## Known limitations", ""]
@@ -198,4 +199,28 @@ def _segment_lines(seg: dict[str, Any] | None) -> list[str]:
             f"{'blocking' if di['blocking'] else 'reported, not blocking'})"
             + ("" if di["champion_ratio"] is None else f"; champion {di['champion_ratio']:.2f}"),
         ]
+    return [*lines, ""]
+
+
+def environment_text(role: str, entry: dict[str, Any]) -> str:
+    """One line: the library versions a model recorded and where the gates scored it."""
+    recorded = entry.get("recorded") or {}
+    here = entry.get("here") or {}
+    names = ", ".join(f"{n} {v}" for n, v in sorted(recorded.items())) or "none recorded"
+    python = f", Python {entry['python']}" if entry.get("python") else ""
+    differing = entry.get("differing") or []
+    where = str(entry.get("scored_in") or "here")
+    if differing:
+        ours = ", ".join(f"{n} {here.get(n) or 'missing'}" for n in differing)
+        where += f" (here: {ours})"
+    unpinned = entry.get("unpinned") or []
+    loose = f"; unpinned: {', '.join(unpinned)}" if unpinned else ""
+    return f"{role}: {names}{python}; scored {where}{loose}"
+
+
+def _environment_lines(envs: Any) -> list[str]:
+    if not isinstance(envs, dict) or not envs:
+        return []
+    lines = ["## Library versions", ""]
+    lines += [f"- {_t(environment_text(role, e))}" for role, e in sorted(envs.items())]
     return [*lines, ""]

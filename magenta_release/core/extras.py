@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, str]] = {
     "jwt": ("pyjwt", "gcp"),
     "psycopg": ("psycopg", "server"),
     "flask": ("flask", "server"),
+    "uv": ("uv", ""),  # a base dependency: only a broken install lacks it
 }
 
 

@@ -52,11 +52,29 @@ def skops_trusted_types(model: Any) -> list[str]:
     return sorted(skops.io.get_untrusted_types(data=skops.io.dumps(model)))
 
 
+def pinned_requirements() -> list[str]:
+    """`name==version` of the libraries scoring a skops scikit-learn model needs, as installed
+    here: the run records its library versions, so the release gates can score the model in
+    an environment with exactly these when theirs differ (io/environments.py). Explicit, so
+    MLflow skips its ~3 s requirement-inference subprocess."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for name in ("scikit-learn", "xgboost", "xgboost-cpu", "skops", "pandas", "numpy", "scipy"):
+        try:
+            out.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
 def log_skops_model(model: Any, name: str = "model", **kwargs: Any) -> Any:
-    """`mlflow.sklearn.log_model` with skops serialisation and the types it needs; other
-    keyword arguments (signature, pip_requirements, ...) pass through. Needs an active run."""
+    """`mlflow.sklearn.log_model` with skops serialisation and the types it needs, and
+    `pinned_requirements()` unless `pip_requirements` is given; other keyword arguments
+    (signature, ...) pass through. Needs an active run."""
     import mlflow.sklearn
 
+    kwargs.setdefault("pip_requirements", pinned_requirements())
     return mlflow.sklearn.log_model(
         model,
         name=name,

@@ -14,6 +14,7 @@ import numpy as np
 from magenta_release.core import integrity, keys
 from magenta_release.core.contract import as_category
 from magenta_release.core.errors import BadInput, IntegrityViolation
+from magenta_release.io import environments
 from magenta_release.io.store import Registry, VersionInfo
 
 if TYPE_CHECKING:  # pandas is imported where rows are (`runs` and `status` need none)
@@ -54,6 +55,22 @@ class Verified:
     label: str  # "version 3" or "run abc..." for messages
     folder: Path
     mlmodel: dict[str, Any]
+    # the library versions the model recorded against this environment's (io.environments)
+    versions: environments.Versions | None = None
+
+    @property
+    def scored_here(self) -> bool:
+        """False when a library the model needs differs from its recorded version: then it is
+        scored in an environment built from its recorded requirements, never here."""
+        return self.versions is None or not self.versions.differing
+
+    def environment(self) -> dict[str, Any]:
+        """The versions, and where the model is scored, for the evidence, `show` and the card."""
+        found = self.versions.to_json() if self.versions is not None else {}
+        where = "here"
+        if self.versions is not None and not self.scored_here:
+            where = f"in its recorded environment {self.versions.key()}"
+        return {**found, "scored_in": where}
 
     @property
     def inputs(self) -> list[tuple[str, str]]:
@@ -89,13 +106,17 @@ class Verified:
                 f"{self.label} asks skops to trust "
                 f"{', '.join(sorted(asked - set(SKOPS_TRUSTED_TYPES)))}; refused"
             )
-        return skops.io.load(self.folder / flavor["pickled_model"], trusted=SKOPS_TRUSTED_TYPES)
+        path = self.folder / flavor["pickled_model"]
+        if self.versions is not None and not self.scored_here:
+            return environments.RecordedModel(path, list(SKOPS_TRUSTED_TYPES), self.versions)
+        return skops.io.load(path, trusted=SKOPS_TRUSTED_TYPES)
 
 
 def inspect(folder: Path, label: str) -> Verified:
     """A local model folder that is skops and not pickle (its hashes are checked by the
     caller against whatever it was recorded with)."""
-    return Verified(label, folder, integrity.check_not_pickle(folder, label))
+    mlmodel = integrity.check_not_pickle(folder, label)
+    return Verified(label, folder, mlmodel, environments.versions(folder, mlmodel))
 
 
 def fetch_verified(

@@ -115,6 +115,7 @@ def card_of(ctx: Context, v: VersionInfo, *, as_proposed: bool = False) -> dict[
         "gates": [g.to_json() for g in doc.gates],
         "people": _people(v),
         "segments": recorded.get("segments"),
+        "environments": ev.get("environments"),
     }
 
 

@@ -263,6 +263,11 @@ def evaluate(
         logged_metrics={k: run.metrics[k] for k in sorted(run.metrics)},
         dataset_sha256=run.dataset_sha256,
         eval_sha256=run.tags.get(keys.RUN_EVAL_SHA256),
+        # the library versions each model recorded, and where it was scored (show, the card)
+        environments={
+            "challenger": challenger.environment(),
+            **({"champion": champ.environment()} if champ is not None else {}),
+        },
     )
     if champion is not None:
         i.champion_run = ctx.runs.get_run(champion.run_id)
