@@ -31,6 +31,8 @@ TESTS = [
     "tests/dagster_assets",
     "tests/test_real_data.py",
     "tests/test_bad_data.py",
+    "tests/test_team_adoption.py",
+    "tests/test_fair_gates.py",
 ]
 # Test tools (and the CLI pieces the fixtures drive in-process), at the dev lock's versions.
 TOOLS = ["pytest", "pytest-xdist", "typer", "rich", "matplotlib", "tomli-w"]
