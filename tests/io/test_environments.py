@@ -15,6 +15,8 @@ from magenta_release.core.card import _environment_lines, environment_text
 from magenta_release.io import environments, model_files
 
 HERE_SKLEARN = version("scikit-learn")
+# A recorded version that is not this environment's (make test-compat runs at 1.5.2 itself).
+OTHER_SKLEARN = "1.6.1" if HERE_SKLEARN == "1.5.2" else "1.5.2"
 
 
 def folder(tmp_path: Path, requirements: str, sklearn_version: str | None = None) -> Path:
@@ -41,12 +43,12 @@ def test_matching_versions_are_scored_here(tmp_path: Path) -> None:
 
 
 def test_a_different_scikit_learn_is_not_scored_here(tmp_path: Path) -> None:
-    text = "scikit-learn==1.5.2\nxgboost-cpu==2.1.2\nskops\n"
+    text = f"scikit-learn=={OTHER_SKLEARN}\nxgboost-cpu==2.1.2\nskops\n"
     v = environments.versions(folder(tmp_path, text), mlmodel("1.9.1"))
-    assert v.recorded == {"scikit-learn": "1.5.2", "xgboost": "2.1.2"}  # requirements win
-    assert v.differing["scikit-learn"] == ("1.5.2", HERE_SKLEARN)
+    assert v.recorded == {"scikit-learn": OTHER_SKLEARN, "xgboost": "2.1.2"}  # requirements win
+    assert v.differing["scikit-learn"] == (OTHER_SKLEARN, HERE_SKLEARN)
     assert v.unpinned == ("skops",)
-    assert v.pins == ("scikit-learn==1.5.2", "xgboost-cpu==2.1.2")  # as recorded, to rebuild
+    assert v.pins == (f"scikit-learn=={OTHER_SKLEARN}", "xgboost-cpu==2.1.2")  # as recorded
     verified = model_files.Verified("run x", tmp_path, mlmodel(), v)
     assert not verified.scored_here
     loaded = verified.load()  # nothing is deserialised here: a proxy for that environment
