@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tomllib
+import unicodedata
 from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
@@ -54,6 +55,81 @@ def reserved_name(name: str) -> bool:
     )
 
 
+# Letters of other scripts that render like Latin ones (Unicode's confusables.txt, the
+# lowercase letters a model name could be typed with): `churn` typed with a Cyrillic es
+# (U+0441) must not be a second model beside `churn`.
+CONFUSABLES = str.maketrans(
+    {
+        **dict.fromkeys("\u0430\u03b1", "a"),  # Cyrillic a, Greek alpha
+        **dict.fromkeys("\u0441\u03f2", "c"),
+        **dict.fromkeys("\u0435\u03b5", "e"),
+        "\u0456": "i",
+        "\u03b9": "i",
+        "\u0458": "j",
+        "\u03ba": "k",
+        "\u043a": "k",
+        **dict.fromkeys("\u043e\u03bf", "o"),
+        **dict.fromkeys("\u0440\u03c1", "p"),
+        "\u0455": "s",
+        "\u03c4": "t",
+        "\u03c5": "u",
+        "\u0445": "x",
+        "\u03c7": "x",
+        "\u0443": "y",
+        "\u0501": "d",
+        "\u04bb": "h",
+        "\u0578": "n",
+        "\u057c": "n",
+        "\u0131": "i",
+        "\u0261": "g",
+        "\u0432": "b",
+        "\u043c": "m",
+        "\u043d": "h",
+        "\u0442": "t",
+        "\u0412": "b",
+        "\u041c": "m",
+        "\u041d": "h",
+        "\u0422": "t",
+    }
+)
+
+
+def name_key(name: str) -> str:
+    """What a model name reads as: NFKC, case-folded, invisible characters (format and
+    control characters: zero-width spaces, joiners, direction marks) dropped, every dash and
+    space-like character a hyphen, look-alike letters of other scripts mapped to the Latin
+    ones. Two names with one key are one model to a reader of the UI, a terminal or a chat."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    kept = []
+    for c in text:
+        category = unicodedata.category(c)
+        if category.startswith("C"):
+            continue  # Cf (U+200B, U+200D, U+202E ...), Cc, Co, Cn: nothing a reader sees
+        kept.append("-" if category in {"Pd", "Zs"} else c)
+    folded = "".join(kept).strip("-").translate(CONFUSABLES)
+    return unicodedata.normalize("NFKC", folded)
+
+
+def look_alike(name: str, governed: list[str] | tuple[str, ...] | set[str]) -> str | None:
+    """The governed model `name` would be mistaken for (another name with its `name_key`),
+    or None."""
+    key = name_key(name)
+    for other in sorted(governed):
+        if other != name and name_key(other) == key:
+            return other
+    return None
+
+
+def check_not_look_alike(name: str, governed: list[str] | tuple[str, ...] | set[str]) -> None:
+    """BadInput when `name` reads as a governed model's name without being it."""
+    other = look_alike(name, governed)
+    if other is not None:
+        raise BadInput(
+            f"model name {name!r} reads as {other!r}, which is governed (case, Unicode dashes, "
+            "invisible characters or look-alike letters differ); use a name of its own"
+        )
+
+
 class ModelSection(_Frozen):
     registered_name: str = "churn-classifier"
     experiment: str = "churn"
@@ -65,6 +141,11 @@ class ModelSection(_Frozen):
             raise ValueError(f"must be 1 to {MAX_NAME} characters without surrounding spaces")
         if any(c in name for c in FORBIDDEN_NAME_CHARACTERS) or any(ord(c) < 32 for c in name):
             raise ValueError("may not contain quotes, backslashes, '/', ':' or control characters")
+        if any(unicodedata.category(c).startswith("C") for c in name):
+            raise ValueError(
+                "may not contain invisible characters (zero-width spaces, joiners, direction "
+                "marks): a name must read as what it is"
+            )
         if reserved_name(name):
             raise ValueError(
                 f"may not end in {', '.join(map(repr, RESERVED_SUFFIXES))}, contain "

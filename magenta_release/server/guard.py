@@ -11,7 +11,11 @@ Governed state, and how a request is seen to touch it:
   and their break markers, whatever they are called, governed or not (a hand-made lock with a
   start time in the future blocks every release; a decoy log hides the real one);
 - the stored policies and the released model files: the runs, logged models and artifacts of
-  the experiments `magenta-release-policies` and `magenta-release-releases`, and those names.
+  the experiments `magenta-release-policies` and `magenta-release-releases`, and those names;
+- each governed model's training experiment (the one its policy in force names): renaming,
+  deleting or restoring it, or creating an experiment with its name. The policy names it by
+  name, so an experiment renamed away and re-created empty under the name would make every
+  pending proposal unapprovable while `status` still says ok. Runs are still logged into it.
 
 The fields of a request are read by MLflow's own parser (`_get_request_message` with the
 handler's request class, `view_args`, the artifact path as the handler canonicalises it), after
@@ -58,6 +62,10 @@ class Names(Protocol):
 
     def experiment_of_logged_model(self, model_id: str) -> str | None: ...
 
+    def governed_experiments(self) -> dict[str, str]:
+        """The training experiment of each governed model: name -> id ("" when missing)."""
+        ...
+
 
 @dataclass(frozen=True)
 class Target:
@@ -66,6 +74,7 @@ class Target:
     models: tuple[str, ...] = ()  # registered models
     experiment_names: tuple[str, ...] = ()  # experiments created or renamed to
     experiments: tuple[str, ...] = ()  # experiment ids
+    experiment_moves: tuple[str, ...] = ()  # experiment ids renamed, deleted or restored
     runs: tuple[str, ...] = ()
     logged_models: tuple[str, ...] = ()
     artifact_paths: tuple[str, ...] = ()  # paths in the artifact destination
@@ -88,9 +97,8 @@ def decide(names: Names, target: Target) -> None:
                 "description change only through the release authority (magenta-release "
                 "propose / approve / reject / rollback / repair)"
             )
-    for name in target.experiment_names:
-        if name.casefold().strip() in RESERVED_EXPERIMENTS:
-            raise Refused(f"experiment {name} is magenta-release's own; nobody else writes it")
+    if target.experiment_names or target.experiment_moves:
+        _check_governed_experiments(names, target)
     reserved = names.reserved_experiment_ids()
     for what, found in _experiments_of(names, target):
         if found == UNREADABLE:
@@ -99,6 +107,26 @@ def decide(names: Names, target: Target) -> None:
             raise Refused(
                 f"{what} is in an experiment of magenta-release (stored policies or released "
                 "model files); only its release authority writes there"
+            )
+
+
+def _check_governed_experiments(names: Names, target: Target) -> None:
+    for name in target.experiment_names:
+        if name.casefold().strip() in RESERVED_EXPERIMENTS:
+            raise Refused(f"experiment {name} is magenta-release's own; nobody else writes it")
+    governed = names.governed_experiments()
+    ids = {eid: name for name, eid in governed.items() if eid}
+    for name in target.experiment_names:
+        if governed.get(name):  # a governed experiment not created yet: the first train does
+            raise Refused(
+                f"experiment {name} is the training experiment of a governed model: its policy "
+                "names it, so nobody renames, deletes or re-creates it (runs are logged as usual)"
+            )
+    for experiment in target.experiment_moves:
+        if experiment in ids:
+            raise Refused(
+                f"experiment {experiment} ({ids[experiment]}) is the training experiment of a "
+                "governed model: nobody renames, deletes or restores it"
             )
 
 
@@ -176,6 +204,11 @@ EXPERIMENT_WRITES = {
     "_set_experiment_tag": _service("SetExperimentTag", "experiment_id"),
     "_delete_experiment_tag": _service("DeleteExperimentTag", "experiment_id"),
 }
+EXPERIMENT_MOVES = {
+    "_update_experiment": _service("UpdateExperiment", "experiment_id"),
+    "_delete_experiment": _service("DeleteExperiment", "experiment_id"),
+    "_restore_experiment": _service("RestoreExperiment", "experiment_id"),
+}
 EXPERIMENT_NAMES = {
     "_create_experiment": _service("CreateExperiment", "name"),
     "_update_experiment": _service("UpdateExperiment", "new_name"),
@@ -236,13 +269,15 @@ def target_of(endpoint: str) -> Target:  # noqa: C901 - one branch per family of
             return Target(artifact_paths=(str(path),))
         if endpoint == "serve_upload_artifact":  # the UI's upload: ?run_uuid=&path=
             return Target(runs=(request.args.get("run_uuid", ""),))
-        found: dict[str, list[str]] = {"runs": [], "experiments": [], "names": []}
+        found: dict[str, list[str]] = {"runs": [], "experiments": [], "names": [], "moves": []}
         if endpoint in RUN_WRITES:
             found["runs"] += _message(RUN_WRITES[endpoint]).values()
         if endpoint in EXPERIMENT_WRITES:
             found["experiments"] += _message(EXPERIMENT_WRITES[endpoint]).values()
         if endpoint in EXPERIMENT_NAMES:
             found["names"] += _message(EXPERIMENT_NAMES[endpoint]).values()
+        if endpoint in EXPERIMENT_MOVES:
+            found["moves"] += _message(EXPERIMENT_MOVES[endpoint]).values()
         body = request.get_json(force=True, silent=True)
         if isinstance(body, dict):
             if endpoint == "_create_presigned_upload_url":
@@ -256,6 +291,7 @@ def target_of(endpoint: str) -> Target:  # noqa: C901 - one branch per family of
     return Target(
         experiment_names=tuple(found["names"]),
         experiments=tuple(dict.fromkeys(found["experiments"])),
+        experiment_moves=tuple(dict.fromkeys(found["moves"])),
         runs=tuple(dict.fromkeys(found["runs"])),
     )
 
@@ -310,6 +346,28 @@ class ServerNames:
             lambda: _missing_is_none(lambda: _get_tracking_store().get_logged_model(model_id)),
             lambda model: str(model.experiment_id),
         )
+
+    def governed_experiments(self) -> dict[str, str]:
+        """Read afresh on every experiment create, rename, delete or restore (rare requests):
+        each governed model's policy in force, through the server's own store."""
+        from mlflow.server.handlers import _get_tracking_store
+
+        from magenta_release.app.context import Context
+        from magenta_release.core.errors import ReleaseError
+        from magenta_release.io import policy_store
+        from magenta_release.server.store import ServerStore
+
+        store = ServerStore("magenta-release-guard")
+        tracking = _get_tracking_store()
+        found: dict[str, str] = {}
+        for model in policy_store.governed_models(store.client):
+            try:
+                name = Context(store, model, notifies=False).policy.model.experiment
+            except ReleaseError:
+                continue  # no policy in force (yet), or a broken log: `audit verify` says so
+            experiment = tracking.get_experiment_by_name(name)  # type: ignore[no-untyped-call]
+            found[name] = "" if experiment is None else str(experiment.experiment_id)
+        return found
 
     def _cached(
         self, key: str, fetch: Callable[[], Any], experiment: Callable[[Any], str]

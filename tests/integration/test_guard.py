@@ -36,6 +36,9 @@ class Memory:
     def experiment_of_logged_model(self, model_id: str) -> str | None:
         return self.logged.get(model_id)
 
+    def governed_experiments(self) -> dict[str, str]:
+        return {MODEL: "3"}
+
 
 def shape(
     method: str = "POST",

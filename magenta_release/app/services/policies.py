@@ -20,7 +20,12 @@ from magenta_release.core.audit import Event, Log
 from magenta_release.core.errors import BadInput, PolicyRefused, ReleaseError, StoreUnreachable
 from magenta_release.core.lifecycle import expected_state
 from magenta_release.core.limits import MAX_REASON, check_text
-from magenta_release.core.policy import Policy, load_policy, policy_change_problem
+from magenta_release.core.policy import (
+    Policy,
+    check_not_look_alike,
+    load_policy,
+    policy_change_problem,
+)
 from magenta_release.core.states import Action
 from magenta_release.io import policy_store
 from magenta_release.io.lock import release_lock
@@ -267,8 +272,10 @@ def _propose_change(
 
 def own_experiment(store: Store, new: Policy) -> None:
     """Each model trains into an experiment of its own: `gc` and `runs` of one model must
-    never see another model's runs."""
-    for other in policy_store.governed_models(store.client):
+    never see another model's runs; and a new name never reads as a governed one."""
+    governed = policy_store.governed_models(store.client)
+    check_not_look_alike(new.registered_name, governed)
+    for other in governed:
         if other == new.registered_name:
             continue
         try:
