@@ -91,15 +91,21 @@ def _number(v: VersionInfo | None) -> int | None:
 REPROPOSABLE = frozenset({Status.REJECTED, Status.FAILED})
 
 
+# The facts of an evidence that name what the gates read: the run's training data and its
+# evaluation rows (their recorded digests).
+INPUT_DIGESTS = ("dataset_sha256", "eval_sha256")
+
+
 def judged_alike(before: Evidence, now: Evidence) -> bool:
-    """A gates_failed version judged again the same way: same policy, champion and model
-    files, and every gate with the same outcome and detail. Proposing it again would only
-    repeat the failure, so the existing version is the answer."""
+    """A gates_failed version judged again on the same inputs: same policy, champion, model
+    files and input digests. Proposing it again would only repeat the failure, so the existing
+    version is the answer. The gates' own text is not compared: in server mode it is whatever
+    the caller sends, and a changed detail must not make a new version."""
     return (
         before.policy_sha256 == now.policy_sha256
         and before.champion == now.champion
         and before.manifest_sha256 == now.manifest_sha256
-        and before.gates == now.gates
+        and all(before.facts.get(k) == now.facts.get(k) for k in INPUT_DIGESTS)
     )
 
 

@@ -9,6 +9,10 @@ MAX_RUNS = 1000  # runs one `compare` or `runs` call reads
 # One documented limit per field (docs/reliability.md): every audit event must fit the store's
 # tag limit (5,000 characters on PostgreSQL), checked before anything is written.
 MAX_REASON, MAX_NOTE = 1000, 1000
+# A proposal's evidence as the release authority accepts it from the proposer's machine: each
+# gate's detail (the longest the gates write is a few hundred characters), the number of gates
+# and the whole canonical text (a registry tag holds at most 100,000 characters in MLflow).
+MAX_GATE_DETAIL, MAX_GATES, MAX_EVIDENCE = 2000, 200, 90_000
 
 
 def check_text(value: str, flag: str, limit: int) -> str:

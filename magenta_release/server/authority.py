@@ -31,7 +31,7 @@ from magenta_release.app import decide, repair
 from magenta_release.app import propose as proposals
 from magenta_release.app.context import Context
 from magenta_release.app.services import candidate, lifecycle, policies
-from magenta_release.core import integrity, keys
+from magenta_release.core import decisions, integrity, keys
 from magenta_release.core.errors import (
     BadInput,
     IntegrityViolation,
@@ -40,10 +40,18 @@ from magenta_release.core.errors import (
     Stale,
 )
 from magenta_release.core.evidence import Evidence
-from magenta_release.core.limits import MAX_NOTE, MAX_REASON, check_text, require_reason
+from magenta_release.core.limits import (
+    MAX_EVIDENCE,
+    MAX_GATE_DETAIL,
+    MAX_GATES,
+    MAX_NOTE,
+    MAX_REASON,
+    check_text,
+    require_reason,
+)
 from magenta_release.core.messages import TAG_PREFIX
 from magenta_release.core.policy import RELEASES_EXPERIMENT, NotifyEvent, parse_policy
-from magenta_release.core.states import Status
+from magenta_release.core.states import Action, Status
 from magenta_release.io import policy_store
 from magenta_release.io.lock import release_lock
 from magenta_release.server.store import ServerStore
@@ -104,12 +112,22 @@ def propose(user: str, body: dict[str, Any]) -> dict[str, Any]:
     if model_id is not None and not isinstance(model_id, str):
         raise BadInput("`model_id` must be a string or null")
     check_text(note, "--note", MAX_NOTE)
+    if len(text) > MAX_EVIDENCE:
+        raise BadInput(f"`evidence` is {len(text):,} characters; at most {MAX_EVIDENCE:,}")
     evidence = Evidence.parse(text)
     if evidence is None or evidence.dumps() != text or evidence.run_id != run_id:
         raise BadInput(
             "`evidence` is not the canonical evidence of the run's gates (Evidence.dumps())"
         )
+    if len(evidence.gates) > MAX_GATES or any(
+        len(g.detail) > MAX_GATE_DETAIL or len(g.name) > 200 for g in evidence.gates
+    ):
+        raise BadInput(
+            f"`evidence` holds more than {MAX_GATES} gates, or a gate whose detail is over "
+            f"{MAX_GATE_DETAIL:,} characters; the gates never write that much"
+        )
     actor = ctx.actor
+    _may_propose(ctx, user)
     ctx.check_residency()
     with release_lock(ctx.store, ctx.model):
         ctx.reread()
@@ -117,6 +135,15 @@ def propose(user: str, body: dict[str, Any]) -> dict[str, Any]:
         run = ctx.runs.get_run(run_id)
         if run.status != "FINISHED":
             raise BadInput(f"run {run_id} is {run.status}; only FINISHED runs can be proposed")
+        inputs = {
+            "dataset_sha256": run.dataset_sha256,
+            "eval_sha256": run.tags.get(keys.RUN_EVAL_SHA256),
+        }
+        if any(evidence.facts.get(k) != v for k, v in inputs.items()):
+            raise BadInput(
+                f"`evidence` does not name the inputs run {run.run_id} recorded (dataset and "
+                "evaluation digests); evaluate the gates again"
+            )
         existing = ctx.registry.version_for_run(run.run_id)
         if existing is not None and (
             existing.status not in proposals.REPROPOSABLE
@@ -235,16 +262,65 @@ def rollback(user: str, body: dict[str, Any]) -> dict[str, Any]:
     ).to_wire()
 
 
+MAX_FAILED_RUNS = 50
+
+
 def repair_store(user: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Bring the registry back to what the log says, by an approver or a policy owner (the
+    people who run releases). The runs it reports as marked FAILED (the client marks its own
+    abandoned proposals) are checked here: runs of the model's experiment that the server
+    sees FAILED, at most MAX_FAILED_RUNS; anything else is refused, and nothing is appended
+    when nothing is to repair."""
     ctx = _context(user, body)
     reason = _text(body, "reason")
     require_reason(reason, "the store is repaired (what happened)")
     failed = body.get("failed_runs") or []
     if not isinstance(failed, list) or not all(isinstance(r, str) for r in failed):
         raise BadInput("`failed_runs` must be a list of run ids")
+    if len(failed) > MAX_FAILED_RUNS:
+        raise BadInput(f"`failed_runs` names {len(failed)} runs; at most {MAX_FAILED_RUNS}")
+    actor = ctx.actor
+    approval = ctx.policy.approval
+    if not (
+        decisions.is_approver(approval, actor)
+        or any(decisions.same_person(actor, o) for o in approval.policy_owners)
+    ):
+        raise PolicyRefused(
+            f"{actor} may not repair {ctx.model}: repair is for its approvers and policy owners "
+            f"({', '.join(dict.fromkeys([*approval.approvers, *approval.policy_owners]))})"
+        )
     ctx.check_residency()
-    lifecycle.verified_log(ctx)
-    return repair.commit_repair(ctx, reason, actor=ctx.actor, failed_runs=failed[:50]).to_json()
+    reported = {
+        str(r)
+        for e in lifecycle.verified_log(ctx)
+        if e.action == Action.REPAIR
+        for r in (e.details.get("failed_runs") or [])
+    }
+    failed = [r for r in dict.fromkeys(failed) if r not in reported]  # each run once
+    experiment = ctx.store.client.get_experiment_by_name(ctx.policy.model.experiment)
+    for run_id in failed:
+        run = _failed_run(ctx, run_id)
+        if experiment is None or str(run.info.experiment_id) != str(experiment.experiment_id):
+            raise BadInput(
+                f"run {run_id[:64]} is not in experiment {ctx.policy.model.experiment!r} of "
+                f"{ctx.model}; repair reports only that model's runs"
+            )
+    return repair.commit_repair(ctx, reason, actor=actor, failed_runs=failed).to_json()
+
+
+def _failed_run(ctx: Context, run_id: str) -> Any:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = ctx.store.client.get_run(run_id)
+    except MlflowException:
+        run = None
+    if run is None or run.info.status != "FAILED":
+        raise BadInput(
+            f"run {run_id[:64]} is not a FAILED run of this server; `failed_runs` names the "
+            "runs repair marked FAILED"
+        )
+    return run
 
 
 def set_policy(user: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -265,34 +341,83 @@ def set_policy(user: str, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def _may_govern(ctx: Context, user: str) -> None:
-    """Who stores a model's first policy: an MLflow admin, or (as MLflow's own creator rule)
-    whoever may create the registered model, or manages it; never over a deleted log."""
-    from mlflow.exceptions import MlflowException
+    """Who stores a model's first policy: an MLflow admin only, never over a deleted log.
+    Under `default_permission = READ` anyone may create a registered model, so "whoever may
+    create it" would let anyone govern any new name (or a look-alike of a governed one) as its
+    only owner and approver with four eyes off."""
+    ctx.check_log_not_gone()
+    if not _is_admin(user):
+        raise PolicyRefused(
+            f"{ctx.model} has no stored policy yet, and on a server only an MLflow admin stores "
+            "a model's first policy (magenta-release init or policy set, as the admin); policy "
+            "owners change it afterwards"
+        )
+
+
+def _is_admin(user: str) -> bool:
     from mlflow.server.auth import store as users
 
-    ctx.check_log_not_gone()
-    is_admin = users.has_user(user) and bool(users.get_user(user).is_admin)
-    if ctx.log.entries and not is_admin:
-        raise PolicyRefused(
-            f"{ctx.log.name} has events from before stored policies; an MLflow admin stores "
-            "its first policy (magenta-release init or policy set)"
-        )
-    if is_admin or ctx.store.tags.model_tags_or_none(ctx.model) is None:
+    return users.has_user(user) and bool(users.get_user(user).is_admin)
+
+
+PROPOSING = ("EDIT", "MANAGE")
+
+
+def _may_propose(ctx: Context, user: str) -> None:
+    """Who proposes: an MLflow admin, or whoever holds EDIT or MANAGE on the registered model
+    or on the model's training experiment, as MLflow's auth store resolves it (explicit
+    grants, else `default_permission`). Creating a version used to need EDIT on the model;
+    the authority writes it with its own access, so it asks the same question itself."""
+    if _is_admin(user):
         return
-    try:
-        permission = users.get_registered_model_permission(ctx.model, user).permission
-    except MlflowException:
-        permission = None
-    if permission != "MANAGE":
+    from mlflow.server import auth
+
+    held = [_model_permission(auth, ctx.model, user)]
+    experiment = ctx.store.client.get_experiment_by_name(ctx.policy.model.experiment)
+    if experiment is not None:
+        held.append(_experiment_permission(auth, str(experiment.experiment_id), user))
+    if not any(p in PROPOSING for p in held):
         raise PolicyRefused(
-            f"registered model {ctx.model} exists and {user} does not manage it; its owner "
-            "(MANAGE) or an MLflow admin stores its first policy"
+            f"{user} may not propose to {ctx.model}: proposing needs EDIT or MANAGE on the "
+            f"registered model or on experiment {ctx.policy.model.experiment!r} (ask an MLflow "
+            "admin to grant it); nothing was registered"
         )
+
+
+def _model_permission(auth: Any, model: str, user: str) -> str:
+    found = auth._get_role_permission_or_default(
+        auth._role_permission_for(
+            username=user,
+            resource_type="registered_model",
+            resource_key=model,
+            workspace_lookup_id=model,
+            workspace_fetcher=auth._get_model_registry_store().get_registered_model,
+            workspace_label="registered model",
+        )
+    )
+    return str(found.name)
+
+
+def _experiment_permission(auth: Any, experiment_id: str, user: str) -> str:
+    return str(auth._get_experiment_permission(experiment_id, user).name)
+
+
+# The decision whose notification a version's `release.notify.<event>` tag records.
+DECIDED_BY = {
+    NotifyEvent.PROPOSED: Action.PROPOSE,
+    NotifyEvent.GATES_FAILED: Action.PROPOSE,
+    NotifyEvent.APPROVED: Action.APPROVE,
+    NotifyEvent.REJECTED: Action.REJECT,
+    NotifyEvent.ROLLED_BACK: Action.ROLLBACK,
+}
 
 
 def notified(user: str, body: dict[str, Any]) -> dict[str, Any]:
     """Record a notification's outcome on its version (`release.notify.<event>`): the
-    client delivers webhooks (their secrets live with it), the authority writes the tag."""
+    client delivers webhooks (their secrets live with it), the authority writes the tag. Only
+    the actor of the decision the message announced records it, once (a second outcome of the
+    same decision is refused, never written over the first); a reminder or a health alert,
+    which repeat, by an approver or a policy owner."""
     ctx = _context(user, body)
     version, event = _number(body, "version"), _text(body, "event")
     outcome = body.get("outcome")
@@ -302,8 +427,30 @@ def notified(user: str, body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(outcome, dict) or len(text) > MAX_OUTCOME:
         raise BadInput(f"`outcome` must be a JSON object of at most {MAX_OUTCOME} characters")
     v = ctx.registry.version(int(version or 0))
-    lifecycle.verified_log(ctx)
-    ctx.registry.set_version_tags(v.version, {TAG_PREFIX + event: text})
+    events = lifecycle.verified_log(ctx)
+    actor, key = ctx.actor, TAG_PREFIX + event
+    action = DECIDED_BY.get(NotifyEvent(event))
+    if action is not None:
+        decided = [e for e in events if e.action == action and e.version == v.version]
+        if not decided or not decisions.same_person(decided[-1].actor, actor):
+            raise PolicyRefused(
+                f"{actor} did not {action} version {v.version} of {ctx.model}; only the person "
+                f"who did records how its {event} notification went"
+            )
+        if key in v.tags:
+            raise PolicyRefused(
+                f"the outcome of the {event} notification of version {v.version} is recorded "
+                "already; it is never written over"
+            )
+    elif not (
+        decisions.is_approver(ctx.policy.approval, actor)
+        or any(decisions.same_person(actor, o) for o in ctx.policy.approval.policy_owners)
+    ):
+        raise PolicyRefused(
+            f"{actor} is neither an approver nor a policy owner of {ctx.model}; only they "
+            f"record how a {event} notification went"
+        )
+    ctx.registry.set_version_tags(v.version, {key: text})
     return {"version": v.version, "event": event}
 
 

@@ -169,6 +169,20 @@ def test_a_gates_failed_run_is_not_proposed_again_under_the_same_policy_champion
     )
 
 
+# ---- a proposal's evidence is bounded -----------------------------------------------------------
+def test_a_proposals_evidence_is_bounded(world: World, released: Released) -> None:
+    """carol re-proposes her rejected-or-failed run with a 6,000-character gate detail: the
+    authority stores whatever evidence the caller sends as a version tag and hashes it into
+    the log, so it must bound it (core/limits) before anything is registered."""
+    carol = world.as_("carol")
+    before = carol.snapshot(MODEL)
+    evidence = forged_evidence(carol, released.v["worse2"])
+    evidence["gates"][0]["detail"] = "x" * 6000
+    r = propose(carol, released.runs["worse2"], evidence)
+    assert r.status_code == 400 and "2,000" in r.text, (r.status_code, r.text[:200])
+    assert carol.snapshot(MODEL) == before
+
+
 # ---- a READ-only user governs a look-alike of a governed name --------------------------------
 LOOK_ALIKES = {
     "case": "Churn-Classifier",

@@ -161,7 +161,7 @@ def _grant(iap: Iap, user: str, model: str, permission: str) -> None:
 @pytest.fixture(scope="module")
 def released(iap: Iap) -> dict[str, int]:
     """carol proposes two versions, alice approves both: v1, then v2 as champion."""
-    assert iap.cli("init", user=CAROL).exit_code == 0
+    assert iap.cli("init", user=ADMIN).exit_code == 0
     runs = [
         iap.json("train", "--rows", str(SMALL), "--seed", "7", "--param", p, user=CAROL)
         for p in ("max_depth=3", "max_depth=4")

@@ -66,7 +66,7 @@ class Guarded:
 
 @pytest.fixture(scope="module")
 def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded:
-    """MODEL governed on the server (init by carol: alice the owner, alice and bob the
+    """MODEL governed on the server (init by the MLflow admin: alice the owner, alice and bob the
     approvers, four eyes on), dora and bob known to the server, one run of carol's to
     propose. Nobody holds an MLflow grant on MODEL: the authority decides by the policy."""
     from mlflow.server import get_app_client
@@ -87,7 +87,7 @@ def guarded(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Guarded
     with as_admin():
         for user, password in PASSWORDS.items():
             get_app_client("basic-auth", tracking_uri=server.url).create_user(user, password)
-    init = state.cli("init", "--json", by=CAROL)
+    init = state.cli("init", "--json", by="admin")
     assert init.exit_code == 0, init.stderr
     assert json.loads(init.stdout)["model"] == MODEL
     state.run_id = state.cli.json(

@@ -64,7 +64,7 @@ def _grant(url: str, user: str, model: str, permission: str) -> None:
 
 def _release(cli: Cli, url: str) -> int:
     """train -> propose (carol) -> approve (alice, another person): version 1 is @champion."""
-    assert cli("init", by=CAROL).exit_code == 0
+    assert cli("init", by="admin").exit_code == 0
     run = cli.json("train", "--rows", str(SMALL), "--seed", "11", "--by", CAROL, by=CAROL)
     proposed = cli.json("propose", run["run_id"], "--by", CAROL, by=CAROL)
     assert proposed["status"] == "pending_approval", proposed["gates"]
