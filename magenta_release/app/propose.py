@@ -92,20 +92,23 @@ REPROPOSABLE = frozenset({Status.REJECTED, Status.FAILED})
 
 
 # The facts of an evidence that name what the gates read: the run's training data and its
-# evaluation rows (their recorded digests).
-INPUT_DIGESTS = ("dataset_sha256", "eval_sha256")
+# evaluation rows (their recorded digests), and where the rows were read from (absent when
+# they could not be read: a table rebuilt since training, restored later, is judged anew).
+INPUTS = ("dataset_sha256", "eval_sha256", "source")
 
 
 def judged_alike(before: Evidence, now: Evidence) -> bool:
     """A gates_failed version judged again on the same inputs: same policy, champion, model
-    files and input digests. Proposing it again would only repeat the failure, so the existing
-    version is the answer. The gates' own text is not compared: in server mode it is whatever
-    the caller sends, and a changed detail must not make a new version."""
+    files and inputs, and each gate with the same outcome. Proposing it again would only
+    repeat the failure, so the existing version is the answer. A gate's detail text is not
+    compared: in server mode it is whatever the caller sends, and a changed detail must not
+    make a new version."""
     return (
         before.policy_sha256 == now.policy_sha256
         and before.champion == now.champion
         and before.manifest_sha256 == now.manifest_sha256
-        and all(before.facts.get(k) == now.facts.get(k) for k in INPUT_DIGESTS)
+        and all(before.facts.get(k) == now.facts.get(k) for k in INPUTS)
+        and [(g.name, g.passed) for g in before.gates] == [(g.name, g.passed) for g in now.gates]
     )
 
 
