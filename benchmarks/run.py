@@ -729,7 +729,7 @@ def bench_scale(s: Sizes, tmp: Path) -> list[Row]:
     env = {**os.environ, "MAGENTA_RELEASE_HOME": str(scale.home)}
     env.pop("MLFLOW_TRACKING_URI", None)
     at = f"{s.events:,} events, {s.scale_versions:,} versions, {s.scale_runs:,} runs"
-    fresh = clone_run(settings.db_path, scale.oldest_run)
+    fresh = clone_run(settings.db_path, scale.trained_run)
     newest = s.scale_versions + 1
     commands = [
         ("status", ["status"], {}),
@@ -968,27 +968,56 @@ PROFILE_NOTES = """\
   index; `compare --top` fetches the newest runs, takes their k-th best value as a bar and
   filters on it (`metrics.x >= bar`), raising the bar until a page is not full, then sorts in
   memory; it uses only the public client API, so it works the same against a server.
-- **Streaming predict memory** grows with the input (about 730 MB at 1M rows, 1,970 MB at
-  5M) because `sources.batches` reads parquet through `pyarrow.dataset.Dataset.to_batches`,
-  whose scanner reads ahead of a slow consumer. Reading the 5M-row file alone (no scoring,
-  20 ms per batch) peaked at 1,683 MB that way, 1,152 MB with `batch_readahead=1,
-  fragment_readahead=1`, 1,446 MB with `use_threads=False`, and 388 MB with
-  `pyarrow.parquet.ParquetFile(...).iter_batches` over each file of the dataset. With that
-  change to `batches`, predict peaked at 513 MB (1M rows) and 625 MB (5M rows) in one trial
-  on the loaded machine (the library is not changed yet; the rows above show the code as is).
+- **Streaming predict memory** grew with the input (532 MB at 1M rows, 1,069 MB at 20M) while
+  `sources.batches` read parquet through `pyarrow.dataset` (its scanner reads ahead of a slow
+  consumer) and then `ParquetFile.iter_batches` with pyarrow's default `pre_buffer=True`,
+  which buffers a row group's column chunks ahead. Batches now come from
+  `pq.ParquetFile(file, pre_buffer=False).iter_batches` (`magenta_release/io/sources/files.py`):
+  the rows above show the peak at 1M, 5M and 20M rows.
 - **Streaming predict throughput** (cProfile, 1M rows, 65,536-row batches): XGBoost's
   `inplace_predict` dominates; `contract.as_category` maps a Python lambda over every value
   (1M calls, ~0.4 s per 1M rows); loading the skops model scans every loaded module
   (`skops.io._utils.whichmodule`, 1 to 2 s per call, fixed); and the same pipeline in memory
   is ~1.25x slower in 65,536-row chunks than in one call (~1.14x in 262,144-row chunks).
-- **Read commands** (`python -X importtime`, bytecode cached): `status` imports 2.5 s of
-  modules against 1.3 s for `import mlflow`. The extra second is MLflow's SQLAlchemy tracking
-  store, which `MlflowClient` imports for a `sqlite://` URI
-  (`mlflow.store.tracking.sqlalchemy_store`, 0.85 s cumulative): SQLAlchemy (0.26 s),
-  `mlflow.store.db.utils` importing `alembic.migration` (0.30 s, of which `mako` loading
-  `pygments` through `mako.ext.pygmentplugin` is 0.20 s), the registry's SQLAlchemy store,
-  and the SQLite dialect. `history` and `runs` pay the same. The commands' own work after
-  the imports is ~0.3 s. Against an `http(s)://` server MLflow uses its REST stores instead.
+- **Read commands** were 1.8-1.9x `import mlflow`: `MlflowClient` on a `sqlite://` URI imports
+  MLflow and its SQLAlchemy stores (SQLAlchemy, alembic, mako, pygments), more than `import
+  mlflow` itself, while the command's own work is milliseconds of SQL. Of the three options
+  measured, `gc.freeze()` after the imports saves ~14 % and lazy skops types only help commands
+  that load a model; neither reaches 1.1x. The read-only path does: `io/store/embedded.py`
+  answers the reads every command makes with the standard library's `sqlite3` on a read-only
+  connection, only at the alembic revision its queries were written for (any other revision,
+  e.g. after an MLflow upgrade, gets `MlflowClient` for everything), and builds the MLflow client
+  only for writes and reads it does not know. `tests/io/test_embedded_reads.py` compares its
+  answers with `MlflowClient`'s record by record and checks that `status` imports neither
+  MLflow nor SQLAlchemy. The console script also collects garbage rarely while it starts and
+  freezes the start-up objects once the store is open
+  (https://docs.python.org/3/library/gc.html#gc.freeze).
+- **Scale**: versions, models and runs are read page by page to the end (no `max_results`
+  cap); a run-id prefix is a range query on the runs table's primary key in embedded mode
+  (before, the newest 50,000 runs were fetched and an older run was "does not exist") and
+  every page of runs against a server; registered-model names are listed without their tags.
+- **Train at 100k** fell from 0.15 to 0.78 of MLflow defaults because the fit did: 0.7 s on
+  an idle machine, 13-21 s in the later runs on a loaded one. libgomp's waiting threads spin,
+  and on the shared 2-core machine the spinning thread takes the core the working one needs: a
+  fit with two threads is many times slower, and burns many times the CPU, with libgomp's
+  default waiting than with `OMP_WAIT_POLICY=PASSIVE` once anything else runs
+  (`python -m benchmarks.omp_wait` reproduces it;
+  https://gcc.gnu.org/onlinedocs/libgomp/OMP_005fWAIT_005fPOLICY.html). The xgboost-cpu wheel
+  and scikit-learn load one vendored libgomp, initialised by whichever is imported first, so
+  the package sets the policy when it is imported (`magenta_release/__init__.py`) unless it is
+  set; `tests/test_threads.py` checks it.
+- **Propose and the data phase**: propose re-read, validated and digested the whole training
+  table to find its evaluation rows; it now streams a parquet
+  or DuckDB source and keeps only the evaluation rows, digests column by column without a
+  converted copy and hashes each row once (golden values from the old implementation in
+  `tests/core/test_digest.py`). The value gate sorted both models' scores in each of its 400
+  bootstrap rounds; the scores are ranked once and each resample is a bincount
+  (`gates.Ranked`, the per-resample code kept as the reference in
+  `tests/core/test_bootstrap.py`), and champion health bootstraps only the metric it reports.
+- **The suite**: `make test` leaves out the tests marked `slow` (the benchmarks at smoke sizes,
+  Dagster end to end, fault injection, races, the documented sessions) and distributes with
+  `--dist loadgroup`, so the server-mode tests' `xdist_group` keeps them on one worker;
+  `make test-all` (CI) runs everything. No test asserts a time.
 - **Server mode** (not in this table; see tests/integration): basic-auth re-hashes the password
   with PBKDF2 on every request; with `auth_cache_ttl_seconds = 60` the release loop over HTTP
   went from 80 s to 10 s.

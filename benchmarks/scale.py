@@ -27,7 +27,8 @@ WORKSPACE = "default"
 class Scale:
     home: Path
     model: str
-    oldest_run: str  # the champion's run: older than every bulk run
+    oldest_run: str  # the oldest of the experiment's runs (a bulk run)
+    trained_run: str  # the champion's run (a real one, with its artifacts)
     events: int
     versions: int
     runs: int
@@ -57,8 +58,16 @@ def scale_store(home: Path, *, events: int, versions: int, runs: int, rows: int 
             ).fetchone()[0]
     finally:
         con.close()
-    bulk_runs(db, str(experiment), runs)
-    return Scale(home, model, run, events, versions, runs)
+    bulk_runs(db, str(experiment), runs)  # older than the real runs
+    con = sqlite3.connect(db)
+    try:
+        (oldest,) = con.execute(
+            "select run_uuid from runs where experiment_id = ? order by start_time limit 1",
+            (experiment,),
+        ).fetchone()
+    finally:
+        con.close()
+    return Scale(home, model, oldest, run, events, versions, runs)
 
 
 def _copy_versions(con: sqlite3.Connection, model: str, template: int, versions: int) -> None:

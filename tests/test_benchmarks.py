@@ -113,3 +113,4 @@ def test_the_scale_store_is_consistent(tmp_path: Path) -> None:
     assert lifecycle.drift(ctx) == []
     assert ctx.runs.get_run(scale.oldest_run[:10]).run_id == scale.oldest_run
     assert len(ctx.runs.all_runs()) >= 302
+    assert scale.oldest_run == ctx.runs.all_runs()[-1].run_id  # the newest first
