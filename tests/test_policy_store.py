@@ -333,6 +333,10 @@ def test_policy_set_for_another_model_governs_a_second_model(
         ({"registered_name": "evil", "experiment": "churn-classifier-health"}, "-health"),
         ({"registered_name": "a/b", "experiment": "x"}, "'/'"),
         ({"registered_name": "churn-prepaid", "experiment": "churn"}, "holds the runs of model"),
+        # look-alikes of the governed name (#25): case, a Cyrillic es, a zero-width space
+        ({"registered_name": "Churn-Classifier", "experiment": "x"}, "reads as 'churn-classifier'"),
+        ({"registered_name": "\u0441hurn-classifier", "experiment": "x"}, "reads as"),
+        ({"registered_name": "churn-classifier\u200b", "experiment": "x"}, "invisible"),
     ],
 )
 def test_a_policy_naming_what_the_tool_or_another_model_owns_is_refused(
