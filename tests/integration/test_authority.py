@@ -217,3 +217,31 @@ def g_forged(governed: Governed) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     doc = r.json()
     return {"governed": governed, "version": doc["version"], "status": doc["status"]}
+
+
+def test_a_notification_outcome_is_recorded_by_the_decisions_actor_once(
+    governed: Governed,
+) -> None:
+    """The positive control of test_attacks_more's `notified` attack: alice approved the
+    champion, so she records how its `approved` notification went; carol (who did not
+    approve it) may not, and a second outcome is never written over the first."""
+    body = {
+        "model": MODEL,
+        "version": governed.champion,
+        "event": "approved",
+        "outcome": {"at": "2026-12-04T09:00:00+00:00", "deliveries": []},
+    }
+    assert governed.post(CAROL, "notified", body).status_code == 403
+    first = governed.post(ALICE, "notified", body)
+    assert first.status_code == 200, first.text
+    again = {**body, "outcome": {"at": "2026-12-04T10:00:00+00:00", "deliveries": []}}
+    second = governed.post(ALICE, "notified", again)
+    assert second.status_code == 403 and "never written over" in second.text, second.text
+    got = requests.get(
+        f"{governed.server.url}/api/2.0/mlflow/model-versions/get",
+        params={"name": MODEL, "version": str(governed.champion)},
+        auth=(ALICE, USERS[ALICE]),
+        timeout=120,
+    )
+    tags = {t["key"]: t["value"] for t in got.json()["model_version"]["tags"]}
+    assert json.loads(tags["release.notify.approved"])["at"] == "2026-12-04T09:00:00+00:00"
