@@ -39,13 +39,13 @@ demo: $(STAMP) ## run the whole release loop in a throwaway store (./demo)
 	$(BIN)/magenta-release demo
 
 test: $(STAMP) ## the default suite: every test but the `slow` end-to-end ones (server mode included)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" $(PYTEST_ARGS)
 
 test-all: $(STAMP) ## everything `make test` runs plus the `slow` end-to-end tests (what CI runs)
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 test-fast: $(STAMP) ## the default suite without server-mode tests
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow and not server" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow and not server" $(PYTEST_ARGS)
 
 wheel: $(STAMP) ## build dist/magenta_release-VERSION-py3-none-any.whl (what `uv tool install` takes)
 	rm -rf dist

@@ -1016,7 +1016,10 @@ PROFILE_NOTES = """\
   `tests/core/test_bootstrap.py`), and champion health bootstraps only the metric it reports.
 - **The suite**: `make test` leaves out the tests marked `slow` (the benchmarks at smoke sizes,
   Dagster end to end, fault injection, races, the documented sessions) and distributes with
-  `--dist loadgroup`, so the server-mode tests' `xdist_group` keeps them on one worker;
+  `--dist loadfile`, which keeps each module on one worker (its module-scoped stores are
+  built once, its tests run in order); `--dist loadgroup` would not group the server-mode
+  tests: with pytest 9.2 it ignores `xdist_group` silently
+  ([pytest-xdist#1386](https://github.com/pytest-dev/pytest-xdist/issues/1386));
   `make test-all` (CI) runs everything. No test asserts a time.
 - **Server mode** (not in this table; see tests/integration): basic-auth re-hashes the password
   with PBKDF2 on every request; with `auth_cache_ttl_seconds = 60` the release loop over HTTP
