@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 
 # Both MLflow and Dagster phone home by default; nothing may leave Europe.
-# MLflow only honours the string "true" for DO_NOT_TRACK (RESEARCH.md).
+# MLflow only honours the string "true" for DO_NOT_TRACK
+# (https://mlflow.org/docs/latest/community/usage-tracking/).
 TELEMETRY_OFF = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
     "DO_NOT_TRACK": "true",
